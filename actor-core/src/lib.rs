@@ -1,1 +1,77 @@
-//! placeholder
+//! `actor-core`: the local actor runtime.
+//!
+//! Typed actors ([`Actor`]) run as tokio tasks, one message at a time, spawned from
+//! [`Props`] into an [`ActorSystem`]'s tree under `/user`. [`ActorRef`]s `tell` without
+//! blocking and `ask` with a timeout. A failure (an `Err` or a panic in a hook) suspends the
+//! actor and its parent's [`SupervisorStrategy`] resumes, restarts, stops or escalates.
+//! [`Context::watch`] delivers exactly one [`Terminated`] per watched actor. Timers, receive
+//! timeouts, stash and an event stream with dead letters complete the set. All time goes
+//! through `tokio::time`, so a test on a paused runtime runs in virtual time.
+//!
+//! The guarantees are stated in one place, `docs/semantics.md` at the repository root.
+//!
+//! # Examples
+//! A supervised worker that fails and is restarted by its parent's default strategy:
+//! ```
+//! use actor_core::{Actor, ActorError, ActorResult, ActorSystem, Context, Props, ReplyTo};
+//! use std::time::Duration;
+//!
+//! enum Job { Run(u32, ReplyTo<u32>), Crash }
+//!
+//! struct Worker;
+//! impl Actor for Worker {
+//!     type Msg = Job;
+//!     async fn handle(&mut self, job: Job, _: &mut Context<Self>) -> ActorResult {
+//!         match job {
+//!             Job::Run(n, reply) => { reply.reply(n * 2); Ok(()) }
+//!             Job::Crash => Err(ActorError::msg("bad input")),
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let system = ActorSystem::new("jobs").unwrap();
+//! let worker = system.spawn(Props::new(|| Worker), "worker").unwrap();
+//! worker.tell(Job::Crash); // restarted: the mailbox is kept
+//! let doubled = worker.ask(|r| Job::Run(21, r), Duration::from_secs(1)).await.unwrap();
+//! assert_eq!(doubled, 42);
+//! system.terminate().await;
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod actor;
+mod actor_ref;
+mod cell;
+mod context;
+mod death_watch;
+mod error;
+mod event_stream;
+mod mailbox;
+mod path;
+mod props;
+mod runner;
+mod supervision;
+mod system;
+mod timers;
+
+pub use actor::Actor;
+pub use actor_ref::{ActorRef, RefBackend, ReplyTo, Watcher};
+pub use context::Context;
+pub use death_watch::Terminated;
+pub use error::{
+    ActorError, ActorResult, AskError, LookupError, SpawnError, StashFull, SystemError, TellError,
+};
+pub use event_stream::{DeadLetter, DeadLetterMessage, DeadLetterReason, EventStream};
+pub use mailbox::{MailboxConfig, OverflowPolicy};
+pub use path::{
+    ActorId, ActorPath, Address, PATH_SCHEME, PathError, validate_actor_name, validate_system_name,
+};
+pub use props::{DEFAULT_STASH_CAPACITY, Props};
+pub use supervision::{
+    Backoff, Directive, Failure, FailureCause, FailurePhase, StrategyKind, SupervisorStrategy,
+    default_decider,
+};
+pub use system::{ActorSystem, SystemSettings};
+pub use timers::TimerKey;

@@ -1,0 +1,281 @@
+//! The shared, type-erased part of a running actor: identity, system-message queue, children,
+//! watchers. The run loop ([`crate::runner`]) owns the instance; refs and other actors reach it
+//! only through this cell.
+
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::error::TellError;
+use crate::event_stream::DeadLetterReason;
+use crate::mailbox::{Envelope, MailboxConfig, OverflowPolicy};
+use crate::path::ActorId;
+use crate::supervision::Failure;
+use crate::system::SystemInner;
+
+/// Messages between the runtime and an actor's cell; handled before any user message.
+pub(crate) enum SystemMsg {
+    /// Stop now (after the handler in progress).
+    Stop,
+    /// A child failed and is suspended, waiting for a directive.
+    Failed { child: ActorId, failure: Failure },
+    /// Directive: continue with the next message.
+    Resume,
+    /// Directive: make a fresh instance.
+    Restart(Failure),
+    /// A watched actor (or a child) has terminated.
+    Terminated(ActorId),
+}
+
+/// The children of a cell, by name. A name stays taken until the parent has processed the
+/// child's termination.
+#[derive(Default)]
+pub(crate) struct Children {
+    pub(crate) by_name: BTreeMap<Box<str>, Arc<dyn CellHandle>>,
+    pub(crate) closed: bool,
+}
+
+#[derive(Default)]
+struct WatchState {
+    dead: bool,
+    watchers: Vec<Arc<dyn CellHandle>>,
+}
+
+/// Identity and shared state of one actor incarnation.
+pub(crate) struct CellCore {
+    pub(crate) id: ActorId,
+    pub(crate) system: Arc<SystemInner>,
+    pub(crate) parent: Option<Arc<dyn CellHandle>>,
+    sys_queue: Mutex<VecDeque<SystemMsg>>,
+    sys_pending: AtomicBool,
+    pub(crate) sys_notify: Notify,
+    pub(crate) children: Mutex<Children>,
+    next_child_name: AtomicU64,
+    watch: Mutex<WatchState>,
+    pub(crate) subscribed: AtomicBool,
+}
+
+impl CellCore {
+    pub(crate) fn new(
+        id: ActorId,
+        system: Arc<SystemInner>,
+        parent: Option<Arc<dyn CellHandle>>,
+    ) -> Self {
+        CellCore {
+            id,
+            system,
+            parent,
+            sys_queue: Mutex::new(VecDeque::new()),
+            sys_pending: AtomicBool::new(false),
+            sys_notify: Notify::new(),
+            children: Mutex::new(Children::default()),
+            next_child_name: AtomicU64::new(0),
+            watch: Mutex::new(WatchState::default()),
+            subscribed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether system messages are waiting (one relaxed load: the hot-path check).
+    #[inline]
+    pub(crate) fn has_system(&self) -> bool {
+        self.sys_pending.load(Ordering::Acquire)
+    }
+
+    /// Takes every queued system message.
+    pub(crate) fn take_system(&self) -> VecDeque<SystemMsg> {
+        let mut q = self.sys_queue.lock();
+        self.sys_pending.store(false, Ordering::Release);
+        std::mem::take(&mut *q)
+    }
+
+    /// Queues a system message; true when the queue was empty (the actor may need waking).
+    fn push_system(&self, msg: SystemMsg) -> bool {
+        if self.watch.lock().dead {
+            return false;
+        }
+        let mut q = self.sys_queue.lock();
+        q.push_back(msg);
+        self.sys_pending.store(true, Ordering::Release);
+        q.len() == 1
+    }
+
+    /// A fresh generated child name (`$a`, `$b`, ... `$ba`, ...).
+    pub(crate) fn generated_name(&self) -> String {
+        let mut n = self.next_child_name.fetch_add(1, Ordering::Relaxed);
+        let mut s = Vec::with_capacity(8);
+        loop {
+            s.push(b'a' + (n % 26) as u8);
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+        }
+        s.push(b'$');
+        s.reverse();
+        String::from_utf8(s).unwrap_or_default()
+    }
+
+    /// Registers `watcher`; false when this actor is already dead (the caller signals at once).
+    pub(crate) fn add_watcher(&self, watcher: Arc<dyn CellHandle>) -> bool {
+        let mut w = self.watch.lock();
+        if w.dead {
+            return false;
+        }
+        if !w.watchers.iter().any(|x| x.core().id == watcher.core().id) {
+            w.watchers.push(watcher);
+        }
+        true
+    }
+
+    pub(crate) fn remove_watcher(&self, watcher: &crate::path::ActorId) {
+        self.watch
+            .lock()
+            .watchers
+            .retain(|x| x.core().id != *watcher);
+    }
+
+    /// Marks the cell dead and returns the watchers to notify. Idempotent.
+    pub(crate) fn mark_dead(&self) -> Vec<Arc<dyn CellHandle>> {
+        let mut w = self.watch.lock();
+        w.dead = true;
+        self.sys_queue.lock().clear();
+        std::mem::take(&mut w.watchers)
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.watch.lock().dead
+    }
+
+    pub(crate) fn child_list(&self) -> Vec<Arc<dyn CellHandle>> {
+        self.children.lock().by_name.values().cloned().collect()
+    }
+}
+
+/// A cell seen without its message type.
+pub(crate) trait CellHandle: Send + Sync + 'static {
+    /// The shared state.
+    fn core(&self) -> &CellCore;
+    /// Rouses the run loop if it is waiting for user messages.
+    fn wake(&self);
+    /// The concrete cell, for a typed downcast.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    /// Queues a system message and wakes the actor.
+    fn send_system(&self, msg: SystemMsg) {
+        if self.core().push_system(msg) {
+            self.wake();
+        }
+    }
+}
+
+/// A cell that takes messages of type `M`.
+pub(crate) struct LocalCell<M> {
+    pub(crate) core: CellCore,
+    tx: flume::Sender<Envelope<M>>,
+    overflow: Option<OverflowPolicy>,
+    /// A receiver kept by the sender side to drop the oldest message (only for `DropOldest`);
+    /// taken away when the actor dies so the channel disconnects.
+    oldest: Mutex<Option<flume::Receiver<Envelope<M>>>>,
+}
+
+/// How many times a `DropOldest` send evicts and retries before giving up on the new message.
+const DROP_OLDEST_ATTEMPTS: usize = 8;
+
+impl<M: Send + 'static> LocalCell<M> {
+    pub(crate) fn new(
+        core: CellCore,
+        mailbox: &MailboxConfig,
+    ) -> (Arc<Self>, flume::Receiver<Envelope<M>>) {
+        let (tx, rx) = mailbox.channel();
+        let overflow = match mailbox {
+            MailboxConfig::Unbounded => None,
+            MailboxConfig::Bounded { overflow, .. } => Some(*overflow),
+        };
+        let oldest = (overflow == Some(OverflowPolicy::DropOldest)).then(|| rx.clone());
+        let cell = Arc::new(LocalCell {
+            core,
+            tx,
+            overflow,
+            oldest: Mutex::new(oldest),
+        });
+        (cell, rx)
+    }
+
+    /// Enqueues an envelope following the mailbox's overflow policy. Messages the policy
+    /// drops go to dead letters here; the error carries a message that was not taken.
+    #[inline]
+    pub(crate) fn enqueue(&self, env: Envelope<M>) -> Result<(), TellError<Envelope<M>>> {
+        let Some(policy) = self.overflow else {
+            return self
+                .tx
+                .send(env)
+                .map_err(|e| TellError::Dead(e.into_inner()));
+        };
+        let mut env = match self.tx.try_send(env) {
+            Ok(()) => return Ok(()),
+            Err(flume::TrySendError::Disconnected(e)) => return Err(TellError::Dead(e)),
+            Err(flume::TrySendError::Full(e)) => e,
+        };
+        match policy {
+            OverflowPolicy::FailSender => Err(TellError::MailboxFull(env)),
+            OverflowPolicy::DropNewest => {
+                self.dead_letter(env, DeadLetterReason::MailboxFull);
+                Ok(())
+            }
+            OverflowPolicy::DropOldest => {
+                for _ in 0..DROP_OLDEST_ATTEMPTS {
+                    let evicted = self
+                        .oldest
+                        .lock()
+                        .as_ref()
+                        .and_then(|rx| rx.try_recv().ok());
+                    if let Some(old) = evicted {
+                        self.dead_letter(old, DeadLetterReason::MailboxFull);
+                    }
+                    env = match self.tx.try_send(env) {
+                        Ok(()) => return Ok(()),
+                        Err(flume::TrySendError::Disconnected(e)) => {
+                            return Err(TellError::Dead(e));
+                        }
+                        Err(flume::TrySendError::Full(e)) => e,
+                    };
+                }
+                self.dead_letter(env, DeadLetterReason::MailboxFull);
+                Ok(())
+            }
+        }
+    }
+
+    /// Publishes an envelope's message (if any) as a dead letter.
+    pub(crate) fn dead_letter(&self, env: Envelope<M>, reason: DeadLetterReason) {
+        if let Some(m) = env.into_message() {
+            self.core
+                .system
+                .dead_letter(self.core.id.path().clone(), m, reason);
+        }
+    }
+
+    /// Stops the overflow policy from holding the channel open.
+    pub(crate) fn close_sender_side(&self) {
+        self.oldest.lock().take();
+    }
+}
+
+impl<M: Send + 'static> CellHandle for LocalCell<M> {
+    fn core(&self) -> &CellCore {
+        &self.core
+    }
+
+    fn wake(&self) {
+        let _ = self.tx.try_send(Envelope::Wake);
+        self.core.sys_notify.notify_one();
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}

@@ -1,0 +1,288 @@
+//! [`Context`]: what an actor can do from inside its hooks: spawn and stop children, watch,
+//! timers, stash, receive timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::actor::Actor;
+use crate::actor_ref::ActorRef;
+use crate::cell::{CellHandle, LocalCell, SystemMsg};
+use crate::death_watch::WatchMode;
+use crate::error::{SpawnError, StashFull};
+use crate::path::{ActorId, ActorPath};
+use crate::props::Props;
+use crate::supervision::{RestartStats, SupervisorStrategy};
+use crate::system::{ActorSystem, spawn_child};
+use crate::timers::{TimerKey, Timers};
+
+pub(crate) struct ReceiveTimeout<M> {
+    pub(crate) after: Duration,
+    pub(crate) deadline: Instant,
+    pub(crate) make: Box<dyn Fn() -> M + Send>,
+}
+
+/// The actor's view of itself and the runtime, passed to every hook.
+pub struct Context<A: Actor> {
+    pub(crate) cell: Arc<LocalCell<A::Msg>>,
+    pub(crate) handle: Arc<dyn CellHandle>,
+    myself: ActorRef<A::Msg>,
+    system: ActorSystem,
+    pub(crate) timers: Timers,
+    pub(crate) stash: VecDeque<A::Msg>,
+    stash_capacity: usize,
+    /// Messages to process before the mailbox (unstashed ones).
+    pub(crate) front: VecDeque<A::Msg>,
+    pub(crate) watching: HashMap<ActorId, WatchMode<A::Msg>>,
+    pub(crate) receive_timeout: Option<ReceiveTimeout<A::Msg>>,
+    pub(crate) stop_requested: bool,
+    pub(crate) supervisor: SupervisorStrategy,
+    pub(crate) restart_stats: HashMap<ActorId, RestartStats>,
+}
+
+impl<A: Actor> Context<A> {
+    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: &Props<A>) -> Self {
+        Context {
+            handle: cell.clone(),
+            myself: ActorRef::local(cell.clone()),
+            cell,
+            system,
+            timers: Timers::default(),
+            stash: VecDeque::new(),
+            stash_capacity: props.stash_capacity,
+            front: VecDeque::new(),
+            watching: HashMap::new(),
+            receive_timeout: None,
+            stop_requested: false,
+            supervisor: props.supervisor.clone(),
+            restart_stats: HashMap::new(),
+        }
+    }
+
+    /// A ref to this actor.
+    pub fn myself(&self) -> &ActorRef<A::Msg> {
+        &self.myself
+    }
+
+    /// The actor system this actor runs in.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// This actor's path.
+    pub fn path(&self) -> &ActorPath {
+        self.cell.core.id.path()
+    }
+
+    /// This incarnation's identity.
+    pub fn id(&self) -> &ActorId {
+        &self.cell.core.id
+    }
+
+    /// Spawns a child named `name`.
+    ///
+    /// # Errors
+    /// [`SpawnError::InvalidName`], [`SpawnError::DuplicateName`] when a sibling has the name,
+    /// [`SpawnError::ParentStopping`] while this actor stops.
+    pub fn spawn<C: Actor>(
+        &mut self,
+        props: Props<C>,
+        name: &str,
+    ) -> Result<ActorRef<C::Msg>, SpawnError> {
+        spawn_child(&self.handle, props, Some(name))
+    }
+
+    /// Spawns a child with a generated name (`$a`, `$b`, ...).
+    ///
+    /// # Errors
+    /// [`SpawnError::ParentStopping`] while this actor stops.
+    pub fn spawn_anonymous<C: Actor>(
+        &mut self,
+        props: Props<C>,
+    ) -> Result<ActorRef<C::Msg>, SpawnError> {
+        spawn_child(&self.handle, props, None)
+    }
+
+    /// A typed ref to the child named `name`, if it exists and takes `M`.
+    pub fn child<M: Send + 'static>(&self, name: &str) -> Option<ActorRef<M>> {
+        let child = self.cell.core.children.lock().by_name.get(name).cloned()?;
+        child
+            .as_any()
+            .downcast::<LocalCell<M>>()
+            .ok()
+            .map(ActorRef::local)
+    }
+
+    /// The paths of the current children (including ones still stopping).
+    pub fn children(&self) -> Vec<ActorPath> {
+        self.cell
+            .core
+            .child_list()
+            .iter()
+            .map(|c| c.core().id.path().clone())
+            .collect()
+    }
+
+    /// Stops this actor after the current hook returns.
+    pub fn stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    /// Stops a child; false if `child` is not a child of this actor.
+    pub fn stop_child<M: Send + 'static>(&mut self, child: &ActorRef<M>) -> bool {
+        let found = self
+            .cell
+            .core
+            .children
+            .lock()
+            .by_name
+            .get(child.path().name())
+            .filter(|c| c.core().id == *child.id())
+            .cloned();
+        match found {
+            Some(c) => {
+                c.send_system(SystemMsg::Stop);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Watches `target`: [`Actor::terminated`] runs exactly once when it stops (at once if
+    /// it is already dead). Watching twice is one watch.
+    pub fn watch<M: Send + 'static>(&mut self, target: &ActorRef<M>) {
+        if target.id() == self.id() {
+            return;
+        }
+        self.watching.insert(target.id().clone(), WatchMode::Signal);
+        target.watch_from(&self.handle);
+    }
+
+    /// Watches `target` and receives `msg` (through [`Actor::handle`]) when it stops,
+    /// exactly once, instead of the [`Actor::terminated`] signal.
+    pub fn watch_with<M: Send + 'static>(&mut self, target: &ActorRef<M>, msg: A::Msg) {
+        if target.id() == self.id() {
+            return;
+        }
+        self.watching
+            .insert(target.id().clone(), WatchMode::Message(msg));
+        target.watch_from(&self.handle);
+    }
+
+    /// Stops watching `target`; no signal arrives for it afterwards.
+    pub fn unwatch<M: Send + 'static>(&mut self, target: &ActorRef<M>) {
+        if self.watching.remove(target.id()).is_some() {
+            target.unwatch_from(self.id());
+        }
+    }
+
+    /// Sends `msg` to self once after `delay`, replacing any timer with the same key.
+    pub fn start_single_timer(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
+        self.timers.start_single(&self.cell, key.into(), delay, msg);
+    }
+
+    /// Sends `msg` to self every `interval`; a late tick delays the following ones.
+    pub fn start_timer_with_fixed_delay(
+        &mut self,
+        key: impl Into<TimerKey>,
+        interval: Duration,
+        msg: A::Msg,
+    ) where
+        A::Msg: Clone,
+    {
+        self.timers
+            .start_periodic(&self.cell, key.into(), interval, false, msg);
+    }
+
+    /// Sends `msg` to self every `interval`, catching up on missed ticks.
+    pub fn start_timer_at_fixed_rate(
+        &mut self,
+        key: impl Into<TimerKey>,
+        interval: Duration,
+        msg: A::Msg,
+    ) where
+        A::Msg: Clone,
+    {
+        self.timers
+            .start_periodic(&self.cell, key.into(), interval, true, msg);
+    }
+
+    /// Cancels a timer; a message it already queued is not delivered. False if none was
+    /// active.
+    pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) -> bool {
+        self.timers.cancel(&key.into())
+    }
+
+    /// Whether a timer with this key is active.
+    pub fn is_timer_active(&self, key: impl Into<TimerKey>) -> bool {
+        self.timers.is_active(&key.into())
+    }
+
+    /// Cancels every timer.
+    pub fn cancel_all_timers(&mut self) {
+        self.timers.cancel_all();
+    }
+
+    /// Sends `msg` to self whenever no message arrived for `after`; any message resets the
+    /// clock.
+    pub fn set_receive_timeout(&mut self, after: Duration, msg: A::Msg)
+    where
+        A::Msg: Clone + Sync,
+    {
+        self.receive_timeout = Some(ReceiveTimeout {
+            after,
+            deadline: Instant::now() + after,
+            make: Box::new(move || msg.clone()),
+        });
+    }
+
+    /// Cancels the receive timeout.
+    pub fn cancel_receive_timeout(&mut self) {
+        self.receive_timeout = None;
+    }
+
+    /// Keeps `msg` for later ([`Context::unstash_all`]).
+    ///
+    /// # Errors
+    /// [`StashFull`] with the message when the stash holds its capacity
+    /// ([`Props::with_stash_capacity`]).
+    pub fn stash(&mut self, msg: A::Msg) -> Result<(), StashFull<A::Msg>> {
+        if self.stash.len() >= self.stash_capacity {
+            return Err(StashFull {
+                capacity: self.stash_capacity,
+                message: msg,
+            });
+        }
+        self.stash.push_back(msg);
+        Ok(())
+    }
+
+    /// Puts every stashed message in front of the mailbox, in the order they were stashed.
+    pub fn unstash_all(&mut self) {
+        while let Some(m) = self.stash.pop_back() {
+            self.front.push_front(m);
+        }
+    }
+
+    /// How many messages are stashed.
+    pub fn stash_len(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// Runs `future` outside the actor and sends `map(output)` to self when it completes, so
+    /// the actor never awaits inline (if the actor has stopped, the message is a dead letter).
+    pub fn pipe_to_self<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+        map: impl FnOnce(T) -> A::Msg + Send + 'static,
+    ) {
+        let me = self.myself.clone();
+        tokio::spawn(async move {
+            let out = future.await;
+            me.tell(map(out));
+        });
+    }
+}

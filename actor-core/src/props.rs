@@ -1,0 +1,85 @@
+//! [`Props`]: the recipe an actor is made from, at spawn and at every restart.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::actor::Actor;
+use crate::mailbox::MailboxConfig;
+use crate::supervision::SupervisorStrategy;
+
+/// How many messages an actor may stash by default. A bound keeps a stuck actor from
+/// growing without limit; raise it for actors that stash long bursts.
+pub const DEFAULT_STASH_CAPACITY: usize = 10_000;
+
+/// The recipe for an actor: a factory (called at spawn and at each restart), the mailbox,
+/// and the strategy this actor uses to supervise its own children.
+pub struct Props<A: Actor> {
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    pub(crate) mailbox: MailboxConfig,
+    pub(crate) supervisor: SupervisorStrategy,
+    pub(crate) stash_capacity: usize,
+}
+
+impl<A: Actor> Props<A> {
+    /// Props that build each instance with `factory`.
+    pub fn new(factory: impl Fn() -> A + Send + Sync + 'static) -> Self {
+        Props {
+            factory: Arc::new(factory),
+            mailbox: MailboxConfig::default(),
+            supervisor: SupervisorStrategy::default(),
+            stash_capacity: DEFAULT_STASH_CAPACITY,
+        }
+    }
+
+    /// Props that clone `prototype` for each instance.
+    pub fn from_clone(prototype: A) -> Self
+    where
+        A: Clone + Sync,
+    {
+        Props::new(move || prototype.clone())
+    }
+
+    /// Uses this mailbox instead of the unbounded default.
+    pub fn with_mailbox(mut self, mailbox: MailboxConfig) -> Self {
+        self.mailbox = mailbox;
+        self
+    }
+
+    /// How this actor supervises its children (the default restarts them).
+    pub fn supervisor(mut self, strategy: SupervisorStrategy) -> Self {
+        self.supervisor = strategy;
+        self
+    }
+
+    /// How many messages [`Context::stash`](crate::Context::stash) keeps.
+    pub fn with_stash_capacity(mut self, capacity: usize) -> Self {
+        self.stash_capacity = capacity;
+        self
+    }
+
+    pub(crate) fn create(&self) -> A {
+        (self.factory)()
+    }
+}
+
+impl<A: Actor> Clone for Props<A> {
+    fn clone(&self) -> Self {
+        Props {
+            factory: self.factory.clone(),
+            mailbox: self.mailbox,
+            supervisor: self.supervisor.clone(),
+            stash_capacity: self.stash_capacity,
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for Props<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Props")
+            .field("actor", &std::any::type_name::<A>())
+            .field("mailbox", &self.mailbox)
+            .field("supervisor", &self.supervisor)
+            .field("stash_capacity", &self.stash_capacity)
+            .finish()
+    }
+}

@@ -1,0 +1,484 @@
+//! The run loop of one actor, written as an explicit state machine:
+//!
+//! ```text
+//!   start ──ok──> Running ──failure──> Suspended ──Resume──> Running
+//!     │             │  ▲                  │ Restart
+//!   failure         │  └──ok── Restarting <┘ (also on an all-for-one sibling restart)
+//!     ▼             │            │ failure -> Suspended
+//!  Suspended      stop ──────> Stopping ──> children stopped, `stopped` hook, Terminated out
+//! ```
+//!
+//! System messages are drained before every user message. While suspended, an actor processes
+//! only system messages, so the parent's directive decides what happens to the rest of the
+//! mailbox.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use crate::actor::Actor;
+use crate::cell::{CellHandle, SystemMsg};
+use crate::context::Context;
+use crate::death_watch::{Terminated, WatchMode};
+use crate::error::ActorResult;
+use crate::event_stream::DeadLetterReason;
+use crate::mailbox::Envelope;
+use crate::path::ActorId;
+use crate::props::Props;
+use crate::supervision::{
+    Directive, Failure, FailureCause, FailurePhase, RestartStats, StrategyKind,
+};
+
+/// Where the run loop is.
+enum State {
+    Running,
+    Suspended(Failure),
+    Restarting(Failure),
+    Stopping,
+}
+
+pub(crate) struct Runner<A: Actor> {
+    props: Props<A>,
+    ctx: Context<A>,
+    rx: flume::Receiver<Envelope<A::Msg>>,
+    actor: Option<A>,
+    /// System messages taken from the queue but left for the next state to handle.
+    deferred: VecDeque<SystemMsg>,
+    /// Termination signals that arrived while the actor could not take them (`was_child`).
+    pending_signals: VecDeque<(ActorId, bool)>,
+    /// Children whose failure this actor escalated; resumed if this actor is resumed.
+    escalated: Vec<Arc<dyn CellHandle>>,
+    /// A stop that arrived while restarting.
+    stop_pending: bool,
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl<A: Actor> Runner<A> {
+    pub(crate) fn new(
+        props: Props<A>,
+        ctx: Context<A>,
+        rx: flume::Receiver<Envelope<A::Msg>>,
+    ) -> Self {
+        Runner {
+            props,
+            ctx,
+            rx,
+            actor: None,
+            deferred: VecDeque::new(),
+            pending_signals: VecDeque::new(),
+            escalated: Vec::new(),
+            stop_pending: false,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut state = self.start().await;
+        loop {
+            state = match state {
+                State::Running => self.process().await,
+                State::Suspended(f) => self.suspended(f).await,
+                State::Restarting(f) => self.restart(f).await,
+                State::Stopping => break,
+            };
+        }
+        self.finish().await;
+    }
+
+    fn failure(&self, cause: FailureCause, phase: FailurePhase) -> Failure {
+        Failure::new(self.ctx.path().clone(), cause, phase)
+    }
+
+    /// Awaits a hook, turning an `Err` or a panic into a [`FailureCause`].
+    async fn guarded(fut: impl Future<Output = ActorResult>) -> Result<(), FailureCause> {
+        match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FailureCause::Error(e)),
+            Err(p) => Err(FailureCause::Panic(panic_message(p))),
+        }
+    }
+
+    /// Makes a fresh instance from the props.
+    fn create(&mut self) -> Result<(), Failure> {
+        let props = &self.props;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| props.create())) {
+            Ok(a) => {
+                self.actor = Some(a);
+                Ok(())
+            }
+            Err(p) => Err(self.failure(FailureCause::Panic(panic_message(p)), FailurePhase::Start)),
+        }
+    }
+
+    async fn start(&mut self) -> State {
+        if let Err(f) = self.create() {
+            return State::Suspended(f);
+        }
+        let Some(actor) = self.actor.as_mut() else {
+            return State::Stopping;
+        };
+        match Self::guarded(actor.started(&mut self.ctx)).await {
+            Ok(()) => State::Running,
+            Err(c) => State::Suspended(self.failure(c, FailurePhase::Start)),
+        }
+    }
+
+    async fn handle(&mut self, msg: A::Msg) -> Result<(), Failure> {
+        let Some(actor) = self.actor.as_mut() else {
+            return Ok(());
+        };
+        Self::guarded(actor.handle(msg, &mut self.ctx))
+            .await
+            .map_err(|c| self.failure(c, FailurePhase::Message))
+    }
+
+    /// Delivers a termination signal according to the watch mode.
+    async fn signal(&mut self, id: ActorId, was_child: bool) -> Result<(), Failure> {
+        match self.ctx.watching.remove(&id) {
+            Some(WatchMode::Message(m)) => self.handle(m).await,
+            Some(WatchMode::Signal) => self.terminated_hook(id).await,
+            None if was_child => self.terminated_hook(id).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn terminated_hook(&mut self, id: ActorId) -> Result<(), Failure> {
+        let Some(actor) = self.actor.as_mut() else {
+            return Ok(());
+        };
+        Self::guarded(actor.terminated(Terminated::new(id), &mut self.ctx))
+            .await
+            .map_err(|c| self.failure(c, FailurePhase::Message))
+    }
+
+    /// Removes a terminated child from the children; true if it was one.
+    fn child_terminated(&mut self, id: &ActorId) -> bool {
+        let mut children = self.ctx.cell.core.children.lock();
+        let name = id.path().name();
+        let is_child = id.path().parent() == Some(self.ctx.path())
+            && children
+                .by_name
+                .get(name)
+                .is_some_and(|c| c.core().id == *id);
+        if is_child {
+            children.by_name.remove(name);
+            drop(children);
+            self.ctx.restart_stats.remove(id);
+            self.escalated.retain(|c| c.core().id != *id);
+        }
+        is_child
+    }
+
+    /// Deferred messages first, then the queue.
+    fn take_system(&mut self) -> VecDeque<SystemMsg> {
+        let mut msgs = std::mem::take(&mut self.deferred);
+        if self.ctx.cell.core.has_system() {
+            msgs.extend(self.ctx.cell.core.take_system());
+        }
+        msgs
+    }
+
+    /// Handles system messages while running; `Some` on a change of state.
+    async fn system_while_running(&mut self) -> Option<State> {
+        while let Some((id, was_child)) = self.pending_signals.pop_front() {
+            if let Err(f) = self.signal(id, was_child).await {
+                return Some(State::Suspended(f));
+            }
+        }
+        let mut msgs = self.take_system();
+        while let Some(msg) = msgs.pop_front() {
+            let next = match msg {
+                SystemMsg::Stop => Some(State::Stopping),
+                SystemMsg::Restart(f) => Some(State::Restarting(f)),
+                SystemMsg::Resume => None,
+                SystemMsg::Failed { child, failure } => self.supervise(child, failure),
+                SystemMsg::Terminated(id) => {
+                    let was_child = self.child_terminated(&id);
+                    self.signal(id, was_child).await.err().map(State::Suspended)
+                }
+            };
+            if next.is_some() {
+                self.deferred.extend(msgs);
+                return next;
+            }
+        }
+        None
+    }
+
+    async fn process(&mut self) -> State {
+        loop {
+            if (!self.pending_signals.is_empty()
+                || !self.deferred.is_empty()
+                || self.ctx.cell.core.has_system())
+                && let Some(next) = self.system_while_running().await
+            {
+                return next;
+            }
+            if self.ctx.stop_requested {
+                return State::Stopping;
+            }
+            let msg = if let Some(m) = self.ctx.front.pop_front() {
+                m
+            } else {
+                let env = match &self.ctx.receive_timeout {
+                    None => match self.rx.recv_async().await {
+                        Ok(env) => env,
+                        Err(_) => return State::Stopping,
+                    },
+                    Some(rt) => {
+                        let deadline = rt.deadline;
+                        tokio::select! {
+                            biased;
+                            env = self.rx.recv_async() => match env {
+                                Ok(env) => env,
+                                Err(_) => return State::Stopping,
+                            },
+                            _ = tokio::time::sleep_until(deadline) => match &self.ctx.receive_timeout {
+                                Some(rt) => Envelope::User((rt.make)()),
+                                None => Envelope::Wake,
+                            },
+                        }
+                    }
+                };
+                match env {
+                    Envelope::User(m) => m,
+                    Envelope::Timer {
+                        key,
+                        generation,
+                        msg,
+                    } => {
+                        if !self.ctx.timers.accept(&key, generation) {
+                            continue;
+                        }
+                        msg
+                    }
+                    Envelope::PoisonPill => return State::Stopping,
+                    Envelope::Wake => continue,
+                }
+            };
+            if let Some(rt) = self.ctx.receive_timeout.as_mut() {
+                rt.deadline = Instant::now() + rt.after;
+            }
+            if let Err(f) = self.handle(msg).await {
+                return State::Suspended(f);
+            }
+        }
+    }
+
+    /// Decides a child's failure with this actor's strategy; `Some` when this actor must fail
+    /// itself (escalation).
+    fn supervise(&mut self, child_id: ActorId, failure: Failure) -> Option<State> {
+        let core = &self.ctx.cell.core;
+        let child = core
+            .children
+            .lock()
+            .by_name
+            .get(child_id.path().name())
+            .filter(|c| c.core().id == child_id)
+            .cloned()?;
+        let strategy = &self.ctx.supervisor;
+        let mut directive = strategy.decide(&failure);
+        let now = Instant::now();
+        let mut delay = None;
+        if directive == Directive::Restart {
+            let stats = self
+                .ctx
+                .restart_stats
+                .entry(child_id.clone())
+                .or_insert_with(RestartStats::new);
+            if !stats.request_restart(strategy, now) {
+                tracing::warn!(child = %child_id, "restart limit exceeded; stopping the child");
+                directive = Directive::Stop;
+            } else if let Some(b) = strategy.backoff() {
+                let attempt = stats.backoff_attempt(b, now);
+                delay = Some(b.delay(attempt, core.system.random_f64()));
+            }
+        }
+        tracing::debug!(child = %child_id, ?directive, %failure, "supervisor decided");
+        let targets = match (strategy.kind(), directive) {
+            (StrategyKind::AllForOne, Directive::Restart | Directive::Stop) => core.child_list(),
+            _ => vec![child.clone()],
+        };
+        match directive {
+            Directive::Resume => child.send_system(SystemMsg::Resume),
+            Directive::Restart => {
+                for t in targets {
+                    let msg = SystemMsg::Restart(failure.clone());
+                    match delay {
+                        None => t.send_system(msg),
+                        Some(d) => {
+                            tokio::spawn(async move {
+                                tokio::time::sleep(d).await;
+                                t.send_system(msg);
+                            });
+                        }
+                    }
+                }
+            }
+            Directive::Stop => {
+                for t in targets {
+                    t.send_system(SystemMsg::Stop);
+                }
+            }
+            Directive::Escalate => {
+                self.escalated.push(child);
+                return Some(State::Suspended(
+                    failure.escalated_by(self.ctx.path().clone()),
+                ));
+            }
+        }
+        None
+    }
+
+    /// Reports the failure to the parent and waits for its directive.
+    async fn suspended(&mut self, failure: Failure) -> State {
+        if failure.is_panic() || failure.phase() != FailurePhase::Escalated {
+            tracing::error!(actor = %self.ctx.id(), %failure, "actor failed");
+        }
+        let core = &self.ctx.cell.core;
+        match &core.parent {
+            Some(p) => p.send_system(SystemMsg::Failed {
+                child: core.id.clone(),
+                failure,
+            }),
+            None => return State::Stopping,
+        }
+        let mut keep = VecDeque::new();
+        loop {
+            let mut msgs = self.take_system();
+            while let Some(msg) = msgs.pop_front() {
+                let next = match msg {
+                    SystemMsg::Resume => {
+                        for c in self.escalated.drain(..) {
+                            c.send_system(SystemMsg::Resume);
+                        }
+                        Some(State::Running)
+                    }
+                    SystemMsg::Restart(f) => Some(State::Restarting(f)),
+                    SystemMsg::Stop => Some(State::Stopping),
+                    SystemMsg::Terminated(id) => {
+                        let was_child = self.child_terminated(&id);
+                        self.pending_signals.push_back((id, was_child));
+                        None
+                    }
+                    m @ SystemMsg::Failed { .. } => {
+                        keep.push_back(m);
+                        None
+                    }
+                };
+                if let Some(next) = next {
+                    keep.extend(msgs);
+                    self.deferred = keep;
+                    return next;
+                }
+            }
+            self.ctx.cell.core.sys_notify.notified().await;
+        }
+    }
+
+    /// Stops every child and waits until all have terminated. A stop requested meanwhile is
+    /// remembered in `stop_pending`.
+    async fn stop_children(&mut self) {
+        for c in self.ctx.cell.core.child_list() {
+            c.send_system(SystemMsg::Stop);
+        }
+        while !self.ctx.cell.core.children.lock().by_name.is_empty() {
+            let mut msgs = self.take_system();
+            while let Some(msg) = msgs.pop_front() {
+                match msg {
+                    SystemMsg::Terminated(id) => {
+                        let was_child = self.child_terminated(&id);
+                        if !was_child {
+                            self.pending_signals.push_back((id, false));
+                        }
+                    }
+                    SystemMsg::Stop => self.stop_pending = true,
+                    SystemMsg::Failed { .. } | SystemMsg::Resume | SystemMsg::Restart(_) => {}
+                }
+            }
+            if self.ctx.cell.core.children.lock().by_name.is_empty() {
+                break;
+            }
+            self.ctx.cell.core.sys_notify.notified().await;
+        }
+    }
+
+    async fn restart(&mut self, failure: Failure) -> State {
+        tracing::info!(actor = %self.ctx.id(), "restarting");
+        if let Some(actor) = self.actor.as_mut() {
+            let fut = actor.pre_restart(&failure, &mut self.ctx);
+            if let Err(c) = Self::guarded(fut.map(|()| Ok(()))).await {
+                tracing::error!(actor = %self.ctx.id(), cause = ?c, "pre_restart failed");
+            }
+        }
+        self.stop_children().await;
+        self.ctx.cancel_all_timers();
+        self.ctx.receive_timeout = None;
+        self.ctx.stop_requested = false;
+        self.ctx.unstash_all();
+        self.actor = None;
+        if self.stop_pending {
+            return State::Stopping;
+        }
+        if let Err(f) = self.create() {
+            return State::Suspended(f);
+        }
+        let Some(actor) = self.actor.as_mut() else {
+            return State::Stopping;
+        };
+        match Self::guarded(actor.post_restart(&failure, &mut self.ctx)).await {
+            Ok(()) => State::Running,
+            Err(c) => State::Suspended(self.failure(c, FailurePhase::Start)),
+        }
+    }
+
+    /// Stops children, runs `stopped`, and tells watchers and the parent.
+    async fn finish(mut self) {
+        self.ctx.cell.core.children.lock().closed = true;
+        self.stop_children().await;
+        if let Some(actor) = self.actor.as_mut() {
+            let fut = actor.stopped(&mut self.ctx).map(|()| Ok(()));
+            if let Err(c) = Self::guarded(fut).await {
+                tracing::error!(actor = %self.ctx.id(), cause = ?c, "stopped hook failed");
+            }
+        }
+        self.actor = None;
+        self.ctx.cancel_all_timers();
+        let core = &self.ctx.cell.core;
+        let id = core.id.clone();
+        self.ctx.watching.clear();
+        let watchers = core.mark_dead();
+        self.ctx.cell.close_sender_side();
+        let cell = self.ctx.cell.clone();
+        for m in self.ctx.front.drain(..).chain(self.ctx.stash.drain(..)) {
+            cell.dead_letter(Envelope::User(m), DeadLetterReason::RecipientDead);
+        }
+        while let Ok(env) = self.rx.try_recv() {
+            cell.dead_letter(env, DeadLetterReason::RecipientDead);
+        }
+        drop(self.rx);
+        if core.subscribed.load(std::sync::atomic::Ordering::Relaxed) {
+            core.system.event_stream.unsubscribe_all(&id);
+        }
+        tracing::debug!(actor = %id, "stopped");
+        for w in watchers {
+            w.send_system(SystemMsg::Terminated(id.clone()));
+        }
+        if let Some(p) = &core.parent {
+            p.send_system(SystemMsg::Terminated(id));
+        }
+    }
+}

@@ -67,7 +67,7 @@ async fn expect_msg_fails_when_nothing_arrives() {
 async fn a_failure_names_the_caller_location_and_the_time_waited() {
     let kit = TestKit::new("failure-location");
     let probe = kit.probe::<&'static str>();
-    let line = line!() + 1;
+    let line = line!() + 2;
     let msg = panic_message(async move {
         probe.expect_msg("ping").await;
     })

@@ -224,8 +224,10 @@ pub trait Lease: Send + Sync + fmt::Debug {
     /// Like [`acquire`](Lease::acquire), and if the lease is acquired, runs `on_lost` once when
     /// it is lost.
     ///
-    /// The callback never runs before this acquire has completed, never runs if it returned
-    /// [`Acquired::NotHeld`] or an error, and never runs after a [`release`](Lease::release).
+    /// The callback never runs before this acquire has completed (a revocation seen while the
+    /// acquire is in flight makes it return [`Acquired::NotHeld`] instead), never runs if it
+    /// returned [`Acquired::NotHeld`] or an error, and never runs after a
+    /// [`release`](Lease::release).
     /// Each callback registered on one holding (by re-acquiring) runs once.
     ///
     /// # Errors
@@ -243,7 +245,8 @@ pub trait Lease: Send + Sync + fmt::Debug {
     /// Releases the lease; returns `true` if this handle held it until now.
     ///
     /// Stops the background renewal. The lost-callbacks of the holding are dropped without
-    /// running: releasing is not losing.
+    /// running (releasing is not losing), unless the holding had already passed its deadline
+    /// unreported: then that loss is reported first.
     ///
     /// # Errors
     ///

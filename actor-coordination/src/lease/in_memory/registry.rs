@@ -284,3 +284,73 @@ impl InMemoryLeaseRegistry {
         self.table.lock().paused.remove(owner);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    /// Acquires `name` for `owner` through a bare holder (no renewal task: a frozen runtime),
+    /// recording its loss report.
+    fn hold(
+        registry: &InMemoryLeaseRegistry,
+        owner: &LeaseOwner,
+    ) -> (Arc<Holder>, FencingToken, Arc<Mutex<Option<LossReason>>>) {
+        let holder = Arc::new(Holder::new("x", TTL - TTL / 10));
+        let (generation, _) = holder.begin_attempt();
+        let started = Instant::now();
+        let token = registry
+            .try_acquire("x", owner, TTL, &holder, generation)
+            .expect("free slot");
+        let report = Arc::new(Mutex::new(None));
+        let sink = report.clone();
+        let granted = holder.finish_granted(
+            generation,
+            token,
+            started,
+            Some(Box::new(move |reason| *sink.lock() = Some(reason))),
+        );
+        assert_eq!(granted, Some(token));
+        (holder, token, report)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_take_over_reports_the_old_holders_loss_before_it_is_granted() {
+        let registry = InMemoryLeaseRegistry::new();
+        let (_a, a_token, a_report) = hold(&registry, &LeaseOwner::new("a", 1));
+        tokio::time::advance(TTL).await;
+        // a's runtime never ran its deadline timer; the take-over reports for it.
+        assert_eq!(*a_report.lock(), None);
+        let (_b, b_token, _) = hold(&registry, &LeaseOwner::new("b", 1));
+        assert_eq!(*a_report.lock(), Some(LossReason::DeadlinePassed));
+        assert!(b_token > a_token);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_slot_is_not_taken_and_the_same_owner_shares_it() {
+        let registry = InMemoryLeaseRegistry::new();
+        let a_owner = LeaseOwner::new("a", 1);
+        let (_a, token, _) = hold(&registry, &a_owner);
+        tokio::time::advance(TTL - Duration::from_millis(1)).await;
+        let other = Arc::new(Holder::new("x", TTL));
+        let (generation, _) = other.begin_attempt();
+        let b_owner = LeaseOwner::new("b", 1);
+        assert_eq!(
+            registry.try_acquire("x", &b_owner, TTL, &other, generation),
+            None
+        );
+        assert_eq!(
+            registry.try_acquire("x", &a_owner, TTL, &other, generation),
+            Some(token)
+        );
+        assert_eq!(
+            registry.renew("x", &b_owner, token, TTL),
+            RenewOutcome::Lost(LossReason::TakenOver)
+        );
+        assert_eq!(
+            registry.renew("x", &a_owner, token, TTL),
+            RenewOutcome::Renewed
+        );
+    }
+}

@@ -4,6 +4,9 @@
 //! that storage's clock forward) and runs every check against it. PostgreSQL runs against a
 //! throwaway server (see `common/postgres.rs`); without one the test fails with an install hint.
 
+#[cfg(feature = "postgres")]
+mod common;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -486,6 +489,32 @@ async fn sqlite_storage_passes_the_conformance_suite() {
                 SqliteRunnerStorage::open(&path, RunnerStorageConfig::default().with_lock_ttl(TTL))
                     .await
                     .expect("open sqlite");
+            let clock = backend.clone();
+            Subject {
+                storage: Arc::new(backend.into_typed()),
+                advance: Arc::new(move |by| {
+                    clock.advance_clock(by);
+                    Box::pin(async {})
+                }),
+            }
+        })
+    })
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_storage_passes_the_conformance_suite() {
+    use actor_coordination::runner_storage::postgres::PostgresRunnerStorage;
+    conformance_suite(|| {
+        Box::pin(async {
+            let database = common::postgres::fresh_database().await;
+            let backend = PostgresRunnerStorage::connect(
+                &database.conninfo(),
+                RunnerStorageConfig::default().with_lock_ttl(TTL),
+            )
+            .await
+            .expect("connect postgres");
             let clock = backend.clone();
             Subject {
                 storage: Arc::new(backend.into_typed()),

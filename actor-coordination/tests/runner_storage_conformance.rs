@@ -28,6 +28,9 @@ struct Subject {
     storage: Arc<dyn RunnerStorage>,
     /// Moves the storage's clock forward.
     advance: Arc<dyn Fn(Duration) -> Boxed<()> + Send + Sync>,
+    /// Opens another handle on the same store (its own connection, as another process would
+    /// have; the same object for the in-memory store). Its clock is not advanced.
+    connect: Arc<dyn Fn() -> Boxed<Arc<dyn RunnerStorage>> + Send + Sync>,
 }
 
 fn address(port: u16) -> RunnerAddress {
@@ -389,23 +392,22 @@ async fn refresh_racing_acquire_never_drops_shards(s: Subject) {
     let held = shards(0..8);
     assert_eq!(storage.acquire(&a, &held).await.expect("acquire"), held);
     let acquirer = {
-        let (storage, a) = (Arc::clone(&storage), a.clone());
+        let (storage, a) = ((s.connect)().await, a.clone());
         tokio::spawn(async move {
             for n in 100..124 {
-                let got = storage
-                    .acquire(&a, &shards([n, n + 100]))
-                    .await
-                    .expect("acquire");
+                // Re-acquiring held shards together with new ones, as a runner does when it
+                // is assigned more shards.
+                let asked: Vec<ShardId> = shards([n, n + 100, n % 8]);
+                let got = storage.acquire(&a, &asked).await.expect("acquire");
                 assert_eq!(
-                    got,
-                    shards([n, n + 100]),
-                    "acquire of free shards must get them all"
+                    got, asked,
+                    "acquire of free or own shards must get them all"
                 );
             }
         })
     };
     let refresher = {
-        let (storage, a, held) = (Arc::clone(&storage), a.clone(), held.clone());
+        let (storage, a, held) = ((s.connect)().await, a.clone(), held.clone());
         tokio::spawn(async move {
             for _ in 0..24 {
                 let still = storage.refresh(&a, &held).await.expect("refresh");
@@ -421,40 +423,49 @@ async fn refresh_racing_acquire_never_drops_shards(s: Subject) {
 }
 
 async fn racing_runners_never_share_a_shard(s: Subject) {
-    let storage = Arc::clone(&s.storage);
     let contenders: Vec<RunnerId> = (0..4).map(|i| runner(9100 + i, 7).id).collect();
-    let wanted = shards(0..16);
-    let mut tasks = Vec::new();
-    for id in contenders.clone() {
-        let (storage, wanted) = (Arc::clone(&storage), wanted.clone());
-        tasks.push(tokio::spawn(async move {
-            (
-                id.clone(),
-                storage.acquire(&id, &wanted).await.expect("acquire"),
-            )
-        }));
+    let mut handles = Vec::new();
+    for _ in &contenders {
+        handles.push((s.connect)().await);
     }
-    let mut owners: Vec<(u32, u16)> = Vec::new();
-    for task in tasks {
-        let (id, got) = task.await.expect("task");
-        owners.extend(got.iter().map(|shard| (shard.number(), id.address.port())));
+    for round in 0..5u32 {
+        let wanted: Vec<u32> = (round * 100..round * 100 + 16).collect();
+        let mut tasks = Vec::new();
+        for (i, (id, storage)) in contenders.iter().zip(&handles).enumerate() {
+            // Each contender asks in a different order, to provoke lock-order conflicts.
+            let mut asked = wanted.clone();
+            asked.rotate_left(i * 4);
+            if i % 2 == 1 {
+                asked.reverse();
+            }
+            let (id, storage) = (id.clone(), Arc::clone(storage));
+            tasks.push(tokio::spawn(async move {
+                let got = storage.acquire(&id, &shards(asked)).await.expect("acquire");
+                (id, got)
+            }));
+        }
+        let mut owners: Vec<(u32, u16)> = Vec::new();
+        for task in tasks {
+            let (id, got) = task.await.expect("task");
+            owners.extend(got.iter().map(|shard| (shard.number(), id.address.port())));
+        }
+        owners.sort_unstable();
+        let numbers: Vec<u32> = owners.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            numbers, wanted,
+            "round {round}: each shard won exactly once: {owners:?}"
+        );
+        let table: Vec<(u32, u16)> = lock_table(&*s.storage)
+            .await
+            .into_iter()
+            .filter(|(n, _, _)| wanted.contains(n))
+            .map(|(n, p, _)| (n, p))
+            .collect();
+        assert_eq!(
+            table, owners,
+            "round {round}: the lock table agrees with acquire"
+        );
     }
-    owners.sort_unstable();
-    let numbers: Vec<u32> = owners.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        numbers,
-        (0..16).collect::<Vec<_>>(),
-        "each shard won exactly once: {owners:?}"
-    );
-    let table: Vec<(u32, u16)> = lock_table(&*storage)
-        .await
-        .into_iter()
-        .map(|(n, p, _)| (n, p))
-        .collect();
-    assert_eq!(
-        table, owners,
-        "the lock table agrees with what acquire returned"
-    );
 }
 
 // ---- backends ----
@@ -463,9 +474,15 @@ fn memory_subject() -> Boxed<Subject> {
     Box::pin(async {
         let storage = MemoryRunnerStorage::new(RunnerStorageConfig::default().with_lock_ttl(TTL))
             .expect("storage");
+        let storage: Arc<dyn RunnerStorage> = Arc::new(storage);
+        let shared = Arc::clone(&storage);
         Subject {
-            storage: Arc::new(storage),
+            storage,
             advance: Arc::new(|by| Box::pin(tokio::time::advance(by))),
+            connect: Arc::new(move || {
+                let shared = Arc::clone(&shared);
+                Box::pin(async move { shared })
+            }),
         }
     })
 }
@@ -485,16 +502,31 @@ async fn sqlite_storage_passes_the_conformance_suite() {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = dir.path().join(format!("runners-{n}.db"));
         Box::pin(async move {
-            let backend =
-                SqliteRunnerStorage::open(&path, RunnerStorageConfig::default().with_lock_ttl(TTL))
+            let open = move || {
+                let path = path.clone();
+                async move {
+                    SqliteRunnerStorage::open(
+                        &path,
+                        RunnerStorageConfig::default().with_lock_ttl(TTL),
+                    )
                     .await
-                    .expect("open sqlite");
+                    .expect("open sqlite")
+                }
+            };
+            let backend = open().await;
             let clock = backend.clone();
             Subject {
                 storage: Arc::new(backend.into_typed()),
                 advance: Arc::new(move |by| {
                     clock.advance_clock(by);
                     Box::pin(async {})
+                }),
+                connect: Arc::new(move || {
+                    let open = open.clone();
+                    Box::pin(async move {
+                        let handle: Arc<dyn RunnerStorage> = Arc::new(open().await.into_typed());
+                        handle
+                    })
                 }),
             }
         })
@@ -508,19 +540,32 @@ async fn postgres_storage_passes_the_conformance_suite() {
     use actor_coordination::runner_storage::postgres::PostgresRunnerStorage;
     conformance_suite(|| {
         Box::pin(async {
-            let database = common::postgres::fresh_database().await;
-            let backend = PostgresRunnerStorage::connect(
-                &database.conninfo(),
-                RunnerStorageConfig::default().with_lock_ttl(TTL),
-            )
-            .await
-            .expect("connect postgres");
+            let conninfo = common::postgres::fresh_database().await.conninfo();
+            let open = move || {
+                let conninfo = conninfo.clone();
+                async move {
+                    PostgresRunnerStorage::connect(
+                        &conninfo,
+                        RunnerStorageConfig::default().with_lock_ttl(TTL),
+                    )
+                    .await
+                    .expect("connect postgres")
+                }
+            };
+            let backend = open().await;
             let clock = backend.clone();
             Subject {
                 storage: Arc::new(backend.into_typed()),
                 advance: Arc::new(move |by| {
                     clock.advance_clock(by);
                     Box::pin(async {})
+                }),
+                connect: Arc::new(move || {
+                    let open = open.clone();
+                    Box::pin(async move {
+                        let handle: Arc<dyn RunnerStorage> = Arc::new(open().await.into_typed());
+                        handle
+                    })
                 }),
             }
         })

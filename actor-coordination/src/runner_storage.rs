@@ -155,6 +155,7 @@ impl RunnerStorageConfig {
         Ok(())
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn lock_ttl_ms(&self) -> i64 {
         i64::try_from(self.lock_ttl.as_millis()).unwrap_or(i64::MAX)
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_coordination::lease::{
-    Lease, LeaseOwner, LeaseSettings, LossReason, PostgresLease, PostgresLeaseSettings,
+    Lease, LeaseError, LeaseOperation, LeaseOwner, LeaseSettings, LossReason, PostgresLease,
+    PostgresLeaseSettings,
 };
 use common::lease_conformance::{
     LeaseHarness, expect_lost, lease_conformance_tests, lost_channel, settings,
@@ -199,5 +200,53 @@ async fn concurrent_connects_create_the_schema_once() {
         .collect();
     for task in tasks {
         assert!(task.await.unwrap().is_held());
+    }
+}
+
+#[tokio::test]
+async fn an_acquire_blocked_in_the_database_fails_within_the_operation_timeout() {
+    let h = harness().await;
+    let a = h
+        .pg_lease(settings(&h, "blocked", &owner("a")), Duration::ZERO)
+        .await;
+    assert!(a.acquire().await.unwrap().is_held());
+    assert!(a.release().await.unwrap());
+    let mut blocker = h.db.connect().await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.query(
+        "SELECT token FROM actor_coordination_lease WHERE name = $1 FOR UPDATE",
+        &[&"blocked"],
+    )
+    .await
+    .unwrap();
+    let b = h
+        .pg_lease(settings(&h, "blocked", &owner("b")), Duration::ZERO)
+        .await;
+    let limit = b.settings().operation_timeout();
+    let started = Instant::now();
+    let result = b.acquire().await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(started.elapsed() < limit * 2, "{:?}", started.elapsed());
+    assert!(!b.check_lease());
+    tx.rollback().await.unwrap();
+    assert!(b.acquire().await.unwrap().is_held());
+}
+
+#[tokio::test]
+async fn connecting_to_a_missing_server_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tokio_postgres::Config::new();
+    config.host_path(dir.path()).user("postgres").dbname("none");
+    let s = LeaseSettings::builder("nowhere", owner("a"))
+        .build()
+        .unwrap();
+    match PostgresLease::connect(s, config).await {
+        Err(LeaseError::Backend {
+            name, operation, ..
+        }) => {
+            assert_eq!(name, "nowhere");
+            assert_eq!(operation, LeaseOperation::Connect);
+        }
+        other => panic!("expected a connect error, got {other:?}"),
     }
 }

@@ -53,7 +53,11 @@ impl PostgresLeaseSettings {
 /// A lease stored in PostgreSQL (feature `postgres`).
 ///
 /// One connection per handle; it is re-established on the next operation if it breaks. The
-/// holder self-fences by its local deadline when the database stops answering.
+/// holder self-fences by its local deadline when the database stops answering. Take-overs are
+/// observed at the next renewal (there is no push from the database); since a take-over needs
+/// the holding to have expired by the server's clock, the holder's local deadline has passed by
+/// then anyway. Two handles of the same owner share one holding: if one releases it, the other
+/// notices at its next renewal.
 ///
 /// # Examples
 ///

@@ -20,6 +20,7 @@ use actor_coordination::lease::{InMemoryLease, Lease, LeaseOwner, LeaseSettings}
 /// Samples per in-memory row.
 const MEMORY_SAMPLES: usize = 20_000;
 /// Samples per PostgreSQL row.
+#[cfg(feature = "postgres")]
 const POSTGRES_SAMPLES: usize = 1_000;
 /// Untimed iterations before each row.
 const WARM_UP: usize = 50;

@@ -1,0 +1,242 @@
+//! The actor system: validated names, the `/user` tree, typed spawn errors, generated names,
+//! and termination that stops children before parents and runs every `stopped` hook.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_core::{
+    Actor, ActorResult, ActorSystem, Context, LookupError, PathError, Props, SpawnError, SystemError,
+};
+use actor_testkit::TestKit;
+use common::{Ev, Parent, ParentCmd, Worker, expect_all, lookup};
+use parking_lot::Mutex;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[tokio::test]
+async fn an_invalid_system_name_is_a_typed_error() {
+    for bad in ["", "has space", "a/b", "dot.ted", "ümlaut"] {
+        match ActorSystem::new(bad) {
+            Err(SystemError::InvalidName(PathError::InvalidSystemName { name })) => {
+                assert_eq!(name, bad)
+            }
+            other => panic!("{bad:?}: expected InvalidSystemName, got {other:?}"),
+        }
+    }
+    for good in ["a", "my-system_2", "A-Z"] {
+        let system = ActorSystem::new(good).expect("a valid name");
+        assert_eq!(system.name(), good);
+        system.terminate().await;
+    }
+}
+
+#[test]
+fn a_system_outside_a_runtime_is_a_typed_error() {
+    assert!(matches!(
+        ActorSystem::new("no-runtime"),
+        Err(SystemError::NoRuntime)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn top_level_actors_live_under_user_and_children_below_them() {
+    let kit = TestKit::new("paths");
+    let ev = kit.probe::<Ev>();
+    let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+    assert_eq!(w.path().to_string(), "actor://paths/user/w");
+    assert_eq!(w.path().elements(), vec!["user", "w"]);
+    let p = kit.spawn(
+        Parent::props("p", ev.actor_ref(), vec![common::worker_child("c", ev.actor_ref())]),
+        "p",
+    );
+    let c = lookup::<common::Cmd>(&kit, "actor://paths/user/p/c").await;
+    assert_eq!(c.path().parent(), Some(p.path()));
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_sibling_name_is_a_typed_error() {
+    let kit = TestKit::new("duplicates");
+    let ev = kit.probe::<Ev>();
+    kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+    match kit.system().spawn(Worker::props("w", ev.actor_ref()), "w") {
+        Err(SpawnError::DuplicateName { parent, name }) => {
+            assert_eq!(parent.to_string(), "actor://duplicates/user");
+            assert_eq!(name, "w");
+        }
+        other => panic!("expected DuplicateName, got {other:?}"),
+    }
+    // among a parent's children too
+    let p = kit.spawn(Parent::props("p", ev.actor_ref(), vec![]), "p");
+    let first = p
+        .ask(|r| ParentCmd::Spawn(Some("c".into()), r), secs(1))
+        .await;
+    assert_eq!(first, Ok(Ok("actor://duplicates/user/p/c".to_string())));
+    let second = p
+        .ask(|r| ParentCmd::Spawn(Some("c".into()), r), secs(1))
+        .await;
+    match second {
+        Ok(Err(SpawnError::DuplicateName { parent, name })) => {
+            assert_eq!(parent.to_string(), "actor://duplicates/user/p");
+            assert_eq!(name, "c");
+        }
+        other => panic!("expected DuplicateName, got {other:?}"),
+    }
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_actor_name_is_a_typed_error() {
+    let kit = TestKit::new("bad-actor-names");
+    let ev = kit.probe::<Ev>();
+    for bad in ["", "a/b", "$reserved", "with space", "q?"] {
+        match kit.system().spawn(Worker::props("x", ev.actor_ref()), bad) {
+            Err(SpawnError::InvalidName(PathError::InvalidActorName { name })) => {
+                assert_eq!(name, bad)
+            }
+            other => panic!("{bad:?}: expected InvalidActorName, got {other:?}"),
+        }
+    }
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn anonymous_actors_get_generated_names() {
+    let kit = TestKit::new("generated");
+    let ev = kit.probe::<Ev>();
+    let a = kit.spawn_anonymous(Worker::props("a", ev.actor_ref()));
+    let b = kit.spawn_anonymous(Worker::props("b", ev.actor_ref()));
+    assert_eq!(a.path().to_string(), "actor://generated/user/$a");
+    assert_eq!(b.path().to_string(), "actor://generated/user/$b");
+    let p = kit.spawn(Parent::props("p", ev.actor_ref(), vec![]), "p");
+    let child = p.ask(|r| ParentCmd::Spawn(None, r), secs(1)).await;
+    assert_eq!(child, Ok(Ok("actor://generated/user/p/$a".to_string())));
+    kit.shutdown().await;
+}
+
+/// A tree node: spawns its children at start and records its name when it stops.
+struct Node {
+    name: &'static str,
+    children: Vec<(&'static str, Props<Node>)>,
+    log: Arc<Mutex<Vec<&'static str>>>,
+}
+
+fn node(
+    name: &'static str,
+    log: &Arc<Mutex<Vec<&'static str>>>,
+    children: Vec<(&'static str, Props<Node>)>,
+) -> (&'static str, Props<Node>) {
+    let log = log.clone();
+    (
+        name,
+        Props::new(move || Node {
+            name,
+            children: children.clone(),
+            log: log.clone(),
+        }),
+    )
+}
+
+impl Actor for Node {
+    type Msg = ();
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        for (name, props) in &self.children {
+            ctx.spawn(props.clone(), name)?;
+        }
+        Ok(())
+    }
+    async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+    async fn stopped(&mut self, _: &mut Context<Self>) {
+        self.log.lock().push(self.name);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminate_stops_children_before_parents_and_runs_every_stopped_hook() {
+    let kit = TestKit::new("termination-order");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // a -> (b -> (c, d), e); f
+    let tree = node(
+        "a",
+        &log,
+        vec![
+            node("b", &log, vec![node("c", &log, vec![]), node("d", &log, vec![])]),
+            node("e", &log, vec![]),
+        ],
+    );
+    kit.spawn(tree.1, tree.0);
+    let f = node("f", &log, vec![]);
+    kit.spawn(f.1, f.0);
+    for leaf in ["a/b/c", "a/b/d", "a/e", "f"] {
+        lookup::<()>(&kit, &format!("actor://termination-order/user/{leaf}")).await;
+    }
+    let system = kit.system().clone();
+    let waiter = tokio::spawn({
+        let system = system.clone();
+        async move { system.when_terminated().await }
+    });
+    system.terminate().await;
+    assert!(system.is_terminated());
+    assert!(waiter.await.is_ok());
+    let order = log.lock().clone();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["a", "b", "c", "d", "e", "f"], "{order:?}");
+    let pos = |n| order.iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    for (child, parent) in [("c", "b"), ("d", "b"), ("b", "a"), ("e", "a")] {
+        assert!(
+            pos(child) < pos(parent),
+            "{child} stopped after its parent {parent}: {order:?}"
+        );
+    }
+    // terminating again just returns
+    system.terminate().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn spawn_and_lookup_after_terminate_are_typed_errors() {
+    let system = ActorSystem::new("after-terminate").expect("a valid name");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let a = node("a", &log, vec![]);
+    system.spawn(a.1, a.0).expect("spawned before termination");
+    system.terminate().await;
+    let late = node("late", &log, vec![]);
+    match system.spawn(late.1, late.0) {
+        Err(SpawnError::ParentStopping { name, .. }) => assert_eq!(name, "late"),
+        other => panic!("expected ParentStopping, got {other:?}"),
+    }
+    let late = node("late", &log, vec![]);
+    assert!(matches!(
+        system.spawn_anonymous(late.1),
+        Err(SpawnError::ParentStopping { .. })
+    ));
+    assert!(matches!(
+        system.lookup_str::<()>("actor://after-terminate/user/a"),
+        Err(LookupError::NotFound { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_childs_name_can_be_reused() {
+    let kit = TestKit::new("name-reuse");
+    let ev = kit.probe::<Ev>();
+    let p = kit.spawn(Parent::props("p", ev.actor_ref(), vec![]), "p");
+    let spawn_c = || p.ask(|r| ParentCmd::Spawn(Some("c".into()), r), secs(1));
+    assert!(matches!(spawn_c().await, Ok(Ok(_))));
+    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
+    assert_eq!(
+        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1)).await,
+        Ok(true)
+    );
+    ev.expect_msg(Ev::stopped("c", 1)).await;
+    ev.expect_msg(Ev::child_terminated("p", "c")).await;
+    // the parent has handled the termination: the name is free
+    assert!(matches!(spawn_c().await, Ok(Ok(_))));
+    kit.shutdown().await;
+}

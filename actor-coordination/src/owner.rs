@@ -312,47 +312,26 @@ impl Owner {
         if self.is_owner() {
             return Ok(true);
         }
-        let lock_path = self.config.lock_path();
-        let io_err = |operation, path: &Path| {
-            let path = path.to_owned();
-            move |source| OwnerError::Io {
-                operation,
-                path,
-                source,
-            }
-        };
-        let attempt = {
-            let lock_path = lock_path.clone();
-            tokio::task::spawn_blocking(move || lock_file::try_acquire(&lock_path)).await
-        };
-        let mut lock = match attempt.map_err(|e| io::Error::other(e.to_string())) {
-            Ok(Ok(TryLock::Acquired(lock))) => lock,
-            Ok(Ok(TryLock::Held)) => return Ok(false),
-            Ok(Err(e)) | Err(e) => return Err(io_err("locking", &lock_path)(e)),
-        };
-        // We hold the lock: nobody else writes either file now.
-        let lease_path = self.config.lease_path.clone();
-        let previous = match read_record(&lease_path) {
-            Ok(record) => record.map(|r| r.epoch),
-            Err(OwnerError::CorruptRecord { source, .. }) => {
-                tracing::warn!(%source, path = %lease_path.display(), "ignoring corrupt owner record");
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let epoch = previous.max(lock.stored_epoch()).unwrap_or(0) + 1;
-        lock.store_epoch(epoch)
-            .map_err(io_err("writing", &lock_path))?;
         let ttl = self.config.ttl;
+        // Taken before the record is written: the deadline is never later than its expiry.
         let started = tokio::time::Instant::now();
-        let record = OwnerRecord {
-            instance_id: self.instance_id.clone(),
-            epoch,
-            endpoint: self.config.endpoint.clone(),
-            expires_at: SystemTime::now() + ttl,
-            released: false,
+        let attempt = {
+            let (config, instance_id) = (self.config.clone(), self.instance_id.clone());
+            tokio::task::spawn_blocking(move || become_owner(&config, instance_id)).await
         };
-        record::write_atomically(&lease_path, &record).map_err(io_err("writing", &lease_path))?;
+        let (lock, record) = match attempt {
+            Ok(Ok(Some(won))) => won,
+            Ok(Ok(None)) => return Ok(false),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => {
+                return Err(OwnerError::Io {
+                    operation: "locking",
+                    path: self.config.lock_path(),
+                    source: io::Error::other(e.to_string()),
+                });
+            }
+        };
+        let (epoch, lease_path) = (record.epoch, self.config.lease_path.clone());
         tracing::info!(epoch, instance = %self.instance_id, path = %lease_path.display(), "became owner");
 
         let (commands_tx, commands_rx) = mpsc::channel(4);
@@ -466,6 +445,50 @@ impl Owner {
             tokio::time::sleep(FOLLOWER_RECORD_STEP).await;
         }
     }
+}
+
+/// Takes the lock if it is free, then continues the epoch and writes this instance's record.
+/// Blocking; `Ok(None)` when another open file holds the lock.
+fn become_owner(
+    config: &OwnerConfig,
+    instance_id: String,
+) -> Result<Option<(lock_file::LockFile, OwnerRecord)>, OwnerError> {
+    let lock_path = config.lock_path();
+    let io_err = |operation, path: &Path| {
+        let path = path.to_owned();
+        move |source| OwnerError::Io {
+            operation,
+            path,
+            source,
+        }
+    };
+    let mut lock =
+        match lock_file::try_acquire(&lock_path).map_err(io_err("locking", &lock_path))? {
+            TryLock::Acquired(lock) => lock,
+            TryLock::Held => return Ok(None),
+        };
+    // We hold the lock: nobody else writes either file now, so reading then writing is safe.
+    let lease_path = &config.lease_path;
+    let previous = match read_record(lease_path) {
+        Ok(record) => record.map(|r| r.epoch),
+        Err(OwnerError::CorruptRecord { source, .. }) => {
+            tracing::warn!(%source, path = %lease_path.display(), "ignoring corrupt owner record");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let epoch = previous.max(lock.stored_epoch()).unwrap_or(0) + 1;
+    lock.store_epoch(epoch)
+        .map_err(io_err("writing", &lock_path))?;
+    let record = OwnerRecord {
+        instance_id,
+        epoch,
+        endpoint: config.endpoint.clone(),
+        expires_at: SystemTime::now() + config.ttl,
+        released: false,
+    };
+    record::write_atomically(lease_path, &record).map_err(io_err("writing", lease_path))?;
+    Ok(Some((lock, record)))
 }
 
 impl Drop for Owner {

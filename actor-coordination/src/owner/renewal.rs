@@ -229,7 +229,8 @@ impl RenewalTask {
             ..self.record.clone()
         };
         let path = self.lease_path.clone();
-        // The lock file check and the write are small blocking calls; run them off the runtime.
+        // The lock check is two `stat` calls and stays inline; the write (with its fsync) goes
+        // to the blocking pool.
         let lock_check = self.lock.still_named_by_path();
         match lock_check {
             Ok(true) => {}

@@ -308,3 +308,156 @@ fn in_asked_order(
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend that answers every query with fixed (possibly bad) strings.
+    struct Canned {
+        runners: Vec<(String, bool)>,
+        shards: Vec<String>,
+        locks: Vec<EncodedLock>,
+        machine_id: i64,
+    }
+
+    impl Canned {
+        fn new() -> Self {
+            Self {
+                runners: Vec::new(),
+                shards: Vec::new(),
+                locks: Vec::new(),
+                machine_id: 1,
+            }
+        }
+    }
+
+    impl EncodedRunnerStorage for Canned {
+        fn get_runners(&self) -> BoxFuture<'_, Result<Vec<(String, bool)>, RunnerStorageError>> {
+            Box::pin(async move { Ok(self.runners.clone()) })
+        }
+        fn register<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: bool,
+        ) -> BoxFuture<'a, Result<i64, RunnerStorageError>> {
+            Box::pin(async move { Ok(self.machine_id) })
+        }
+        fn unregister<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn set_runner_health<'a>(
+            &'a self,
+            _: &'a str,
+            _: bool,
+        ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn acquire<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<String>, RunnerStorageError>> {
+            Box::pin(async move { Ok(self.shards.clone()) })
+        }
+        fn refresh<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<String>, RunnerStorageError>> {
+            Box::pin(async move { Ok(self.shards.clone()) })
+        }
+        fn release<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn release_all<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn list_locks(&self) -> BoxFuture<'_, Result<Vec<EncodedLock>, RunnerStorageError>> {
+            Box::pin(async move { Ok(self.locks.clone()) })
+        }
+    }
+
+    fn runner_id() -> RunnerId {
+        RunnerId::new(RunnerAddress::new("h", 1).expect("address"), 1)
+    }
+
+    #[tokio::test]
+    async fn a_backend_answer_with_unasked_shards_is_rejected() {
+        let backend = Canned {
+            shards: vec!["default:1".into(), "default:9".into()],
+            ..Canned::new()
+        };
+        let storage = EncodedAdapter::new(backend);
+        let asked = [ShardId::default_group(1), ShardId::default_group(2)];
+        let result = storage.acquire(&runner_id(), &asked).await;
+        assert!(
+            matches!(&result, Err(RunnerStorageError::Invalid { value, .. }) if value == "default:9"),
+            "{result:?}"
+        );
+        assert!(storage.refresh(&runner_id(), &asked).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn answers_come_back_in_the_order_asked() {
+        let backend = Canned {
+            shards: vec!["default:3".into(), "default:1".into()],
+            ..Canned::new()
+        };
+        let storage = EncodedAdapter::new(backend);
+        let asked = [
+            ShardId::default_group(1),
+            ShardId::default_group(2),
+            ShardId::default_group(3),
+        ];
+        let got = storage
+            .acquire(&runner_id(), &asked)
+            .await
+            .expect("acquire");
+        assert_eq!(got, [ShardId::default_group(1), ShardId::default_group(3)]);
+    }
+
+    #[tokio::test]
+    async fn corrupt_stored_strings_are_typed_errors() {
+        let bad_runner = Canned {
+            runners: vec![("not a runner".into(), true)],
+            ..Canned::new()
+        };
+        assert!(matches!(
+            EncodedAdapter::new(bad_runner).get_runners().await,
+            Err(RunnerStorageError::Invalid { what: "runner", .. })
+        ));
+        let bad_lock = Canned {
+            locks: vec![EncodedLock {
+                shard_id: "default:1".into(),
+                holder: "h:1#x".into(),
+                expires_in: Duration::from_secs(1),
+            }],
+            ..Canned::new()
+        };
+        assert!(matches!(
+            EncodedAdapter::new(bad_lock).list_locks().await,
+            Err(RunnerStorageError::Invalid {
+                what: "runner id",
+                ..
+            })
+        ));
+        let bad_id = Canned {
+            machine_id: -1,
+            ..Canned::new()
+        };
+        let runner = Runner::new(RunnerAddress::new("h", 1).expect("address"), 1);
+        assert!(matches!(
+            EncodedAdapter::new(bad_id).register(&runner, true).await,
+            Err(RunnerStorageError::Invalid {
+                what: "machine id",
+                ..
+            })
+        ));
+    }
+}

@@ -44,8 +44,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-mod core;
 mod fencing;
+mod handle;
 mod holder;
 mod identity;
 pub mod in_memory;

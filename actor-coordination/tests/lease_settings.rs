@@ -145,3 +145,11 @@ fn a_restarted_owner_is_a_different_owner() {
     assert_eq!(before.id(), after.id());
     assert_eq!(after.to_string(), "10.0.0.1:2552#2");
 }
+
+#[test]
+fn a_process_owner_keeps_its_incarnation_within_the_process() {
+    let a = LeaseOwner::for_this_process("worker");
+    let b = LeaseOwner::for_this_process("worker");
+    assert_eq!(a, b);
+    assert_eq!(a.id(), "worker");
+}

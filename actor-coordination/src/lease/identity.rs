@@ -1,6 +1,8 @@
 //! Lease owner identity: who holds a lease, including the holder's incarnation.
 
 use std::fmt;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The identity of a lease holder: a stable id plus the incarnation of the process behind it.
 ///
@@ -40,6 +42,19 @@ impl LeaseOwner {
     /// Creates the owner identity of a cluster node: its address and its uid.
     pub fn for_node(address: impl fmt::Display, uid: u64) -> Self {
         LeaseOwner::new(address.to_string(), uid)
+    }
+
+    /// Creates an owner for this process: `id` plus an incarnation drawn once per process start
+    /// (from the start time and the process id), so a restarted process is a new owner.
+    pub fn for_this_process(id: impl Into<String>) -> Self {
+        static INCARNATION: OnceLock<u64> = OnceLock::new();
+        let incarnation = *INCARNATION.get_or_init(|| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ (u64::from(std::process::id()) << 32)
+        });
+        LeaseOwner::new(id, incarnation)
     }
 
     /// Returns the stable part of the identity (for a node, its address).

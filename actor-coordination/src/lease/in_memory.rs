@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::core::{Backend, LeaseCore, RenewOutcome};
+use super::handle::{Backend, LeaseHandle, RenewOutcome};
 use super::holder::Holder;
 use super::{Acquired, BoxFuture, FencingToken, Lease, LeaseError, LeaseSettings, LostCallback};
 
@@ -36,7 +36,7 @@ pub use registry::InMemoryLeaseRegistry;
 /// # }
 /// ```
 pub struct InMemoryLease {
-    core: LeaseCore<RegistryBackend>,
+    core: LeaseHandle<RegistryBackend>,
 }
 
 /// The [`Backend`] of an in-memory lease: one name and owner in one registry.
@@ -96,7 +96,7 @@ impl InMemoryLease {
             settings: settings.clone(),
         };
         InMemoryLease {
-            core: LeaseCore::new(settings, backend),
+            core: LeaseHandle::new(settings, backend),
         }
     }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use super::core::{Backend, LeaseCore, RenewOutcome};
+use super::handle::{Backend, LeaseHandle, RenewOutcome};
 use super::holder::Holder;
 use super::{
     Acquired, BoxFuture, FencingToken, Lease, LeaseError, LeaseOperation, LeaseSettings,
@@ -75,7 +75,7 @@ impl PostgresLeaseSettings {
 /// # }
 /// ```
 pub struct PostgresLease {
-    core: LeaseCore<PgBackend>,
+    core: LeaseHandle<PgBackend>,
 }
 
 /// One live connection with its prepared statements.
@@ -359,7 +359,7 @@ impl PostgresLease {
         };
         let timeout = settings.operation_timeout();
         let lease = PostgresLease {
-            core: LeaseCore::new(settings, backend),
+            core: LeaseHandle::new(settings, backend),
         };
         match tokio::time::timeout(
             timeout,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::core::{Backend, RenewOutcome};
+use super::handle::{Backend, RenewOutcome};
 use super::holder::{Holder, HolderEvent};
 use super::{FencingToken, LeaseSettings};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::lease::core::RenewOutcome;
+use crate::lease::handle::RenewOutcome;
 use crate::lease::holder::{Holder, HolderEvent, LostNotice};
 use crate::lease::{FencingToken, LeaseOwner, LossReason};
 

@@ -46,8 +46,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     }
 }
 
-/// A lease handle over backend `B`.
-pub(crate) struct LeaseCore<B> {
+/// A lease handle over backend `B`: what `InMemoryLease` and `PostgresLease` wrap.
+pub(crate) struct LeaseHandle<B> {
     pub(crate) settings: LeaseSettings,
     pub(crate) holder: Arc<Holder>,
     pub(crate) backend: Arc<B>,
@@ -56,10 +56,10 @@ pub(crate) struct LeaseCore<B> {
     renewal: Mutex<Option<AbortHandle>>,
 }
 
-impl<B: Backend> LeaseCore<B> {
+impl<B: Backend> LeaseHandle<B> {
     /// Creates an idle handle.
     pub(crate) fn new(settings: LeaseSettings, backend: B) -> Self {
-        LeaseCore {
+        LeaseHandle {
             holder: Arc::new(Holder::new(settings.name(), settings.trusted_window())),
             settings,
             backend: Arc::new(backend),
@@ -190,7 +190,7 @@ impl<B: Backend> LeaseCore<B> {
     }
 }
 
-impl<B> Drop for LeaseCore<B> {
+impl<B> Drop for LeaseHandle<B> {
     fn drop(&mut self) {
         if let Some(task) = self.renewal.get_mut().take() {
             task.abort();

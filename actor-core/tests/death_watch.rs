@@ -49,8 +49,11 @@ impl Actor for Watcher {
     }
 
     async fn terminated(&mut self, t: Terminated, _: &mut Context<Self>) -> ActorResult {
-        self.report
-            .tell(format!("terminated {}#{}", t.path().name(), t.actor().uid()));
+        self.report.tell(format!(
+            "terminated {}#{}",
+            t.path().name(),
+            t.actor().uid()
+        ));
         Ok(())
     }
 }
@@ -189,7 +192,11 @@ async fn a_signal_names_the_incarnation_not_just_the_path() {
     s.stop_and_await(&old).await;
     // the name is free again once the parent has seen the old actor go
     let new = await_assert(
-        || s.kit.system().spawn(Worker::props("t", s.events.actor_ref()), "t"),
+        || {
+            s.kit
+                .system()
+                .spawn(Worker::props("t", s.events.actor_ref()), "t")
+        },
         secs(3),
         Duration::from_millis(1),
     )

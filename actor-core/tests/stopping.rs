@@ -23,8 +23,15 @@ fn dead_letters(kit: &TestKit) -> TestProbe<DeadLetter> {
 }
 
 /// Expects the next dead letter to be `Cmd::Add(n)` for `recipient`, for `reason`.
-async fn expect_dead_add(probe: &TestProbe<DeadLetter>, recipient: &str, n: u32, reason: DeadLetterReason) {
-    let d = probe.expect_msg_matching(|d| d.recipient.to_string() == recipient).await;
+async fn expect_dead_add(
+    probe: &TestProbe<DeadLetter>,
+    recipient: &str,
+    n: u32,
+    reason: DeadLetterReason,
+) {
+    let d = probe
+        .expect_msg_matching(|d| d.recipient.to_string() == recipient)
+        .await;
     assert_eq!(d.reason, reason);
     match d.message.take::<Cmd>() {
         Some(Cmd::Add(got)) => assert_eq!(got, n),
@@ -46,7 +53,13 @@ async fn an_actor_can_stop_itself() {
     ev.expect_msg(Ev::stopped("w", 1)).await;
     assert!(w.is_terminated());
     w.tell(Cmd::Add(7));
-    expect_dead_add(&dead, "actor://stop-self/user/w", 7, DeadLetterReason::RecipientDead).await;
+    expect_dead_add(
+        &dead,
+        "actor://stop-self/user/w",
+        7,
+        DeadLetterReason::RecipientDead,
+    )
+    .await;
     kit.shutdown().await;
 }
 
@@ -60,14 +73,16 @@ async fn a_parent_can_stop_a_child_and_sees_it_terminate() {
     );
     expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
     assert_eq!(
-        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1)).await,
+        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1))
+            .await,
         Ok(true)
     );
     ev.expect_msg(Ev::stopped("c", 1)).await;
     ev.expect_msg(Ev::child_terminated("p", "c")).await;
     // not (any more) a child
     assert_eq!(
-        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1)).await,
+        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1))
+            .await,
         Ok(false)
     );
     ev.expect_no_msg(secs(1)).await;
@@ -83,13 +98,20 @@ async fn stopping_a_parent_stops_its_children_first() {
         Parent::props(
             "p",
             ev.actor_ref(),
-            vec![worker_child("a", ev.actor_ref()), worker_child("b", ev.actor_ref())],
+            vec![
+                worker_child("a", ev.actor_ref()),
+                worker_child("b", ev.actor_ref()),
+            ],
         ),
         "p",
     );
     expect_all(
         &ev,
-        vec![Ev::started("p", 1), Ev::started("a", 1), Ev::started("b", 1)],
+        vec![
+            Ev::started("p", 1),
+            Ev::started("a", 1),
+            Ev::started("b", 1),
+        ],
     )
     .await;
     watcher.watch(&p).await;
@@ -118,7 +140,13 @@ async fn a_poison_pill_stops_after_the_queued_messages() {
     ev.expect_msg(Ev::handled("w", 1, 2)).await;
     ev.expect_msg(Ev::stopped("w", 1)).await;
     // the message sent after the pill is never handled
-    expect_dead_add(&dead, "actor://poison-pill/user/w", 3, DeadLetterReason::RecipientDead).await;
+    expect_dead_add(
+        &dead,
+        "actor://poison-pill/user/w",
+        3,
+        DeadLetterReason::RecipientDead,
+    )
+    .await;
     ev.expect_no_msg(secs(1)).await;
     kit.shutdown().await;
 }
@@ -133,7 +161,13 @@ async fn stop_drops_the_queued_messages_to_dead_letters() {
     w.stop();
     ev.expect_msg(Ev::started("w", 1)).await;
     ev.expect_msg(Ev::stopped("w", 1)).await;
-    expect_dead_add(&dead, "actor://stop-drops/user/w", 1, DeadLetterReason::RecipientDead).await;
+    expect_dead_add(
+        &dead,
+        "actor://stop-drops/user/w",
+        1,
+        DeadLetterReason::RecipientDead,
+    )
+    .await;
     kit.shutdown().await;
 }
 

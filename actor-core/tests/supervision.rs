@@ -352,7 +352,7 @@ struct Counter {
 impl Actor for Counter {
     type Msg = u64;
     async fn handle(&mut self, n: u64, _: &mut Context<Self>) -> ActorResult {
-        if self.panic_every.is_some_and(|k| n % k == 0) {
+        if self.panic_every.is_some_and(|k| n.is_multiple_of(k)) {
             panic!("message {n} is poison");
         }
         self.handled.fetch_add(1, Ordering::Relaxed);

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_core::{
-    Actor, ActorResult, ActorSystem, Context, LookupError, PathError, Props, SpawnError, SystemError,
+    Actor, ActorResult, ActorSystem, Context, LookupError, PathError, Props, SpawnError,
+    SystemError,
 };
 use actor_testkit::TestKit;
 use common::{Ev, Parent, ParentCmd, Worker, expect_all, lookup};
@@ -50,7 +51,11 @@ async fn top_level_actors_live_under_user_and_children_below_them() {
     assert_eq!(w.path().to_string(), "actor://paths/user/w");
     assert_eq!(w.path().elements(), vec!["user", "w"]);
     let p = kit.spawn(
-        Parent::props("p", ev.actor_ref(), vec![common::worker_child("c", ev.actor_ref())]),
+        Parent::props(
+            "p",
+            ev.actor_ref(),
+            vec![common::worker_child("c", ev.actor_ref())],
+        ),
         "p",
     );
     let c = lookup::<common::Cmd>(&kit, "actor://paths/user/p/c").await;
@@ -166,7 +171,11 @@ async fn terminate_stops_children_before_parents_and_runs_every_stopped_hook() {
         "a",
         &log,
         vec![
-            node("b", &log, vec![node("c", &log, vec![]), node("d", &log, vec![])]),
+            node(
+                "b",
+                &log,
+                vec![node("c", &log, vec![]), node("d", &log, vec![])],
+            ),
             node("e", &log, vec![]),
         ],
     );
@@ -231,7 +240,8 @@ async fn a_stopped_childs_name_can_be_reused() {
     assert!(matches!(spawn_c().await, Ok(Ok(_))));
     expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
     assert_eq!(
-        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1)).await,
+        p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1))
+            .await,
         Ok(true)
     );
     ev.expect_msg(Ev::stopped("c", 1)).await;

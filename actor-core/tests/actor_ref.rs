@@ -211,3 +211,29 @@ async fn an_adapter_maps_messages_and_shares_the_identity() {
     watcher.expect_terminated(&w).await;
     kit.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_fails_with_recipient_dead_when_the_recipient_dies_on_a_multi_thread_runtime() {
+    for round in 0..50 {
+        let kit = TestKit::new(&format!("ask-dies-mt-{round}"));
+        let ev = kit.probe::<Ev>();
+        let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+        let asking = tokio::spawn({
+            let w = w.clone();
+            async move { w.ask(Cmd::Hold, secs(30)).await }
+        });
+        ev.expect_msg(Ev::started("w", 1)).await;
+        // the request is held once `Get` is answered (messages are handled in order)
+        while !matches!(w.ask(Cmd::Get, secs(3)).await, Ok(0)) {}
+        w.stop();
+        let result = asking.await.expect("the asking task ran");
+        assert_eq!(
+            result,
+            Err(AskError::RecipientDead {
+                recipient: w.path().clone()
+            }),
+            "round {round}"
+        );
+        kit.shutdown().await;
+    }
+}

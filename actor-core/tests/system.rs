@@ -10,7 +10,7 @@ use actor_core::{
     Actor, ActorResult, ActorSystem, Context, LookupError, PathError, Props, SpawnError,
     SystemError,
 };
-use actor_testkit::TestKit;
+use actor_testkit::{TestKit, await_assert};
 use common::{Ev, Parent, ParentCmd, Worker, expect_all, lookup};
 use parking_lot::Mutex;
 
@@ -249,4 +249,45 @@ async fn a_stopped_childs_name_can_be_reused() {
     // the parent has handled the termination: the name is free
     assert!(matches!(spawn_c().await, Ok(Ok(_))));
     kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn termination_completes_after_the_terminate_future_is_dropped() {
+    let system = ActorSystem::new("dropped-terminate").expect("a valid name");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let a = node("a", &log, vec![]);
+    system.spawn(a.1, a.0).expect("spawned");
+    // poll `terminate` once (it starts termination), then drop it
+    tokio::select! {
+        biased;
+        _ = system.terminate() => panic!("terminate cannot be done after one poll"),
+        _ = std::future::ready(()) => {}
+    }
+    // "Dropping the future does not cancel termination"; let it finish while nobody waits
+    await_assert(
+        || log.lock().contains(&"a"),
+        secs(3),
+        Duration::from_millis(1),
+    )
+    .await;
+    assert!(
+        system.await_termination(secs(3)).await,
+        "the system never reported termination; stopped hooks ran: {:?}",
+        log.lock()
+    );
+    assert!(system.is_terminated());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_returns_on_a_multi_thread_runtime() {
+    for round in 0..50 {
+        let kit = TestKit::new(&format!("terminate-mt-{round}"));
+        let ev = kit.probe::<Ev>();
+        kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+        ev.expect_msg(Ev::started("w", 1)).await;
+        let system = kit.system().clone();
+        let done = tokio::time::timeout(secs(10), system.terminate()).await;
+        assert!(done.is_ok(), "round {round}: terminate() did not return");
+        assert!(system.is_terminated());
+    }
 }

@@ -214,26 +214,28 @@ async fn an_adapter_maps_messages_and_shares_the_identity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ask_fails_with_recipient_dead_when_the_recipient_dies_on_a_multi_thread_runtime() {
-    for round in 0..50 {
-        let kit = TestKit::new(&format!("ask-dies-mt-{round}"));
-        let ev = kit.probe::<Ev>();
-        let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
-        let asking = tokio::spawn({
-            let w = w.clone();
-            async move { w.ask(Cmd::Hold, secs(30)).await }
-        });
-        ev.expect_msg(Ev::started("w", 1)).await;
-        // the request is held once `Get` is answered (messages are handled in order)
-        while !matches!(w.ask(Cmd::Get, secs(3)).await, Ok(0)) {}
+    let kit = TestKit::new("ask-dies-mt");
+    let ev = kit.probe::<Ev>();
+    for round in 0..200 {
+        let name = format!("w{round}");
+        let w = kit.spawn(Worker::props(&name, ev.actor_ref()), &name);
+        let asking = w.ask(Cmd::Hold, secs(30));
+        tokio::pin!(asking);
+        // the first poll sends the request
+        assert!(futures_util::poll!(&mut asking).is_pending());
+        ev.expect_msg(Ev::started(&name, 1)).await;
+        // answered after the request was taken (one sender's messages stay in order)
+        assert_eq!(w.ask(Cmd::Get, secs(3)).await, Ok(0));
         w.stop();
-        let result = asking.await.expect("the asking task ran");
         assert_eq!(
-            result,
+            asking.await,
             Err(AskError::RecipientDead {
                 recipient: w.path().clone()
             }),
             "round {round}"
         );
-        kit.shutdown().await;
+        ev.expect_msg(Ev::stopped(&name, 1)).await;
     }
+    // not `shutdown`: see briefs/core-bugs.md #3 (terminate can hang on this runtime)
+    drop(kit);
 }

@@ -11,6 +11,7 @@
 //!   [`within`](TestProbe::within), [`watch`](TestProbe::watch) +
 //!   [`expect_terminated`](TestProbe::expect_terminated).
 //! - [`await_assert`]: re-check a condition until it holds, never a guessed sleep.
+//! - [`LogCapture`]: assert on what was logged (failures, warnings) during a test.
 //!
 //! A failed expectation panics with the caller's location, what was expected, what arrived
 //! instead (or that nothing did) and after how long.
@@ -74,12 +75,14 @@
 
 mod await_assert;
 mod kit;
+mod log_capture;
 mod logging;
 mod probe;
 mod time;
 
 pub use await_assert::{AssertOutcome, await_assert, await_assert_default};
 pub use kit::TestKit;
+pub use log_capture::LogCapture;
 pub use logging::{DEFAULT_LOG_LEVEL, init_logging};
 pub use probe::TestProbe;
 pub use time::{

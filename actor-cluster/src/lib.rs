@@ -6,6 +6,7 @@ mod channel;
 mod fault;
 mod in_memory;
 mod mesh;
+pub mod tcp;
 pub mod transport;
 
 pub use address::{Address, AddressError};
@@ -13,6 +14,7 @@ pub use channel::{ChannelMesh, ChannelTransport};
 pub use fault::{Direction, FaultError, FaultInjector, LinkRule};
 pub use in_memory::{DEFAULT_FAULT_SEED, InMemoryHub, InMemoryTransport};
 pub use mesh::BindError;
+pub use tcp::TcpTransport;
 pub use transport::{
     BoxFuture, DEFAULT_MAX_FRAME_SIZE, DisconnectReason, DropReason, InboundFrame, RejectReason,
     Transport, TransportError, TransportEvent,

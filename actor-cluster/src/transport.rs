@@ -93,6 +93,8 @@ pub enum DropReason {
     Disconnected,
     /// The transport shut down.
     ShutDown,
+    /// The connection broke after the frames were taken from the queue.
+    ConnectionLost,
 }
 
 /// Why an inbound connection was refused (TCP).

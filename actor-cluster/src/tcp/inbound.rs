@@ -1,0 +1,168 @@
+//! The reader task of one accepted connection: handshake as the listening side, then frames.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+use super::Shared;
+use super::frame::{FrameCodec, FrameError};
+use super::handshake::{
+    self, ClientProof, HANDSHAKE_MAX_FRAME, HandshakeError, ServerMessage, Transcript,
+};
+use super::outbound::nonce;
+use crate::address::Address;
+use crate::transport::{DisconnectReason, InboundFrame, RejectReason, TransportEvent};
+
+fn reject_reason(error: &HandshakeError) -> RejectReason {
+    match error {
+        HandshakeError::VersionMismatch { ours, theirs } => RejectReason::VersionMismatch {
+            ours: *ours,
+            theirs: *theirs,
+        },
+        HandshakeError::AuthenticationFailed => RejectReason::AuthenticationFailed,
+        HandshakeError::SecretMismatch { local_requires } => RejectReason::SecretMismatch {
+            local_requires: *local_requires,
+        },
+        HandshakeError::Timeout => RejectReason::HandshakeTimeout,
+        other => RejectReason::BadHandshake(other.to_string()),
+    }
+}
+
+/// Serves one accepted connection until it closes or breaks the protocol.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, id: u64) {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+    let handshake = timeout(
+        shared.settings.handshake_timeout,
+        server_handshake(&shared, &mut framed),
+    )
+    .await
+    .unwrap_or(Err(HandshakeError::Timeout));
+    let (peer, uid) = match handshake {
+        Ok(identified) => identified,
+        Err(error) => {
+            tracing::warn!(local = %shared.address, %remote, %error, "inbound handshake refused");
+            shared.emit(TransportEvent::ConnectionRejected {
+                remote: remote.to_string(),
+                reason: reject_reason(&error),
+            });
+            shared.inbound_closed(id);
+            return;
+        }
+    };
+    shared.inbound_identified(id, &peer);
+    shared.emit(TransportEvent::Connected {
+        peer: peer.clone(),
+        uid,
+    });
+    framed.codec_mut().set_max(shared.settings.max_frame_size);
+    let reason = loop {
+        match framed.next().await {
+            Some(Ok(frame)) => {
+                let inbound = InboundFrame {
+                    from: peer.clone(),
+                    from_uid: uid,
+                    frame: frame.freeze(),
+                };
+                if shared.inbound_tx.send_async(inbound).await.is_err() {
+                    break DisconnectReason::Io("inbound channel closed".to_owned());
+                }
+            }
+            Some(Err(FrameError::TooLarge { size, limit })) => {
+                tracing::error!(local = %shared.address, %peer, %remote, size, limit,
+                    "inbound frame too large; closing the connection");
+                shared.emit(TransportEvent::ConnectionRejected {
+                    remote: remote.to_string(),
+                    reason: RejectReason::FrameTooLarge { size, limit },
+                });
+                break DisconnectReason::ProtocolViolation(format!(
+                    "frame of {size} bytes exceeds the limit of {limit} bytes"
+                ));
+            }
+            Some(Err(error @ FrameError::Truncated { .. })) => {
+                tracing::warn!(local = %shared.address, %peer, %remote, %error,
+                    "truncated frame; closing the connection");
+                break DisconnectReason::ProtocolViolation(error.to_string());
+            }
+            Some(Err(FrameError::Io(error))) => break DisconnectReason::Io(error.to_string()),
+            None => break DisconnectReason::Io("connection closed by peer".to_owned()),
+        }
+    };
+    shared.inbound_closed(id);
+    shared.emit(TransportEvent::Disconnected { peer, reason });
+}
+
+async fn next_frame(
+    framed: &mut Framed<TcpStream, FrameCodec>,
+) -> Result<bytes::BytesMut, HandshakeError> {
+    match framed.next().await {
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) => Err(HandshakeError::Malformed(e.to_string())),
+        None => Err(HandshakeError::Closed),
+    }
+}
+
+async fn refuse(
+    framed: &mut Framed<TcpStream, FrameCodec>,
+    error: HandshakeError,
+) -> HandshakeError {
+    if let Ok(frame) = handshake::encode(&ServerMessage::Refused {
+        reason: error.to_string(),
+    }) {
+        let _ = framed.send(frame).await;
+    }
+    error
+}
+
+async fn server_handshake(
+    shared: &Shared,
+    framed: &mut Framed<TcpStream, FrameCodec>,
+) -> Result<(Address, u64), HandshakeError> {
+    let first = next_frame(framed).await?;
+    let hello = match handshake::decode_hello(&first) {
+        Ok(hello) => hello,
+        Err(error @ HandshakeError::VersionMismatch { .. }) => {
+            return Err(refuse(framed, error).await);
+        }
+        Err(error) => return Err(error),
+    };
+    let peer = Address::new(hello.system.clone(), hello.host.clone(), hello.port)
+        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    let secret = shared.settings.secret();
+    if secret.is_some() != hello.authenticated {
+        let error = HandshakeError::SecretMismatch {
+            local_requires: secret.is_some(),
+        };
+        return Err(refuse(framed, error).await);
+    }
+    let transcript = Transcript {
+        client_nonce: hello.nonce,
+        server_nonce: nonce(),
+        client_uid: hello.uid,
+        server_uid: shared.uid,
+    };
+    let challenge = ServerMessage::Challenge {
+        system: shared.address.system().to_owned(),
+        uid: shared.uid,
+        nonce: transcript.server_nonce,
+        proof: secret.and_then(|s| handshake::server_proof(s, &transcript)),
+    };
+    let io = |e: FrameError| HandshakeError::Io(e.to_string());
+    framed
+        .send(handshake::encode(&challenge)?)
+        .await
+        .map_err(io)?;
+    let reply: ClientProof = handshake::decode(&next_frame(framed).await?)?;
+    if let Err(error) = handshake::verify_client(secret, &transcript, reply.proof.as_ref()) {
+        return Err(refuse(framed, error).await);
+    }
+    framed
+        .send(handshake::encode(&ServerMessage::Accepted)?)
+        .await
+        .map_err(io)?;
+    Ok((peer, hello.uid))
+}

@@ -1,0 +1,248 @@
+//! The writer task of one peer: lazy connect, handshake, coalesced writes, reconnect.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::codec::Framed;
+
+use super::Shared;
+use super::frame::{FrameCodec, put_frame};
+use super::handshake::{
+    self, ClientProof, HANDSHAKE_MAX_FRAME, HandshakeError, Hello, PROTOCOL_VERSION, ServerMessage,
+    Transcript,
+};
+use super::settings::RECONNECT_BACKOFF_FACTOR;
+use crate::address::Address;
+use crate::transport::{DisconnectReason, DropReason, TransportEvent};
+
+/// A fresh random nonce from the thread-local CSPRNG.
+pub(crate) fn nonce() -> handshake::Nonce {
+    let mut n = [0u8; 32];
+    rand::rng().fill_bytes(&mut n);
+    n
+}
+
+/// Runs until the queue closes (shutdown) or the association fails for good.
+pub(crate) async fn run(shared: Arc<Shared>, peer: Address, id: u64, rx: flume::Receiver<Bytes>) {
+    let mut pending: Option<Bytes> = None;
+    loop {
+        if pending.is_none() {
+            match rx.recv_async().await {
+                Ok(frame) => pending = Some(frame),
+                Err(_) => return,
+            }
+        }
+        let (stream, peer_uid) = match connect_with_backoff(&shared, &peer).await {
+            Ok(connected) => connected,
+            Err((attempts, error)) => {
+                shared.remove_outbound(&peer, id);
+                let dropped = 1 + rx.drain().count() as u64;
+                tracing::warn!(local = %shared.address, %peer, attempts, %error, dropped,
+                    "association failed");
+                shared.emit(TransportEvent::AssociationFailed {
+                    peer: peer.clone(),
+                    attempts,
+                    error,
+                });
+                shared.emit(TransportEvent::FramesDropped {
+                    peer,
+                    count: dropped,
+                    reason: DropReason::AssociationFailed,
+                });
+                return;
+            }
+        };
+        tracing::debug!(local = %shared.address, %peer, peer_uid, "outbound association up");
+        shared.emit(TransportEvent::Connected {
+            peer: peer.clone(),
+            uid: peer_uid,
+        });
+        let (end, lost) = write_loop(&shared, stream, pending.take(), &rx).await;
+        if lost > 0 {
+            shared.emit(TransportEvent::FramesDropped {
+                peer: peer.clone(),
+                count: lost,
+                reason: DropReason::ConnectionLost,
+            });
+        }
+        match end {
+            None => return,
+            Some(reason) => {
+                tracing::debug!(local = %shared.address, %peer, ?reason, "outbound association down");
+                shared.emit(TransportEvent::Disconnected {
+                    peer: peer.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+async fn connect_with_backoff(
+    shared: &Shared,
+    peer: &Address,
+) -> Result<(TcpStream, u64), (u32, String)> {
+    let settings = &shared.settings;
+    let mut delay = settings.backoff_min;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = match timeout(settings.handshake_timeout, connect_once(shared, peer)).await {
+            Ok(result) => result,
+            Err(_) => Err(HandshakeError::Timeout),
+        };
+        match result {
+            Ok(connected) => return Ok(connected),
+            Err(error) => {
+                tracing::warn!(local = %shared.address, %peer, attempts, %error,
+                    "connection attempt failed");
+                if attempts >= settings.max_reconnect_attempts {
+                    return Err((attempts, error.to_string()));
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * RECONNECT_BACKOFF_FACTOR).min(settings.backoff_max);
+    }
+}
+
+async fn next_frame(
+    framed: &mut Framed<TcpStream, FrameCodec>,
+) -> Result<BytesMut, HandshakeError> {
+    match framed.next().await {
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) => Err(HandshakeError::Io(e.to_string())),
+        None => Err(HandshakeError::Closed),
+    }
+}
+
+async fn connect_once(shared: &Shared, peer: &Address) -> Result<(TcpStream, u64), HandshakeError> {
+    let socket = peer
+        .socket_addr()
+        .ok_or_else(|| HandshakeError::Io(format!("{peer} has no IP host")))?;
+    let stream = timeout(shared.settings.connect_timeout, TcpStream::connect(socket))
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(|e| HandshakeError::Io(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+    let secret = shared.settings.secret();
+    let client_nonce = nonce();
+    let hello = Hello {
+        system: shared.address.system().to_owned(),
+        host: shared.address.host().to_owned(),
+        port: shared.address.port(),
+        uid: shared.uid,
+        nonce: client_nonce,
+        authenticated: secret.is_some(),
+    };
+    let send = |e: super::FrameError| HandshakeError::Io(e.to_string());
+    framed
+        .send(handshake::encode_hello(PROTOCOL_VERSION, &hello)?)
+        .await
+        .map_err(send)?;
+    let (server_uid, server_nonce, proof) =
+        match handshake::decode::<ServerMessage>(&next_frame(&mut framed).await?)? {
+            ServerMessage::Challenge {
+                system,
+                uid,
+                nonce,
+                proof,
+            } => {
+                if system != peer.system() {
+                    return Err(HandshakeError::WrongSystem {
+                        expected: peer.system().to_owned(),
+                        actual: system,
+                    });
+                }
+                (uid, nonce, proof)
+            }
+            ServerMessage::Refused { reason } => return Err(HandshakeError::Refused { reason }),
+            ServerMessage::Accepted => {
+                return Err(HandshakeError::Malformed(
+                    "accepted before the challenge".to_owned(),
+                ));
+            }
+        };
+    let transcript = Transcript {
+        client_nonce,
+        server_nonce,
+        client_uid: shared.uid,
+        server_uid,
+    };
+    handshake::verify_server(secret, &transcript, proof.as_ref())?;
+    let proof = secret.and_then(|s| handshake::client_proof(s, &transcript));
+    framed
+        .send(handshake::encode(&ClientProof { proof })?)
+        .await
+        .map_err(send)?;
+    match handshake::decode::<ServerMessage>(&next_frame(&mut framed).await?)? {
+        ServerMessage::Accepted => Ok((framed.into_parts().io, server_uid)),
+        ServerMessage::Refused { reason } => Err(HandshakeError::Refused { reason }),
+        ServerMessage::Challenge { .. } => {
+            Err(HandshakeError::Malformed("second challenge".to_owned()))
+        }
+    }
+}
+
+/// Writes queued frames, coalesced, until the queue closes (`None`) or the connection
+/// breaks (`Some(reason)`); also returns how many dequeued frames were lost.
+async fn write_loop(
+    shared: &Shared,
+    stream: TcpStream,
+    first: Option<Bytes>,
+    rx: &flume::Receiver<Bytes>,
+) -> (Option<DisconnectReason>, u64) {
+    let coalesce = shared.settings.write_coalesce_bytes;
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(coalesce + 1024);
+    let mut probe = [0u8; 64];
+    let mut next = first;
+    loop {
+        let frame = match next.take() {
+            Some(frame) => frame,
+            None => {
+                tokio::select! {
+                    biased;
+                    read = reader.read(&mut probe) => {
+                        let reason = match read {
+                            Ok(0) => DisconnectReason::Io("connection closed by peer".to_owned()),
+                            Ok(_) => DisconnectReason::ProtocolViolation(
+                                "unexpected data from the accepting side".to_owned(),
+                            ),
+                            Err(e) => DisconnectReason::Io(e.to_string()),
+                        };
+                        return (Some(reason), 0);
+                    }
+                    frame = rx.recv_async() => match frame {
+                        Ok(frame) => frame,
+                        Err(_) => {
+                            let _ = writer.shutdown().await;
+                            return (None, 0);
+                        }
+                    },
+                }
+            }
+        };
+        let mut count = 1u64;
+        put_frame(&mut buf, &frame);
+        while buf.len() < coalesce {
+            match rx.try_recv() {
+                Ok(frame) => {
+                    put_frame(&mut buf, &frame);
+                    count += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = writer.write_all(&buf).await {
+            return (Some(DisconnectReason::Io(e.to_string())), count);
+        }
+        buf.clear();
+    }
+}

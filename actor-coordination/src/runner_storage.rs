@@ -97,6 +97,16 @@ pub enum RunnerStorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A database operation did not finish within the operation timeout.
+    #[error("{backend} runner storage: {operation} did not finish within {after:?}")]
+    Timeout {
+        /// Which backend.
+        backend: &'static str,
+        /// Which operation.
+        operation: &'static str,
+        /// The timeout that passed.
+        after: Duration,
+    },
     /// The backend failed in a way that has no more specific variant.
     #[error("{backend} runner storage: {message}")]
     Backend {
@@ -120,12 +130,24 @@ pub enum RunnerStorageError {
 pub struct RunnerStorageConfig {
     /// How long a shard lock stays valid after its last acquire or refresh.
     pub lock_ttl: Duration,
+    /// Longest a single operation may take in a database backend (connecting included), after
+    /// which it fails with [`RunnerStorageError::Timeout`]. The in-memory store ignores it.
+    pub operation_timeout: Duration,
 }
+
+/// Default bound on one database operation (SQLite: how long a busy database is waited for).
+///
+/// Operations touch a handful of rows, so taking long means the database is unreachable,
+/// stalled or contended; failing lets the caller retry or fence. Too short turns ordinary
+/// contention into errors. Keep it well below the lock ttl, so a runner learns of trouble
+/// while its locks are still valid.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for RunnerStorageConfig {
     fn default() -> Self {
         Self {
             lock_ttl: DEFAULT_SHARD_LOCK_TTL,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
     }
 }
@@ -137,13 +159,25 @@ impl RunnerStorageConfig {
         self
     }
 
+    /// Sets the bound on one database operation.
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Checks the settings.
     ///
     /// # Errors
     ///
     /// [`RunnerStorageError::InvalidConfig`] when the lock ttl is below a millisecond (the SQL
-    /// backends count in milliseconds) or above a year.
+    /// backends count in milliseconds) or above a year, or the operation timeout is zero.
     pub fn validate(&self) -> Result<(), RunnerStorageError> {
+        if self.operation_timeout.is_zero() {
+            return Err(RunnerStorageError::InvalidConfig {
+                field: "operation_timeout",
+                reason: "must be above zero".to_owned(),
+            });
+        }
         if self.lock_ttl < Duration::from_millis(1)
             || self.lock_ttl > Duration::from_secs(365 * 86_400)
         {

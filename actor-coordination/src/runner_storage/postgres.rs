@@ -4,7 +4,8 @@
 //! Acquire is one `INSERT .. ON CONFLICT DO UPDATE .. WHERE` over all asked shards: a row is
 //! taken only if it is free, expired, or already this runner incarnation's, so two runners
 //! racing for a shard cannot both win and a refresh racing an acquire cannot drop a shard. A
-//! statement that loses a deadlock or serialization race is retried. A test-only offset
+//! statement that loses a deadlock or serialization race is retried; every operation (and
+//! connecting) is bounded by [`RunnerStorageConfig::operation_timeout`]. A test-only offset
 //! ([`PostgresRunnerStorage::advance_clock`]) shifts this handle's view of the server clock.
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ struct Inner {
     client: Client,
     connection: JoinHandle<()>,
     lock_ttl_ms: i64,
+    operation_timeout: Duration,
     clock_offset_ms: AtomicI64,
 }
 
@@ -81,28 +83,53 @@ impl PostgresRunnerStorage {
     /// # Errors
     ///
     /// [`RunnerStorageError::InvalidConfig`] for invalid settings, [`RunnerStorageError::Postgres`]
-    /// when the server cannot be reached or the schema not created.
+    /// when the server refuses or the schema cannot be created, [`RunnerStorageError::Timeout`]
+    /// when connecting and creating the schema take longer than the operation timeout.
     pub async fn connect(
         url: &str,
         config: RunnerStorageConfig,
     ) -> Result<Self, RunnerStorageError> {
         config.validate()?;
-        let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
-        let connection = tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "postgres runner storage connection ended");
+        let timeout = config.operation_timeout;
+        let connected = tokio::time::timeout(timeout, async {
+            let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+            let connection = tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!(%error, "postgres runner storage connection ended");
+                }
+            });
+            let schema = async {
+                let tx = client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])
+                    .await?;
+                tx.batch_execute(SCHEMA).await?;
+                tx.commit().await
+            };
+            match schema.await {
+                Ok(()) => Ok((client, connection)),
+                Err(error) => {
+                    connection.abort();
+                    Err(error)
+                }
             }
-        });
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])
-            .await?;
-        tx.batch_execute(SCHEMA).await?;
-        tx.commit().await?;
+        })
+        .await;
+        let (client, connection) = match connected {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(RunnerStorageError::Timeout {
+                    backend: "postgres",
+                    operation: "connect",
+                    after: timeout,
+                });
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
                 connection,
                 lock_ttl_ms: config.lock_ttl_ms(),
+                operation_timeout: timeout,
                 clock_offset_ms: AtomicI64::new(0),
             }),
         })
@@ -118,6 +145,28 @@ impl PostgresRunnerStorage {
     pub fn advance_clock(&self, by: Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.inner.clock_offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Bounds `operation` by the operation timeout.
+    ///
+    /// A statement cut short may still complete on the server; for an acquire that leaves a
+    /// lock the caller does not know it holds, which expires after the lock ttl.
+    fn bounded<'a, T: Send + 'a>(
+        &'a self,
+        operation: &'static str,
+        work: impl std::future::Future<Output = Result<T, RunnerStorageError>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<T, RunnerStorageError>> {
+        let after = self.inner.operation_timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(after, work).await {
+                Ok(result) => result,
+                Err(_) => Err(RunnerStorageError::Timeout {
+                    backend: "postgres",
+                    operation,
+                    after,
+                }),
+            }
+        })
     }
 
     fn offset(&self) -> i64 {
@@ -157,7 +206,7 @@ where
 
 impl EncodedRunnerStorage for PostgresRunnerStorage {
     fn get_runners(&self) -> BoxFuture<'_, Result<Vec<(String, bool)>, RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("get_runners", async move {
             let rows = self
                 .inner
                 .client
@@ -178,7 +227,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
         runner: &'a str,
         healthy: bool,
     ) -> BoxFuture<'a, Result<i64, RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("register", async move {
             // Two new runners may compute the same next id; the loser hits the UNIQUE
             // constraint and retries with the winner's row visible.
             let row = retrying(|| async {
@@ -196,7 +245,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
     }
 
     fn unregister<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("unregister", async move {
             self.inner
                 .client
                 .execute("DELETE FROM actor_runners WHERE address = $1", &[&address])
@@ -210,7 +259,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
         address: &'a str,
         healthy: bool,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("set_runner_health", async move {
             self.inner
                 .client
                 .execute(
@@ -227,7 +276,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
         runner_id: &'a str,
         shard_ids: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<String>, RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("acquire", async move {
             // Rows are locked in shard order, so concurrent acquires cannot deadlock each other.
             let mut shards = shard_ids.to_vec();
             shards.sort();
@@ -258,7 +307,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
         runner_id: &'a str,
         shard_ids: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<String>, RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("refresh", async move {
             let offset = self.offset();
             let rows = retrying(|| async {
                 self.inner.client.query(
@@ -282,7 +331,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
         runner_id: &'a str,
         shard_id: &'a str,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("release", async move {
             self.inner
                 .client
                 .execute(
@@ -298,7 +347,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
         &'a self,
         runner_id: &'a str,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("release_all", async move {
             self.inner
                 .client
                 .execute(
@@ -311,7 +360,7 @@ impl EncodedRunnerStorage for PostgresRunnerStorage {
     }
 
     fn list_locks(&self) -> BoxFuture<'_, Result<Vec<EncodedLock>, RunnerStorageError>> {
-        Box::pin(async move {
+        self.bounded("list_locks", async move {
             let offset = self.offset();
             let rows = self
                 .inner

@@ -2,7 +2,8 @@
 //!
 //! Every operation is one transaction; those that write start with `BEGIN IMMEDIATE`, so they
 //! take SQLite's write lock up front and never fail half-way on a lock upgrade. A busy
-//! database is waited for up to [`DEFAULT_BUSY_TIMEOUT`]. The journal runs in WAL mode so
+//! database is waited for up to the operation timeout
+//! ([`RunnerStorageConfig::operation_timeout`], SQLite's busy timeout). The journal runs in WAL mode so
 //! readers do not block the writer. Blocking calls run on tokio's blocking pool.
 //!
 //! Lock expiry uses the database's clock: SQLite's `julianday('now')`, which is the host's
@@ -21,12 +22,6 @@ use super::{
     BoxFuture, EncodedAdapter, EncodedLock, EncodedRunnerStorage, RunnerStorageConfig,
     RunnerStorageError,
 };
-
-/// How long an operation waits for another connection's write transaction to finish.
-///
-/// Writes are short (a handful of rows), so waiting long means something is wrong; too short
-/// turns ordinary contention between processes into errors.
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS actor_runners (
@@ -59,6 +54,7 @@ struct Inner {
     path: PathBuf,
     connection: Mutex<Connection>,
     lock_ttl_ms: i64,
+    operation_timeout: Duration,
     clock_offset_ms: AtomicI64,
 }
 
@@ -79,7 +75,7 @@ impl SqliteRunnerStorage {
             let path = path.clone();
             tokio::task::spawn_blocking(move || -> Result<Connection, rusqlite::Error> {
                 let mut connection = Connection::open(&path)?;
-                connection.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+                connection.busy_timeout(config.operation_timeout)?;
                 // WAL lets readers run beside the one writer; NORMAL sync is durable across
                 // process crashes (not power loss), which is what a lock table needs.
                 connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -97,6 +93,7 @@ impl SqliteRunnerStorage {
                 path,
                 connection: Mutex::new(connection),
                 lock_ttl_ms: config.lock_ttl_ms(),
+                operation_timeout: config.operation_timeout,
                 clock_offset_ms: AtomicI64::new(0),
             }),
         })
@@ -120,7 +117,12 @@ impl SqliteRunnerStorage {
     }
 
     /// Runs `work` in one transaction on the blocking pool, with the database time in ms.
-    async fn run<T, F>(&self, write: bool, work: F) -> Result<T, RunnerStorageError>
+    async fn run<T, F>(
+        &self,
+        operation: &'static str,
+        write: bool,
+        work: F,
+    ) -> Result<T, RunnerStorageError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>, i64, i64) -> Result<T, rusqlite::Error>
@@ -143,7 +145,20 @@ impl SqliteRunnerStorage {
             Ok(value)
         })
         .await;
-        Ok(done.map_err(join_error)??)
+        match done.map_err(join_error)? {
+            Ok(value) => Ok(value),
+            // SQLite gave up waiting for another connection's write lock.
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Err(RunnerStorageError::Timeout {
+                    backend: "sqlite",
+                    operation,
+                    after: self.inner.operation_timeout,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
@@ -156,7 +171,7 @@ fn join_error(error: tokio::task::JoinError) -> RunnerStorageError {
 
 impl EncodedRunnerStorage for SqliteRunnerStorage {
     fn get_runners(&self) -> BoxFuture<'_, Result<Vec<(String, bool)>, RunnerStorageError>> {
-        Box::pin(self.run(false, |tx, _, _| {
+        Box::pin(self.run("get_runners", false, |tx, _, _| {
             let mut statement =
                 tx.prepare_cached("SELECT runner, healthy FROM actor_runners ORDER BY address")?;
             let rows = statement.query_map([], |row| {
@@ -173,7 +188,7 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
         healthy: bool,
     ) -> BoxFuture<'a, Result<i64, RunnerStorageError>> {
         let (address, runner) = (address.to_owned(), runner.to_owned());
-        Box::pin(self.run(true, move |tx, _, _| {
+        Box::pin(self.run("register", true, move |tx, _, _| {
             let existing: Option<i64> = tx
                 .query_row("SELECT machine_id FROM actor_runners WHERE address = ?1", [&address], |row| row.get(0))
                 .optional()?;
@@ -192,7 +207,7 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
 
     fn unregister<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
         let address = address.to_owned();
-        Box::pin(self.run(true, move |tx, _, _| {
+        Box::pin(self.run("unregister", true, move |tx, _, _| {
             tx.execute("DELETE FROM actor_runners WHERE address = ?1", [&address])?;
             Ok(())
         }))
@@ -204,7 +219,7 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
         healthy: bool,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
         let address = address.to_owned();
-        Box::pin(self.run(true, move |tx, _, _| {
+        Box::pin(self.run("set_runner_health", true, move |tx, _, _| {
             tx.execute(
                 "UPDATE actor_runners SET healthy = ?2 WHERE address = ?1",
                 params![address, healthy],
@@ -219,7 +234,7 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
         shard_ids: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<String>, RunnerStorageError>> {
         let (holder, shards) = (runner_id.to_owned(), shard_ids.to_vec());
-        Box::pin(self.run(true, move |tx, now, ttl| {
+        Box::pin(self.run("acquire", true, move |tx, now, ttl| {
             let mut statement = tx.prepare_cached(
                 "INSERT INTO actor_shard_locks (shard_id, holder, expires_at_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (shard_id) DO UPDATE
@@ -243,7 +258,7 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
         shard_ids: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<String>, RunnerStorageError>> {
         let (holder, shards) = (runner_id.to_owned(), shard_ids.to_vec());
-        Box::pin(self.run(true, move |tx, now, ttl| {
+        Box::pin(self.run("refresh", true, move |tx, now, ttl| {
             let mut statement =
                 tx.prepare_cached("UPDATE actor_shard_locks SET expires_at_ms = ?3 WHERE shard_id = ?1 AND holder = ?2")?;
             let mut held = Vec::new();
@@ -262,7 +277,7 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
         shard_id: &'a str,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
         let (holder, shard) = (runner_id.to_owned(), shard_id.to_owned());
-        Box::pin(self.run(true, move |tx, _, _| {
+        Box::pin(self.run("release", true, move |tx, _, _| {
             tx.execute(
                 "DELETE FROM actor_shard_locks WHERE shard_id = ?1 AND holder = ?2",
                 params![shard, holder],
@@ -276,14 +291,14 @@ impl EncodedRunnerStorage for SqliteRunnerStorage {
         runner_id: &'a str,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
         let holder = runner_id.to_owned();
-        Box::pin(self.run(true, move |tx, _, _| {
+        Box::pin(self.run("release_all", true, move |tx, _, _| {
             tx.execute("DELETE FROM actor_shard_locks WHERE holder = ?1", [&holder])?;
             Ok(())
         }))
     }
 
     fn list_locks(&self) -> BoxFuture<'_, Result<Vec<EncodedLock>, RunnerStorageError>> {
-        Box::pin(self.run(false, |tx, now, _| {
+        Box::pin(self.run("list_locks", false, |tx, now, _| {
             let mut statement = tx.prepare_cached(
                 "SELECT shard_id, holder, expires_at_ms - ?1 FROM actor_shard_locks
                  WHERE expires_at_ms > ?1 ORDER BY shard_id",

@@ -231,3 +231,32 @@ async fn an_actor_stopped_by_its_supervisor_signals_its_watchers() {
     events.expect_msg(Ev::stopped("t", 1)).await;
     kit.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_watching_its_own_child_gets_one_signal() {
+    let kit = TestKit::new("watch-own-child");
+    let ev = kit.probe::<Ev>();
+    let p = kit.spawn(
+        common::Parent::props(
+            "p",
+            ev.actor_ref(),
+            vec![common::worker_child("c", ev.actor_ref())],
+        ),
+        "p",
+    );
+    common::expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
+    assert_eq!(
+        p.ask(|r| common::ParentCmd::WatchChild("c".into(), r), secs(1))
+            .await,
+        Ok(true)
+    );
+    assert_eq!(
+        p.ask(|r| common::ParentCmd::StopChild("c".into(), r), secs(1))
+            .await,
+        Ok(true)
+    );
+    ev.expect_msg(Ev::stopped("c", 1)).await;
+    ev.expect_msg(Ev::child_terminated("p", "c")).await;
+    ev.expect_no_msg(secs(1)).await;
+    kit.shutdown().await;
+}

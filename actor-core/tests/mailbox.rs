@@ -227,3 +227,32 @@ async fn a_subscriber_is_removed_when_it_stops() {
     assert_eq!(kit.system().dead_letter_count(), dead);
     kit.shutdown().await;
 }
+
+/// Forwards every number it gets.
+struct Forward(ActorRef<u32>);
+
+impl Actor for Forward {
+    type Msg = u32;
+    async fn handle(&mut self, n: u32, _: &mut Context<Self>) -> ActorResult {
+        self.0.tell(n);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_from_one_sender_arrive_in_order() {
+    let kit = TestKit::new("order");
+    let probe = kit.probe::<u32>();
+    let to = probe.actor_ref().clone();
+    let f = kit.spawn(Props::new(move || Forward(to.clone())), "f");
+    let sender = tokio::spawn(async move {
+        for n in 0..5_000 {
+            f.tell(n);
+        }
+    });
+    let got = probe.receive_n(5_000).await;
+    assert!(sender.await.is_ok());
+    assert!(got.iter().copied().eq(0..5_000), "out of order");
+    // not `shutdown`: see briefs/core-bugs.md #3 (terminate can hang on this runtime)
+    drop(kit);
+}

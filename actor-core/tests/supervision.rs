@@ -401,5 +401,240 @@ async fn a_panicking_actor_under_load_does_not_lose_other_actors_messages() {
         Duration::from_millis(5),
     )
     .await;
+    // not `shutdown`: see briefs/core-bugs.md #3 (terminate can hang on this runtime)
+    drop(kit);
+}
+
+/// Reports what its restart hooks see.
+struct Hooks {
+    report: actor_core::ActorRef<String>,
+}
+
+impl Actor for Hooks {
+    type Msg = &'static str;
+    async fn handle(&mut self, msg: &'static str, _: &mut Context<Self>) -> ActorResult {
+        match msg {
+            "panic" => panic!("hooks panics"),
+            other => Err(ActorError::msg(format!("failed on {other}"))),
+        }
+    }
+    async fn pre_restart(&mut self, failure: &actor_core::Failure, _: &mut Context<Self>) {
+        self.report.tell(format!("pre_restart: {failure}"));
+    }
+    async fn post_restart(
+        &mut self,
+        failure: &actor_core::Failure,
+        _: &mut Context<Self>,
+    ) -> ActorResult {
+        let cause = match failure.error() {
+            Some(e) => format!("error {e}"),
+            None => format!("panic: {}", failure.is_panic()),
+        };
+        self.report.tell(format!(
+            "post_restart: {cause}, phase {:?}",
+            failure.phase()
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_hooks_see_the_failure() {
+    let kit = TestKit::new("restart-hooks");
+    let report = kit.probe::<String>();
+    let to = report.actor_ref().clone();
+    let a = kit.spawn(Props::new(move || Hooks { report: to.clone() }), "a");
+    a.tell("x");
+    report
+        .expect_msg("pre_restart: actor://restart-hooks/user/a failed: failed on x".into())
+        .await;
+    report
+        .expect_msg("post_restart: error failed on x, phase Message".into())
+        .await;
+    a.tell("panic");
+    report
+        .expect_msg("pre_restart: actor://restart-hooks/user/a panicked: hooks panics".into())
+        .await;
+    report
+        .expect_msg("post_restart: panic: true, phase Message".into())
+        .await;
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_logged_with_the_actor_and_the_cause() {
+    let logs = actor_testkit::LogCapture::start(tracing::Level::ERROR);
+    let kit = TestKit::new("failure-logs");
+    let ev = kit.probe::<Ev>();
+    let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+    w.tell(Cmd::Fail);
+    w.tell(Cmd::Panic);
+    ev.expect_msg(Ev::started("w", 1)).await;
+    ev.expect_msg(Ev::pre_restart("w", 1)).await;
+    ev.expect_msg(Ev::started("w", 2)).await;
+    ev.expect_msg(Ev::pre_restart("w", 2)).await;
+    ev.expect_msg(Ev::started("w", 3)).await;
+    let failed = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("actor://failure-logs/user/w"))
+        .collect::<Vec<_>>();
+    assert!(
+        failed.iter().any(|l| l.contains("w fails")),
+        "the error is not logged: {failed:?}"
+    );
+    assert!(
+        failed.iter().any(|l| l.contains("w panics")),
+        "the panic is not logged: {failed:?}"
+    );
+    kit.shutdown().await;
+}
+
+/// An error type a decider can recognise.
+#[derive(Debug, thiserror::Error)]
+#[error("fatal: {0}")]
+struct Fatal(&'static str);
+
+/// Fails with `Fatal` on "fatal" and with a plain error otherwise.
+struct Picky {
+    events: actor_core::ActorRef<Ev>,
+}
+
+impl Actor for Picky {
+    type Msg = &'static str;
+    async fn started(&mut self, _: &mut Context<Self>) -> ActorResult {
+        self.events.tell(Ev::started("picky", 0));
+        Ok(())
+    }
+    async fn handle(&mut self, msg: &'static str, _: &mut Context<Self>) -> ActorResult {
+        match msg {
+            "fatal" => Err(Fatal("cannot go on").into()),
+            _ => Err(ActorError::msg("transient")),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_decider_can_look_inside_the_error() {
+    let decider = |f: &actor_core::Failure| match f.error().and_then(|e| e.downcast_ref::<Fatal>())
+    {
+        Some(_) => Directive::Stop,
+        None => Directive::Restart,
+    };
+    let kit = kit_with_guardian(
+        "decider-downcast",
+        SupervisorStrategy::one_for_one().with_decider(decider),
+    );
+    let ev = kit.probe::<Ev>();
+    let watcher = kit.probe::<()>();
+    let to = ev.actor_ref().clone();
+    let a = kit.spawn(Props::new(move || Picky { events: to.clone() }), "a");
+    watcher.watch(&a).await;
+    a.tell("transient");
+    ev.expect_msg(Ev::started("picky", 0)).await;
+    // restarted
+    ev.expect_msg(Ev::started("picky", 0)).await;
+    watcher.expect_no_terminated(secs(1)).await;
+    a.tell("fatal");
+    watcher.expect_terminated(&a).await;
+    ev.expect_no_msg(secs(1)).await;
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_for_one_stop_stops_every_sibling() {
+    let kit = TestKit::new("all-for-one-stop");
+    let ev = kit.probe::<Ev>();
+    let children = ["a", "b", "c"]
+        .iter()
+        .map(|n| worker_child(n, ev.actor_ref()))
+        .collect();
+    kit.spawn(
+        Parent::props("p", ev.actor_ref(), children)
+            .supervisor(SupervisorStrategy::all_for_one().with_decider(|_| Directive::Stop)),
+        "p",
+    );
+    expect_all(
+        &ev,
+        vec![
+            Ev::started("a", 1),
+            Ev::started("b", 1),
+            Ev::started("c", 1),
+            Ev::started("p", 1),
+        ],
+    )
+    .await;
+    let b = lookup::<Cmd>(&kit, "actor://all-for-one-stop/user/p/b").await;
+    b.tell(Cmd::Fail);
+    let mut after = ev.receive_n(6).await;
+    after.sort_by_key(|e| format!("{e:?}"));
+    let mut expected = vec![
+        Ev::stopped("a", 1),
+        Ev::stopped("b", 1),
+        Ev::stopped("c", 1),
+        Ev::child_terminated("p", "a"),
+        Ev::child_terminated("p", "b"),
+        Ev::child_terminated("p", "c"),
+    ];
+    expected.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(after, expected);
+    ev.expect_no_msg(secs(1)).await;
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_from_the_grandparent_resumes_the_escalating_child() {
+    let kit = TestKit::new("escalate-resume");
+    let ev = kit.probe::<Ev>();
+    let p_props = Parent::props("p", ev.actor_ref(), vec![worker_child("w", ev.actor_ref())])
+        .supervisor(SupervisorStrategy::one_for_one().with_decider(|_| Directive::Escalate));
+    kit.spawn(
+        Parent::props("gp", ev.actor_ref(), vec![parent_child("p", p_props)])
+            .supervisor(SupervisorStrategy::one_for_one().with_decider(|_| Directive::Resume)),
+        "gp",
+    );
+    expect_all(
+        &ev,
+        vec![
+            Ev::started("gp", 1),
+            Ev::started("p", 1),
+            Ev::started("w", 1),
+        ],
+    )
+    .await;
+    let w = lookup::<Cmd>(&kit, "actor://escalate-resume/user/gp/p/w").await;
+    w.tell(Cmd::Add(5));
+    w.tell(Cmd::Fail);
+    w.tell(Cmd::Add(1));
+    // neither the parent nor the child restarted: the child kept its state
+    assert_eq!(w.ask(Cmd::Get, secs(3)).await, Ok(6));
+    ev.expect_msg(Ev::handled("w", 1, 5)).await;
+    ev.expect_msg(Ev::handled("w", 1, 1)).await;
+    ev.expect_no_msg(secs(1)).await;
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_sent_during_a_backoff_wait_are_kept() {
+    let kit = TestKit::new("backoff-mailbox");
+    let ev = kit.probe::<Ev>();
+    kit.spawn(
+        Parent::props("p", ev.actor_ref(), vec![worker_child("w", ev.actor_ref())]).supervisor(
+            SupervisorStrategy::restart_with_backoff(secs(1), secs(10), 0.0),
+        ),
+        "p",
+    );
+    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("w", 1)]).await;
+    let w = lookup::<Cmd>(&kit, "actor://backoff-mailbox/user/p/w").await;
+    let failed_at = tokio::time::Instant::now();
+    w.tell(Cmd::Fail);
+    w.tell(Cmd::Add(1));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    w.tell(Cmd::Add(2));
+    ev.expect_msg(Ev::pre_restart("w", 1)).await;
+    assert!(failed_at.elapsed() >= secs(1));
+    ev.expect_msg(Ev::started("w", 2)).await;
+    ev.expect_msg(Ev::handled("w", 2, 1)).await;
+    ev.expect_msg(Ev::handled("w", 2, 2)).await;
     kit.shutdown().await;
 }

@@ -251,3 +251,16 @@ async fn a_receive_timeout_fires_when_idle_and_any_message_resets_it() {
     report.expect_no_msg(Duration::from_secs(5)).await;
     kit.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_receive_timeout_is_cancelled_on_restart() {
+    let kit = TestKit::new("receive-timeout-restart");
+    let (a, report) = spawn_timed(&kit);
+    expect_at(&report, "started").await;
+    a.tell(TMsg::ReceiveTimeout(Duration::from_secs(1)));
+    report.expect_msg("timed out".into()).await;
+    a.tell(TMsg::Fail);
+    report.expect_msg("started".into()).await;
+    report.expect_no_msg(Duration::from_secs(5)).await;
+    kit.shutdown().await;
+}

@@ -168,6 +168,9 @@ pub enum ParentCmd {
     StopChild(String, ReplyTo<bool>),
     /// Spawn a worker child; answers with the spawn result.
     Spawn(Option<String>, ReplyTo<Result<String, SpawnError>>),
+    /// Watch the named child explicitly (on top of the parent's own child signal); answers
+    /// whether it was found.
+    WatchChild(String, ReplyTo<bool>),
     /// Fail itself.
     Fail,
 }
@@ -222,6 +225,13 @@ impl Actor for Parent {
                     None => ctx.spawn_anonymous(props),
                 };
                 reply.reply(result.map(|r| r.path().to_string()));
+            }
+            ParentCmd::WatchChild(name, reply) => {
+                let child = ctx.child::<Cmd>(&name);
+                if let Some(c) = &child {
+                    ctx.watch(c);
+                }
+                reply.reply(child.is_some());
             }
             ParentCmd::Fail => return Err(ActorError::msg(format!("{} fails", self.name))),
         }

@@ -6,8 +6,10 @@ mod channel;
 mod fault;
 mod in_memory;
 mod mesh;
+pub mod system_delivery;
 pub mod tcp;
 pub mod transport;
+pub mod wire;
 
 pub use address::{Address, AddressError};
 pub use channel::{ChannelMesh, ChannelTransport};

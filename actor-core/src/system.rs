@@ -391,7 +391,7 @@ impl ActorSystem {
         match user {
             Some(u) => u.send_system(SystemMsg::Stop),
             None => {
-                let _ = self.inner.terminated.send(true);
+                let _ = self.inner.terminated.send_replace(true);
             }
         }
         self.when_terminated().await;
@@ -486,7 +486,7 @@ impl CellHandle for RootCell {
                         system.system.lock().take();
                         system.root.lock().take();
                         system.extensions.lock().clear();
-                        let _ = system.terminated.send(true);
+                        let _ = system.terminated.send_replace(true);
                     }
                 }
             }

@@ -236,6 +236,5 @@ async fn ask_fails_with_recipient_dead_when_the_recipient_dies_on_a_multi_thread
         );
         ev.expect_msg(Ev::stopped(&name, 1)).await;
     }
-    // not `shutdown`: see briefs/core-bugs.md #3 (terminate can hang on this runtime)
-    drop(kit);
+    kit.shutdown().await;
 }

@@ -253,6 +253,5 @@ async fn messages_from_one_sender_arrive_in_order() {
     let got = probe.receive_n(5_000).await;
     assert!(sender.await.is_ok());
     assert!(got.iter().copied().eq(0..5_000), "out of order");
-    // not `shutdown`: see briefs/core-bugs.md #3 (terminate can hang on this runtime)
-    drop(kit);
+    kit.shutdown().await;
 }

@@ -401,8 +401,7 @@ async fn a_panicking_actor_under_load_does_not_lose_other_actors_messages() {
         Duration::from_millis(5),
     )
     .await;
-    // not `shutdown`: see briefs/core-bugs.md #3 (terminate can hang on this runtime)
-    drop(kit);
+    kit.shutdown().await;
 }
 
 /// Reports what its restart hooks see.

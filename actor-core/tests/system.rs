@@ -280,13 +280,13 @@ async fn termination_completes_after_the_terminate_future_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_returns_on_a_multi_thread_runtime() {
-    for round in 0..50 {
+    for round in 0..100 {
         let kit = TestKit::new(&format!("terminate-mt-{round}"));
         let ev = kit.probe::<Ev>();
         kit.spawn(Worker::props("w", ev.actor_ref()), "w");
         ev.expect_msg(Ev::started("w", 1)).await;
         let system = kit.system().clone();
-        let done = tokio::time::timeout(secs(10), system.terminate()).await;
+        let done = tokio::time::timeout(actor_testkit::default_timeout(), system.terminate()).await;
         assert!(done.is_ok(), "round {round}: terminate() did not return");
         assert!(system.is_terminated());
     }

@@ -163,7 +163,7 @@ impl<M: Send + 'static> ActorRef<M> {
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(if self.is_terminated() {
+            Ok(Err(_)) => Err(if self.is_stopping_or_terminated() {
                 AskError::RecipientDead {
                     recipient: self.path().clone(),
                 }
@@ -204,6 +204,15 @@ impl<M: Send + 'static> ActorRef<M> {
     pub fn is_terminated(&self) -> bool {
         match &self.inner {
             RefInner::Local(c) => c.core.is_dead(),
+            RefInner::Backend(_) => false,
+        }
+    }
+
+    fn is_stopping_or_terminated(&self) -> bool {
+        match &self.inner {
+            RefInner::Local(c) => {
+                c.core.stopping.load(std::sync::atomic::Ordering::Acquire) || c.core.is_dead()
+            }
             RefInner::Backend(_) => false,
         }
     }

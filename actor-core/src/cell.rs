@@ -57,6 +57,8 @@ pub(crate) struct CellCore {
     next_child_name: AtomicU64,
     watch: Mutex<WatchState>,
     pub(crate) subscribed: AtomicBool,
+    /// Set when the actor starts its final stop; it takes no more messages.
+    pub(crate) stopping: AtomicBool,
 }
 
 impl CellCore {
@@ -76,6 +78,7 @@ impl CellCore {
             next_child_name: AtomicU64::new(0),
             watch: Mutex::new(WatchState::default()),
             subscribed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         }
     }
 

@@ -447,7 +447,10 @@ impl<A: Actor> Runner<A> {
 
     /// Stops children, runs `stopped`, and tells watchers and the parent.
     async fn finish(mut self) {
-        self.ctx.cell.core.children.lock().closed = true;
+        let core = &self.ctx.cell.core;
+        core.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        core.children.lock().closed = true;
         self.stop_children().await;
         if let Some(actor) = self.actor.as_mut() {
             let fut = actor.stopped(&mut self.ctx).map(|()| Ok(()));

@@ -290,6 +290,7 @@ impl fmt::Debug for SupervisorStrategy {
 pub(crate) struct RestartStats {
     count: u32,
     window_start: Option<Instant>,
+    backoff_attempts: u32,
     last_restart: Option<Instant>,
 }
 
@@ -298,6 +299,7 @@ impl RestartStats {
         RestartStats {
             count: 0,
             window_start: None,
+            backoff_attempts: 0,
             last_restart: None,
         }
     }
@@ -321,14 +323,11 @@ impl RestartStats {
     /// The backoff attempt number for the next restart, reset after a quiet period.
     pub(crate) fn backoff_attempt(&mut self, backoff: &Backoff, now: Instant) -> u32 {
         let attempt = match self.last_restart {
-            Some(t) if now.duration_since(t) <= backoff.reset_after => self.count,
-            _ => {
-                self.count = 0;
-                0
-            }
+            Some(t) if now.duration_since(t) <= backoff.reset_after => self.backoff_attempts,
+            _ => 0,
         };
         self.last_restart = Some(now);
-        self.count = attempt + 1;
+        self.backoff_attempts = attempt + 1;
         attempt
     }
 }
@@ -387,6 +386,30 @@ mod tests {
         assert!(st.request_restart(&s, t0 + Duration::from_secs(1)));
         // the window has passed: counting starts over
         assert!(st.request_restart(&s, t0 + Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn backoff_attempts_count_one_per_restart() {
+        let s = SupervisorStrategy::restart_with_backoff(
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+            0.0,
+        );
+        let b = *s.backoff().unwrap();
+        let mut st = RestartStats::new();
+        let t0 = Instant::now();
+        let attempts: Vec<u32> = (0..4)
+            .map(|i| {
+                let now = t0 + Duration::from_millis(10 * i);
+                assert!(st.request_restart(&s, now));
+                st.backoff_attempt(&b, now)
+            })
+            .collect();
+        assert_eq!(attempts, vec![0, 1, 2, 3]);
+        // a quiet period resets the backoff
+        let later = t0 + Duration::from_secs(60);
+        assert!(st.request_restart(&s, later));
+        assert_eq!(st.backoff_attempt(&b, later), 0);
     }
 
     #[test]

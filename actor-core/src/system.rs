@@ -243,7 +243,7 @@ impl ActorSystem {
         props: Props<A>,
         name: &str,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        spawn_child(&self.guardian(&self.inner.user), props, Some(name))
+        spawn_child(&self.guardian(&self.inner.user, name)?, props, Some(name))
     }
 
     /// Spawns a top-level actor under `/user` with a generated name.
@@ -254,7 +254,7 @@ impl ActorSystem {
         &self,
         props: Props<A>,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        spawn_child(&self.guardian(&self.inner.user), props, None)
+        spawn_child(&self.guardian(&self.inner.user, "$anonymous")?, props, None)
     }
 
     /// Spawns an infrastructure actor under `/system` (stopped after all `/user` actors).
@@ -266,22 +266,20 @@ impl ActorSystem {
         props: Props<A>,
         name: &str,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        spawn_child(&self.guardian(&self.inner.system), props, Some(name))
+        spawn_child(&self.guardian(&self.inner.system, name)?, props, Some(name))
     }
 
-    fn guardian(&self, slot: &Mutex<Option<Arc<dyn CellHandle>>>) -> Arc<dyn CellHandle> {
-        match slot.lock().clone() {
-            Some(g) => g,
-            // only during construction; the root refuses children once closed
-            None => self.root_handle(),
-        }
-    }
-
-    fn root_handle(&self) -> Arc<dyn CellHandle> {
-        match self.inner.root.lock().clone() {
-            Some(r) => r,
-            None => unreachable_root(),
-        }
+    /// The guardian in `slot`, or `ParentStopping` once the system has terminated.
+    fn guardian(
+        &self,
+        slot: &Mutex<Option<Arc<dyn CellHandle>>>,
+        name: &str,
+    ) -> Result<Arc<dyn CellHandle>, SpawnError> {
+        let guardian = slot.lock().clone();
+        guardian.ok_or_else(|| SpawnError::ParentStopping {
+            parent: ActorPath::root(self.inner.address.clone()).child("user"),
+            name: name.to_owned(),
+        })
     }
 
     /// Finds a live local actor by path and returns a ref of the requested message type.
@@ -299,7 +297,8 @@ impl ActorSystem {
             });
         }
         let not_found = || LookupError::NotFound { path: path.clone() };
-        let mut cur: Arc<dyn CellHandle> = self.root_handle();
+        let root = self.inner.root.lock().clone();
+        let mut cur: Arc<dyn CellHandle> = root.ok_or_else(not_found)?;
         for e in path.elements() {
             let next = cur.core().children.lock().by_name.get(e).cloned();
             cur = next.ok_or_else(not_found)?;
@@ -424,11 +423,6 @@ impl ActorSystem {
             .await
             .is_ok()
     }
-}
-
-#[cold]
-fn unreachable_root() -> ! {
-    panic!("actor system root missing: the system was not constructed")
 }
 
 #[cold]

@@ -25,6 +25,8 @@ enum WCmd {
     Mapped(&'static str),
     /// Answers once every earlier command has been handled.
     Sync(ReplyTo<()>),
+    /// Fails (and is restarted by the default strategy).
+    Fail,
 }
 
 /// Watches on command and reports each signal as text.
@@ -44,6 +46,7 @@ impl Actor for Watcher {
             WCmd::Sync(r) => {
                 r.reply(());
             }
+            WCmd::Fail => return Err(actor_core::ActorError::msg("watcher fails")),
         }
         Ok(())
     }
@@ -259,4 +262,18 @@ async fn a_parent_watching_its_own_child_gets_one_signal() {
     ev.expect_msg(Ev::child_terminated("p", "c")).await;
     ev.expect_no_msg(secs(1)).await;
     kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn watches_are_kept_over_a_restart_of_the_watcher() {
+    let s = setup("watch-restart");
+    let t = s.target("t");
+    s.watcher.tell(WCmd::Watch(t.clone()));
+    s.watcher.tell(WCmd::Fail);
+    // answered by the new instance: the restart is done
+    s.sync().await;
+    t.stop();
+    s.report.expect_msg(signal(&t)).await;
+    s.report.expect_no_msg(secs(1)).await;
+    s.kit.shutdown().await;
 }

@@ -493,3 +493,22 @@ async fn await_assert_method_is_bounded_by_within() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_work_on_a_multi_thread_runtime() {
+    let kit = TestKit::new("probe-multi-thread");
+    let probe = kit.probe::<u32>();
+    let watcher = kit.probe::<()>();
+    let sender = probe.actor_ref().clone();
+    let task = tokio::spawn(async move {
+        for n in 0..1_000 {
+            sender.tell(n);
+        }
+    });
+    assert_eq!(probe.receive_n(1_000).await, (0..1_000).collect::<Vec<_>>());
+    assert!(task.await.is_ok());
+    watcher.watch(probe.actor_ref()).await;
+    probe.actor_ref().stop();
+    watcher.expect_terminated(probe.actor_ref()).await;
+    kit.shutdown().await;
+}

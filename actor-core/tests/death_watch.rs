@@ -247,7 +247,8 @@ async fn a_parent_watching_its_own_child_gets_one_signal() {
         ),
         "p",
     );
-    common::expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("c", 1)])
+        .await;
     assert_eq!(
         p.ask(|r| common::ParentCmd::WatchChild("c".into(), r), secs(1))
             .await,

@@ -60,7 +60,7 @@ fn spawn_gate(kit: &TestKit, capacity: usize) -> (ActorRef<SMsg>, TestProbe<Stri
     (gate, report)
 }
 
-async fn expect_all(probe: &TestProbe<String>, texts: &[&str]) {
+async fn expect_in_order(probe: &TestProbe<String>, texts: &[&str]) {
     for t in texts {
         probe.expect_msg(t.to_string()).await;
     }
@@ -75,7 +75,7 @@ async fn the_stash_is_bounded_and_unstashes_in_order() {
     }
     gate.tell(SMsg::Open);
     gate.tell(SMsg::Item(5));
-    expect_all(
+    expect_in_order(
         &report,
         &[
             "stashed 1",
@@ -104,7 +104,7 @@ async fn stashed_messages_survive_a_restart() {
     gate.tell(SMsg::Item(2));
     gate.tell(SMsg::Fail);
     gate.tell(SMsg::Open);
-    expect_all(
+    expect_in_order(
         &report,
         &[
             "stashed 1",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actor_core::{Actor, ActorResult, Context, DeadLetter, DeadLetterReason, Props};
 use actor_testkit::{TestKit, TestProbe};
-use common::{Cmd, Ev, Parent, ParentCmd, Worker, expect_all, worker_child};
+use common::{Cmd, Ev, Parent, ParentCmd, Worker, worker_child};
 use tokio::sync::oneshot;
 
 fn secs(n: u64) -> Duration {
@@ -71,7 +71,8 @@ async fn a_parent_can_stop_a_child_and_sees_it_terminate() {
         Parent::props("p", ev.actor_ref(), vec![worker_child("c", ev.actor_ref())]),
         "p",
     );
-    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("c", 1)])
+        .await;
     assert_eq!(
         p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1))
             .await,
@@ -105,14 +106,11 @@ async fn stopping_a_parent_stops_its_children_first() {
         ),
         "p",
     );
-    expect_all(
-        &ev,
-        vec![
-            Ev::started("p", 1),
-            Ev::started("a", 1),
-            Ev::started("b", 1),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::started("p", 1),
+        Ev::started("a", 1),
+        Ev::started("b", 1),
+    ])
     .await;
     watcher.watch(&p).await;
     p.stop();

@@ -12,7 +12,7 @@ use actor_core::{
     SystemSettings,
 };
 use actor_testkit::{TestKit, await_assert};
-use common::{Cmd, Ev, Parent, Worker, expect_all, lookup, parent_child, worker_child};
+use common::{Cmd, Ev, Parent, Worker, lookup, parent_child, worker_child};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -102,14 +102,11 @@ async fn escalate_reaches_the_grandparent() {
             .supervisor(gp_strategy),
         "gp",
     );
-    expect_all(
-        &ev,
-        vec![
-            Ev::started("gp", 1),
-            Ev::started("p", 1),
-            Ev::started("w", 1),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::started("gp", 1),
+        Ev::started("p", 1),
+        Ev::started("w", 1),
+    ])
     .await;
     let w = lookup::<Cmd>(&kit, "actor://escalate/user/gp/p/w").await;
     w.tell(Cmd::Fail);
@@ -122,14 +119,11 @@ async fn escalate_reaches_the_grandparent() {
         "{text}"
     );
     // its directive restarts the parent, which stops and re-creates its child
-    expect_all(
-        &ev,
-        vec![
-            Ev::stopped("w", 1),
-            Ev::started("p", 2),
-            Ev::started("w", 2),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::stopped("w", 1),
+        Ev::started("p", 2),
+        Ev::started("w", 2),
+    ])
     .await;
     seen.expect_no_msg(secs(1)).await;
     kit.shutdown().await;
@@ -147,15 +141,12 @@ async fn all_for_one_restarts_the_siblings() {
         Parent::props("p", ev.actor_ref(), children).supervisor(SupervisorStrategy::all_for_one()),
         "p",
     );
-    expect_all(
-        &ev,
-        vec![
-            Ev::started("a", 1),
-            Ev::started("b", 1),
-            Ev::started("c", 1),
-            Ev::started("p", 1),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::started("a", 1),
+        Ev::started("b", 1),
+        Ev::started("c", 1),
+        Ev::started("p", 1),
+    ])
     .await;
     let b = lookup::<Cmd>(&kit, "actor://all-for-one/user/p/b").await;
     b.tell(Cmd::Fail);
@@ -185,14 +176,11 @@ async fn one_for_one_restarts_only_the_failing_child() {
         .map(|n| worker_child(n, ev.actor_ref()))
         .collect();
     kit.spawn(Parent::props("p", ev.actor_ref(), children), "p");
-    expect_all(
-        &ev,
-        vec![
-            Ev::started("a", 1),
-            Ev::started("b", 1),
-            Ev::started("p", 1),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::started("a", 1),
+        Ev::started("b", 1),
+        Ev::started("p", 1),
+    ])
     .await;
     let b = lookup::<Cmd>(&kit, "actor://one-for-one/user/p/b").await;
     b.tell(Cmd::Fail);
@@ -212,7 +200,8 @@ async fn exceeding_max_restarts_stops_the_child_and_the_parent_sees_it() {
             .supervisor(SupervisorStrategy::one_for_one().with_max_restarts(2, secs(60))),
         "p",
     );
-    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("w", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("w", 1)])
+        .await;
     let w = lookup::<Cmd>(&kit, "actor://max-restarts/user/p/w").await;
     watcher.watch(&w).await;
     for _ in 0..3 {
@@ -244,7 +233,8 @@ async fn restarts_within_the_window_count_and_older_ones_expire() {
             .supervisor(SupervisorStrategy::one_for_one().with_max_restarts(1, secs(10))),
         "p",
     );
-    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("w", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("w", 1)])
+        .await;
     let w = lookup::<Cmd>(&kit, "actor://restart-window/user/p/w").await;
     w.tell(Cmd::Fail);
     ev.expect_msg(Ev::pre_restart("w", 1)).await;
@@ -269,7 +259,8 @@ async fn backoff_gaps(name: &str, failures: u32) -> Vec<Duration> {
             .supervisor(strategy),
         "p",
     );
-    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("w", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("w", 1)])
+        .await;
     let w = lookup::<Cmd>(&kit, &format!("actor://{name}/user/p/w")).await;
     for _ in 0..failures {
         w.tell(Cmd::Fail);
@@ -553,15 +544,12 @@ async fn all_for_one_stop_stops_every_sibling() {
             .supervisor(SupervisorStrategy::all_for_one().with_decider(|_| Directive::Stop)),
         "p",
     );
-    expect_all(
-        &ev,
-        vec![
-            Ev::started("a", 1),
-            Ev::started("b", 1),
-            Ev::started("c", 1),
-            Ev::started("p", 1),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::started("a", 1),
+        Ev::started("b", 1),
+        Ev::started("c", 1),
+        Ev::started("p", 1),
+    ])
     .await;
     let b = lookup::<Cmd>(&kit, "actor://all-for-one-stop/user/p/b").await;
     b.tell(Cmd::Fail);
@@ -592,14 +580,11 @@ async fn a_resume_from_the_grandparent_resumes_the_escalating_child() {
             .supervisor(SupervisorStrategy::one_for_one().with_decider(|_| Directive::Resume)),
         "gp",
     );
-    expect_all(
-        &ev,
-        vec![
-            Ev::started("gp", 1),
-            Ev::started("p", 1),
-            Ev::started("w", 1),
-        ],
-    )
+    ev.expect_msg_all_of(vec![
+        Ev::started("gp", 1),
+        Ev::started("p", 1),
+        Ev::started("w", 1),
+    ])
     .await;
     let w = lookup::<Cmd>(&kit, "actor://escalate-resume/user/gp/p/w").await;
     w.tell(Cmd::Add(5));
@@ -623,7 +608,8 @@ async fn messages_sent_during_a_backoff_wait_are_kept() {
         ),
         "p",
     );
-    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("w", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("w", 1)])
+        .await;
     let w = lookup::<Cmd>(&kit, "actor://backoff-mailbox/user/p/w").await;
     let failed_at = tokio::time::Instant::now();
     w.tell(Cmd::Fail);

@@ -11,7 +11,7 @@ use actor_core::{
     SystemError,
 };
 use actor_testkit::{TestKit, await_assert};
-use common::{Ev, Parent, ParentCmd, Worker, expect_all, lookup};
+use common::{Ev, Parent, ParentCmd, Worker, lookup};
 use parking_lot::Mutex;
 
 fn secs(n: u64) -> Duration {
@@ -238,7 +238,8 @@ async fn a_stopped_childs_name_can_be_reused() {
     let p = kit.spawn(Parent::props("p", ev.actor_ref(), vec![]), "p");
     let spawn_c = || p.ask(|r| ParentCmd::Spawn(Some("c".into()), r), secs(1));
     assert!(matches!(spawn_c().await, Ok(Ok(_))));
-    expect_all(&ev, vec![Ev::started("p", 1), Ev::started("c", 1)]).await;
+    ev.expect_msg_all_of(vec![Ev::started("p", 1), Ev::started("c", 1)])
+        .await;
     assert_eq!(
         p.ask(|r| ParentCmd::StopChild("c".into(), r), secs(1))
             .await,

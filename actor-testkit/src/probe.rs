@@ -369,6 +369,56 @@ impl<M: Send + 'static> TestProbe<M> {
         }
     }
 
+    /// Expects the next `expected.len()` messages to be `expected` in any order (as a
+    /// multiset), and returns them in arrival order. For messages from several senders,
+    /// whose interleaving is not fixed.
+    ///
+    /// # Panics
+    /// When a message arrives that is not (or no longer) expected, or not all arrive within
+    /// the remaining time; the message lists what is missing.
+    #[track_caller]
+    pub fn expect_msg_all_of(&self, expected: Vec<M>) -> impl Future<Output = Vec<M>> + '_
+    where
+        M: PartialEq + Debug,
+    {
+        let caller = Location::caller();
+        async move {
+            let start = Instant::now();
+            let timeout = self.remaining();
+            let deadline = start + timeout;
+            let mut missing = expected;
+            let mut got = Vec::with_capacity(missing.len());
+            while !missing.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.next_message(left).await {
+                    Ok(m) => match missing.iter().position(|e| *e == m) {
+                        Some(i) => {
+                            missing.swap_remove(i);
+                            got.push(m);
+                        }
+                        None => self.fail(
+                            "expect_msg_all_of",
+                            caller,
+                            format_args!(
+                                "expected one of {missing:?}, but received {m:?} after {:?} (already received {got:?})",
+                                start.elapsed()
+                            ),
+                        ),
+                    },
+                    Err(gone) => self.fail(
+                        "expect_msg_all_of",
+                        caller,
+                        format_args!(
+                            "still expected {missing:?}, but {} (received {got:?})",
+                            Self::nothing(&gone, timeout)
+                        ),
+                    ),
+                }
+            }
+            got
+        }
+    }
+
     /// Receives messages until one satisfies `predicate`, discarding the others, and returns
     /// the matching one.
     ///

@@ -512,3 +512,62 @@ async fn probes_work_on_a_multi_thread_runtime() {
     watcher.expect_terminated(probe.actor_ref()).await;
     kit.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn expect_msg_all_of_accepts_any_order() {
+    let kit = TestKit::new("all-of");
+    let probe = kit.probe::<u32>();
+    for n in [3, 1, 2, 1] {
+        probe.actor_ref().tell(n);
+    }
+    assert_eq!(
+        probe.expect_msg_all_of(vec![1, 1, 2, 3]).await,
+        vec![3, 1, 2, 1]
+    );
+    probe.expect_no_msg(ms(100)).await;
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "expected one of [2], but received 1 after")]
+async fn expect_msg_all_of_fails_on_an_extra_duplicate() {
+    let kit = TestKit::new("all-of-extra");
+    let probe = kit.probe::<u32>();
+    for n in [1, 1] {
+        probe.actor_ref().tell(n);
+    }
+    probe.expect_msg_all_of(vec![1, 2]).await;
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "still expected [3], but no message arrived within 3s (received [1])")]
+async fn expect_msg_all_of_fails_when_one_is_missing() {
+    let kit = TestKit::new("all-of-missing");
+    let probe = kit.probe::<u32>();
+    probe.actor_ref().tell(1);
+    probe.expect_msg_all_of(vec![1, 3]).await;
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "no message arrived: the probe actor has stopped")]
+async fn expect_msg_on_a_stopped_probe_says_so() {
+    let kit = TestKit::new("stopped-probe");
+    let probe = kit.probe::<u32>();
+    let watcher = kit.probe::<()>();
+    watcher.watch(probe.actor_ref()).await;
+    probe.actor_ref().stop();
+    watcher.expect_terminated(probe.actor_ref()).await;
+    probe.expect_msg(1).await;
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "did not run the command within 3s: it has stopped")]
+async fn watch_from_a_stopped_probe_fails() {
+    let kit = TestKit::new("stopped-probe-watch");
+    let probe = kit.probe::<u32>();
+    let target = kit.probe::<u32>();
+    let watcher = kit.probe::<()>();
+    watcher.watch(probe.actor_ref()).await;
+    probe.actor_ref().stop();
+    watcher.expect_terminated(probe.actor_ref()).await;
+    probe.watch(target.actor_ref()).await;
+}

@@ -258,12 +258,3 @@ pub async fn lookup<M: Send + 'static>(kit: &TestKit, path: &str) -> ActorRef<M>
     )
     .await
 }
-
-/// Receives events until every one of `expected` has been seen (in any order), discarding
-/// others.
-pub async fn expect_all(probe: &actor_testkit::TestProbe<Ev>, mut expected: Vec<Ev>) {
-    while !expected.is_empty() {
-        let got = probe.fish_for_message(|e| expected.contains(e)).await;
-        expected.retain(|e| e != &got);
-    }
-}

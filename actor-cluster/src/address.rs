@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,8 +47,9 @@ pub enum AddressError {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Address {
-    system: String,
-    host: String,
+    // `Arc<str>`: an address is cloned into every inbound frame, so cloning must not allocate.
+    system: Arc<str>,
+    host: Arc<str>,
     port: u16,
 }
 
@@ -85,7 +87,11 @@ impl Address {
         if !valid_host(&host) {
             return Err(AddressError::InvalidHost { host });
         }
-        Ok(Self { system, host, port })
+        Ok(Self {
+            system: system.into(),
+            host: host.into(),
+            port,
+        })
     }
 
     /// Builds the address of an in-process node: `system@node:0`.

@@ -274,8 +274,10 @@ impl MeshTransport {
             Verdict::Drop => return Ok(()),
             Verdict::Deliver(delay) => delay,
         };
-        let from_node = state.nodes.get_mut(&self.address);
-        let newly_associated = from_node.is_some_and(|n| n.associated.insert(to.clone()));
+        let newly_associated = match state.nodes.get_mut(&self.address) {
+            Some(n) if !n.associated.contains(to) => n.associated.insert(to.clone()),
+            _ => false,
+        };
         if newly_associated {
             if let Some(n) = state.nodes.get(&self.address) {
                 let _ = n.events_tx.send(TransportEvent::Connected {
@@ -291,8 +293,14 @@ impl MeshTransport {
                 });
             }
         }
-        let key = (self.address.clone(), to.clone());
-        let pending = state.links.get(&key).map_or(0, |l| l.pending);
+        let pending = if state.links.is_empty() {
+            0
+        } else {
+            state
+                .links
+                .get(&(self.address.clone(), to.clone()))
+                .map_or(0, |l| l.pending)
+        };
         if delay.is_zero() && pending == 0 {
             if let Some(dest) = state.nodes.get(to) {
                 let _ = dest.inbound_tx.send(InboundFrame {
@@ -303,6 +311,7 @@ impl MeshTransport {
             }
             return Ok(());
         }
+        let key = (self.address.clone(), to.clone());
         if !state.links.contains_key(&key) {
             let (tx, rx) = flume::unbounded();
             state.next_link_id += 1;

@@ -39,6 +39,9 @@ pub enum TransportError {
         local: Address,
     },
     /// The bounded outbound queue to the peer is full; the frame was not queued.
+    ///
+    /// The caller still holds the frame (clone the `Bytes` before sending; it is a reference
+    /// count) and routes it to dead letters. The TCP transport also counts these.
     #[error("outbound queue to {peer} is full ({capacity} frames)")]
     QueueFull {
         /// The destination whose queue is full.
@@ -131,6 +134,8 @@ pub enum RejectReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEvent {
     /// A peer became reachable, or reconnected (a new `uid` means a new incarnation).
+    ///
+    /// TCP reports each direction's connection, so a pair that talks both ways sees it twice.
     Connected {
         /// The peer address.
         peer: Address,
@@ -191,6 +196,9 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Queues a frame for `to` without waiting; delivery is at most once.
     ///
+    /// Synchronous on purpose: a `tell` never blocks, and a full queue is reported at once
+    /// rather than awaited.
+    ///
     /// # Errors
     ///
     /// [`TransportError::FrameTooLarge`] above [`Transport::max_frame_size`],
@@ -206,7 +214,8 @@ pub trait Transport: Send + Sync + 'static {
     /// The receiver of transport events (connected, disconnected, failures, drops).
     fn events(&self) -> flume::Receiver<TransportEvent>;
 
-    /// The peers currently associated with this node, in address order.
+    /// The peers currently associated with this node, in address order (for TCP: peers with
+    /// an outbound writer, connected or connecting, or an authenticated inbound connection).
     fn peers(&self) -> Vec<Address>;
 
     /// Closes the association with `peer`; a later `send` associates again.

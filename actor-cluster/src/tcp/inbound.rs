@@ -68,7 +68,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: Socket
                     from_uid: uid,
                     frame: frame.freeze(),
                 };
-                if shared.inbound_tx.send_async(inbound).await.is_err() {
+                // Fast path without a future; wait (pushing back on TCP) only when full.
+                let pushed = match shared.inbound_tx.try_send(inbound) {
+                    Ok(()) => Ok(()),
+                    Err(flume::TrySendError::Full(inbound)) => {
+                        shared.inbound_tx.send_async(inbound).await.map_err(|_| ())
+                    }
+                    Err(flume::TrySendError::Disconnected(_)) => Err(()),
+                };
+                if pushed.is_err() {
                     break DisconnectReason::Io("inbound channel closed".to_owned());
                 }
             }

@@ -101,9 +101,11 @@ pub(crate) struct Shared {
     address: Address,
     uid: u64,
     runtime: Handle,
-    inbound_tx: flume::Sender<InboundFrame>,
+    /// Taken on shutdown so that, once the readers are gone, `inbound()` reports closure.
+    inbound_tx: Mutex<Option<flume::Sender<InboundFrame>>>,
     inbound_rx: flume::Receiver<InboundFrame>,
-    events_tx: flume::Sender<TransportEvent>,
+    /// Taken on shutdown, after the last events, so `events()` reports closure.
+    events_tx: Mutex<Option<flume::Sender<TransportEvent>>>,
     events_rx: flume::Receiver<TransportEvent>,
     state: Mutex<State>,
     shut_down: AtomicBool,
@@ -112,7 +114,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn emit(&self, event: TransportEvent) {
-        let _ = self.events_tx.send(event);
+        if let Some(tx) = &*self.events_tx.lock() {
+            let _ = tx.send(event);
+        }
     }
 
     fn spawn_inbound(self: &Arc<Self>, stream: TcpStream, remote: SocketAddr) {
@@ -170,6 +174,9 @@ impl Shared {
         if let Some(accept) = &accept {
             accept.abort();
         }
+        drop(state);
+        self.inbound_tx.lock().take();
+        self.events_tx.lock().take();
         accept
     }
 }
@@ -238,9 +245,9 @@ impl TcpTransport {
             address,
             uid: rand::random::<u64>().max(1),
             runtime: Handle::current(),
-            inbound_tx,
+            inbound_tx: Mutex::new(Some(inbound_tx)),
             inbound_rx,
-            events_tx,
+            events_tx: Mutex::new(Some(events_tx)),
             events_rx,
             state: Mutex::new(State::default()),
             shut_down: AtomicBool::new(false),

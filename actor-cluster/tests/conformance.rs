@@ -206,6 +206,12 @@ async fn peer_restart_is_a_new_incarnation(f: &mut impl Factory) {
         b2.send(a.local_address(), Bytes::new()),
         Err(TransportError::ShutDown { .. })
     ));
+    // After shutdown both channels report closure once drained.
+    let closed = tokio::time::timeout(WAIT, async {
+        while b2.inbound().recv_async().await.is_ok() {}
+        while b2.events().recv_async().await.is_ok() {}
+    });
+    closed.await.expect("channels stayed open after shutdown");
 }
 
 async fn blackhole_and_heal<F: Factory>(f: &mut F, faults: &dyn FaultInjector) {

@@ -54,6 +54,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: Socket
             return;
         }
     };
+    let Some(inbound_tx) = shared.inbound_tx.lock().clone() else {
+        shared.inbound_closed(id);
+        return;
+    };
     shared.inbound_identified(id, &peer);
     shared.emit(TransportEvent::Connected {
         peer: peer.clone(),
@@ -69,10 +73,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: Socket
                     frame: frame.freeze(),
                 };
                 // Fast path without a future; wait (pushing back on TCP) only when full.
-                let pushed = match shared.inbound_tx.try_send(inbound) {
+                let pushed = match inbound_tx.try_send(inbound) {
                     Ok(()) => Ok(()),
                     Err(flume::TrySendError::Full(inbound)) => {
-                        shared.inbound_tx.send_async(inbound).await.map_err(|_| ())
+                        inbound_tx.send_async(inbound).await.map_err(|_| ())
                     }
                     Err(flume::TrySendError::Disconnected(_)) => Err(()),
                 };

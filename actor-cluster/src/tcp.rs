@@ -40,16 +40,16 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::address::{Address, AddressError};
 use crate::transport::{
-    BoxFuture, DisconnectReason, DropReason, InboundFrame, Transport, TransportError,
+    BoxFuture, DisconnectReason, DropReason, InboundFrame, RejectReason, Transport, TransportError,
     TransportEvent,
 };
 
 pub use frame::FrameError;
 pub use settings::{
     Auth, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_INBOUND_QUEUE_CAPACITY,
-    DEFAULT_MAX_RECONNECT_ATTEMPTS, DEFAULT_OUTBOUND_QUEUE_CAPACITY, DEFAULT_RECONNECT_BACKOFF_MAX,
-    DEFAULT_RECONNECT_BACKOFF_MIN, DEFAULT_WRITE_COALESCE_BYTES, RECONNECT_BACKOFF_FACTOR,
-    TcpSettings, TcpSettingsError,
+    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_MAX_RECONNECT_ATTEMPTS,
+    DEFAULT_OUTBOUND_QUEUE_CAPACITY, DEFAULT_RECONNECT_BACKOFF_MAX, DEFAULT_RECONNECT_BACKOFF_MIN,
+    DEFAULT_WRITE_COALESCE_BYTES, RECONNECT_BACKOFF_FACTOR, TcpSettings, TcpSettingsError,
 };
 
 /// Pause after a failed `accept` (e.g. out of file descriptors): 10 ms.
@@ -121,6 +121,18 @@ impl Shared {
 
     fn spawn_inbound(self: &Arc<Self>, stream: TcpStream, remote: SocketAddr) {
         let mut state = self.state.lock();
+        let limit = self.settings.max_pending_handshakes;
+        if state.inbound.values().filter(|c| c.peer.is_none()).count() >= limit {
+            drop(state);
+            drop(stream);
+            tracing::warn!(local = %self.address, %remote, limit,
+                "too many handshakes in progress; connection closed");
+            self.emit(TransportEvent::ConnectionRejected {
+                remote: remote.to_string(),
+                reason: RejectReason::TooManyHandshakes { limit },
+            });
+            return;
+        }
         state.next_id += 1;
         let id = state.next_id;
         let task = self

@@ -121,6 +121,11 @@ pub enum RejectReason {
     },
     /// The handshake did not complete in time.
     HandshakeTimeout,
+    /// Too many connections were already in their handshake.
+    TooManyHandshakes {
+        /// The configured limit.
+        limit: usize,
+    },
     /// A frame length above the limit.
     FrameTooLarge {
         /// The announced frame length.

@@ -257,3 +257,46 @@ async fn wrong_system_name_is_not_associated() {
     assert!(format!("{failed:?}").contains("other-system"), "{failed:?}");
     assert!(b.inbound().is_empty());
 }
+
+#[tokio::test]
+async fn pending_handshakes_are_bounded() {
+    let n = TcpTransport::bind(
+        TcpSettings::with_secret("tcp", localhost(), "right").max_pending_handshakes(1),
+    )
+    .await
+    .unwrap();
+    let good = node(Some("right")).await;
+    let target = n.local_address().socket_addr().unwrap();
+    // A client that connects and says nothing holds the only handshake slot.
+    let mut slow = tokio::net::TcpStream::connect(target).await.unwrap();
+    // The next connection is closed at once.
+    let mut extra = tokio::net::TcpStream::connect(target).await.unwrap();
+    let rejected = wait_event(&n, |e| {
+        matches!(e, TransportEvent::ConnectionRejected { .. })
+    })
+    .await;
+    assert!(matches!(
+        rejected,
+        TransportEvent::ConnectionRejected {
+            reason: RejectReason::TooManyHandshakes { limit: 1 },
+            ..
+        }
+    ));
+    let mut sink = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut extra, &mut sink)
+        .await
+        .ok();
+    // The slow client gives up; its slot frees and the good peer gets through.
+    tokio::io::AsyncWriteExt::shutdown(&mut slow).await.unwrap();
+    wait_event(&n, |e| {
+        matches!(
+            e,
+            TransportEvent::ConnectionRejected {
+                reason: RejectReason::BadHandshake(_),
+                ..
+            }
+        )
+    })
+    .await;
+    only_good_frames_arrive(&n, &good).await;
+}

@@ -50,6 +50,13 @@ pub const DEFAULT_MAX_RECONNECT_ATTEMPTS: u32 = 8;
 /// single `write_all`; bigger means fewer syscalls, smaller means lower latency per burst.
 pub const DEFAULT_WRITE_COALESCE_BYTES: usize = 64 * 1024;
 
+/// Default limit of inbound connections still in their handshake: 128.
+///
+/// Bounds the memory and tasks unauthenticated clients can hold; further connections are
+/// closed at once until a slot frees (a handshake completes, fails or times out). A hostile
+/// client can fill the slots for up to the handshake timeout, delaying legitimate peers.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 128;
+
 /// Errors of invalid settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TcpSettingsError {
@@ -135,6 +142,7 @@ pub struct TcpSettings {
     pub(crate) backoff_max: Duration,
     pub(crate) max_reconnect_attempts: u32,
     pub(crate) write_coalesce_bytes: usize,
+    pub(crate) max_pending_handshakes: usize,
 }
 
 impl TcpSettings {
@@ -152,6 +160,7 @@ impl TcpSettings {
             backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
             max_reconnect_attempts: DEFAULT_MAX_RECONNECT_ATTEMPTS,
             write_coalesce_bytes: DEFAULT_WRITE_COALESCE_BYTES,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
         }
     }
 
@@ -221,6 +230,13 @@ impl TcpSettings {
         self
     }
 
+    /// Sets how many inbound handshakes may be in progress at once (default
+    /// [`DEFAULT_MAX_PENDING_HANDSHAKES`]).
+    pub fn max_pending_handshakes(mut self, connections: usize) -> Self {
+        self.max_pending_handshakes = connections;
+        self
+    }
+
     /// Checks every setting.
     ///
     /// # Errors
@@ -259,6 +275,7 @@ impl TcpSettings {
             ("connect timeout", self.connect_timeout.is_zero()),
             ("max reconnect attempts", self.max_reconnect_attempts == 0),
             ("write coalesce bytes", self.write_coalesce_bytes == 0),
+            ("max pending handshakes", self.max_pending_handshakes == 0),
         ] {
             if zero {
                 return Err(TcpSettingsError::Zero { what });

@@ -255,3 +255,28 @@ async fn messages_from_one_sender_arrive_in_order() {
     assert!(got.iter().copied().eq(0..5_000), "out of order");
     kit.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_with_a_full_mailbox_is_skipped_without_dead_letters() {
+    let kit = TestKit::new("event-stream-full");
+    let forwarded = kit.probe::<u32>();
+    let open = kit.probe::<u32>();
+    let capacity = NonZeroUsize::new(1).expect("non-zero");
+    let to = forwarded.actor_ref().clone();
+    let full = kit.spawn(
+        Props::new(move || Forward(to.clone()))
+            .with_mailbox(MailboxConfig::bounded(capacity, OverflowPolicy::FailSender)),
+        "full",
+    );
+    let stream = kit.system().event_stream();
+    stream.subscribe(&full);
+    stream.subscribe(open.actor_ref());
+    // nothing awaited yet: `full` has not run, and its one slot takes the first event
+    assert_eq!(stream.publish(1u32), 2);
+    assert_eq!(stream.publish(2u32), 1);
+    assert_eq!(kit.system().dead_letter_count(), 0);
+    forwarded.expect_msg(1).await;
+    forwarded.expect_no_msg(secs(1)).await;
+    assert_eq!(open.receive_n(2).await, vec![1, 2]);
+    kit.shutdown().await;
+}

@@ -250,10 +250,27 @@ async fn restarts_within_the_window_count_and_older_ones_expire() {
 /// Spawns a backoff-supervised worker, fails it `failures` times in a row, and returns the
 /// virtual time between consecutive starts.
 async fn backoff_gaps(name: &str, failures: u32) -> Vec<Duration> {
-    let kit = TestKit::new(name);
+    backoff_gaps_with(name, failures, 0.0, None).await
+}
+
+/// [`backoff_gaps`] with jitter (`random_factor`) and an optional system seed.
+async fn backoff_gaps_with(
+    name: &str,
+    failures: u32,
+    random_factor: f64,
+    seed: Option<u64>,
+) -> Vec<Duration> {
+    let mut settings = SystemSettings::default();
+    if let Some(seed) = seed {
+        settings = settings.seed(seed);
+    }
+    let kit = TestKit::with_settings(name, settings).expect("a valid system");
     let ev = kit.probe::<Ev>();
-    let strategy =
-        SupervisorStrategy::restart_with_backoff(Duration::from_millis(100), secs(10), 0.0);
+    let strategy = SupervisorStrategy::restart_with_backoff(
+        Duration::from_millis(100),
+        secs(10),
+        random_factor,
+    );
     kit.spawn(
         Parent::props("p", ev.actor_ref(), vec![worker_child("w", ev.actor_ref())])
             .supervisor(strategy),
@@ -622,4 +639,25 @@ async fn messages_sent_during_a_backoff_wait_are_kept() {
     ev.expect_msg(Ev::handled("w", 2, 1)).await;
     ev.expect_msg(Ev::handled("w", 2, 2)).await;
     kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_jitter_is_bounded_and_replays_with_the_same_seed() {
+    let a = backoff_gaps_with("jitter-a", 4, 0.5, Some(7)).await;
+    let b = backoff_gaps_with("jitter-b", 4, 0.5, Some(7)).await;
+    assert_eq!(a, b, "the same seed must give the same delays");
+    let ms = |n| Duration::from_millis(n);
+    for (gap, base) in a.iter().zip([ms(100), ms(200), ms(400), ms(800)]) {
+        // between the base delay and base * (1 + random_factor), plus scheduling slack
+        assert!(
+            *gap >= base && *gap <= base.mul_f64(1.5) + ms(20),
+            "delays {a:?}"
+        );
+    }
+    let mut differs = false;
+    for seed in [8, 9, 10] {
+        let c = backoff_gaps_with(&format!("jitter-{seed}"), 4, 0.5, Some(seed)).await;
+        differs |= c != a;
+    }
+    assert!(differs, "three other seeds all gave {a:?}");
 }

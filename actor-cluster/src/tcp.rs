@@ -21,6 +21,7 @@
 
 pub mod handshake;
 
+mod backoff;
 mod frame;
 mod inbound;
 mod outbound;

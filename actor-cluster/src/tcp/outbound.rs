@@ -11,12 +11,12 @@ use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
 use super::Shared;
+use super::backoff::Backoff;
 use super::frame::{FrameCodec, put_frame};
 use super::handshake::{
     self, ClientProof, HANDSHAKE_MAX_FRAME, HandshakeError, Hello, PROTOCOL_VERSION, ServerMessage,
     Transcript,
 };
-use super::settings::RECONNECT_BACKOFF_FACTOR;
 use crate::address::Address;
 use crate::transport::{DisconnectReason, DropReason, TransportEvent};
 
@@ -88,7 +88,7 @@ async fn connect_with_backoff(
     peer: &Address,
 ) -> Result<(TcpStream, u64), (u32, String)> {
     let settings = &shared.settings;
-    let mut delay = settings.backoff_min;
+    let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -106,8 +106,7 @@ async fn connect_with_backoff(
                 }
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * RECONNECT_BACKOFF_FACTOR).min(settings.backoff_max);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

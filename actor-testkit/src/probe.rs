@@ -184,6 +184,9 @@ impl<M: Send + 'static> TestProbe<M> {
     ///
     /// # Panics
     /// When another message arrives first, or none within the remaining time.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: until a message is taken, dropping the future leaves the probe as it was.
     #[track_caller]
     pub fn expect_msg(&self, expected: M) -> impl Future<Output = M> + '_
     where
@@ -340,6 +343,9 @@ impl<M: Send + 'static> TestProbe<M> {
     ///
     /// # Panics
     /// When fewer than `n` arrive in time; the message lists those that did.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: messages already taken when the future is dropped are lost.
     #[track_caller]
     pub fn receive_n(&self, n: usize) -> impl Future<Output = Vec<M>> + '_
     where
@@ -376,6 +382,9 @@ impl<M: Send + 'static> TestProbe<M> {
     /// # Panics
     /// When a message arrives that is not (or no longer) expected, or not all arrive within
     /// the remaining time; the message lists what is missing.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: messages already taken when the future is dropped are lost.
     #[track_caller]
     pub fn expect_msg_all_of(&self, expected: Vec<M>) -> impl Future<Output = Vec<M>> + '_
     where
@@ -424,6 +433,9 @@ impl<M: Send + 'static> TestProbe<M> {
     ///
     /// # Panics
     /// When none matches within the remaining time; the message lists the discarded ones.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: messages already taken when the future is dropped are lost.
     #[track_caller]
     pub fn fish_for_message<'a>(
         &'a self,

@@ -35,7 +35,7 @@ pub(crate) enum SystemMsg {
 /// child's termination.
 #[derive(Default)]
 pub(crate) struct Children {
-    pub(crate) by_name: BTreeMap<Box<str>, Arc<dyn CellHandle>>,
+    pub(crate) by_name: BTreeMap<Arc<str>, Arc<dyn CellHandle>>,
     pub(crate) closed: bool,
 }
 
@@ -107,19 +107,22 @@ impl CellCore {
     }
 
     /// A fresh generated child name (`$a`, `$b`, ... `$ba`, ...).
-    pub(crate) fn generated_name(&self) -> String {
+    pub(crate) fn generated_name(&self) -> Arc<str> {
         let mut n = self.next_child_name.fetch_add(1, Ordering::Relaxed);
-        let mut s = Vec::with_capacity(8);
+        let mut buf = [0u8; 16];
+        let mut i = buf.len();
         loop {
-            s.push(b'a' + (n % 26) as u8);
+            i -= 1;
+            buf[i] = b'a' + (n % 26) as u8;
             n /= 26;
             if n == 0 {
                 break;
             }
         }
-        s.push(b'$');
-        s.reverse();
-        String::from_utf8(s).unwrap_or_default()
+        i -= 1;
+        buf[i] = b'$';
+        // only ASCII letters and '$' were written
+        Arc::from(std::str::from_utf8(&buf[i..]).unwrap_or("$"))
     }
 
     /// Registers `watcher`; false when this actor is already dead (the caller signals at once).

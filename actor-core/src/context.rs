@@ -1,7 +1,7 @@
 //! [`Context`]: what an actor can do from inside its hooks: spawn and stop children, watch,
 //! timers, stash, receive timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::death_watch::WatchMode;
 use crate::error::{SpawnError, StashFull};
 use crate::path::{ActorId, ActorPath};
 use crate::props::Props;
-use crate::supervision::{RestartStats, SupervisorStrategy};
+use crate::supervision::RestartStats;
 use crate::system::{ActorSystem, spawn_child};
 use crate::timers::{TimerKey, Timers};
 
@@ -25,41 +25,57 @@ pub(crate) struct ReceiveTimeout<M> {
     pub(crate) make: Box<dyn Fn() -> M + Send>,
 }
 
+/// State an actor needs only once it uses timers, stash, watches or supervises failing
+/// children: kept behind one box so that an idle actor stays small.
+pub(crate) struct Rare<M> {
+    pub(crate) timers: Timers,
+    pub(crate) stash: VecDeque<M>,
+    /// Messages to process before the mailbox (unstashed ones).
+    pub(crate) front: VecDeque<M>,
+    pub(crate) watching: BTreeMap<ActorId, WatchMode<M>>,
+    pub(crate) receive_timeout: Option<ReceiveTimeout<M>>,
+    pub(crate) restart_stats: BTreeMap<ActorId, RestartStats>,
+}
+
+impl<M> Default for Rare<M> {
+    fn default() -> Self {
+        Rare {
+            timers: Timers::default(),
+            stash: VecDeque::new(),
+            front: VecDeque::new(),
+            watching: BTreeMap::new(),
+            receive_timeout: None,
+            restart_stats: BTreeMap::new(),
+        }
+    }
+}
+
 /// The actor's view of itself and the runtime, passed to every hook.
 pub struct Context<A: Actor> {
     pub(crate) cell: Arc<LocalCell<A::Msg>>,
     pub(crate) handle: Arc<dyn CellHandle>,
     myself: ActorRef<A::Msg>,
     system: ActorSystem,
-    pub(crate) timers: Timers,
-    pub(crate) stash: VecDeque<A::Msg>,
-    stash_capacity: usize,
-    /// Messages to process before the mailbox (unstashed ones).
-    pub(crate) front: VecDeque<A::Msg>,
-    pub(crate) watching: HashMap<ActorId, WatchMode<A::Msg>>,
-    pub(crate) receive_timeout: Option<ReceiveTimeout<A::Msg>>,
+    pub(crate) props: Props<A>,
     pub(crate) stop_requested: bool,
-    pub(crate) supervisor: SupervisorStrategy,
-    pub(crate) restart_stats: HashMap<ActorId, RestartStats>,
+    pub(crate) rare: Option<Box<Rare<A::Msg>>>,
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: &Props<A>) -> Self {
+    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: Props<A>) -> Self {
         Context {
             handle: cell.clone(),
             myself: ActorRef::local(cell.clone()),
             cell,
             system,
-            timers: Timers::default(),
-            stash: VecDeque::new(),
-            stash_capacity: props.stash_capacity,
-            front: VecDeque::new(),
-            watching: HashMap::new(),
-            receive_timeout: None,
+            props,
             stop_requested: false,
-            supervisor: props.supervisor.clone(),
-            restart_stats: HashMap::new(),
+            rare: None,
         }
+    }
+
+    pub(crate) fn rare(&mut self) -> &mut Rare<A::Msg> {
+        self.rare.get_or_insert_with(Default::default)
     }
 
     /// A ref to this actor.
@@ -157,7 +173,9 @@ impl<A: Actor> Context<A> {
         if target.id() == self.id() {
             return;
         }
-        self.watching.insert(target.id().clone(), WatchMode::Signal);
+        self.rare()
+            .watching
+            .insert(target.id().clone(), WatchMode::Signal);
         target.watch_from(&self.handle);
     }
 
@@ -167,21 +185,29 @@ impl<A: Actor> Context<A> {
         if target.id() == self.id() {
             return;
         }
-        self.watching
+        self.rare()
+            .watching
             .insert(target.id().clone(), WatchMode::Message(msg));
         target.watch_from(&self.handle);
     }
 
     /// Stops watching `target`; no signal arrives for it afterwards.
     pub fn unwatch<M: Send + 'static>(&mut self, target: &ActorRef<M>) {
-        if self.watching.remove(target.id()).is_some() {
+        let removed = self
+            .rare
+            .as_mut()
+            .is_some_and(|r| r.watching.remove(target.id()).is_some());
+        if removed {
             target.unwatch_from(self.id());
         }
     }
 
     /// Sends `msg` to self once after `delay`, replacing any timer with the same key.
     pub fn start_single_timer(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
-        self.timers.start_single(&self.cell, key.into(), delay, msg);
+        let cell = self.cell.clone();
+        self.rare()
+            .timers
+            .start_single(&cell, key.into(), delay, msg);
     }
 
     /// Sends `msg` to self every `interval`; a late tick delays the following ones.
@@ -193,8 +219,10 @@ impl<A: Actor> Context<A> {
     ) where
         A::Msg: Clone,
     {
-        self.timers
-            .start_periodic(&self.cell, key.into(), interval, false, msg);
+        let cell = self.cell.clone();
+        self.rare()
+            .timers
+            .start_periodic(&cell, key.into(), interval, false, msg);
     }
 
     /// Sends `msg` to self every `interval`, catching up on missed ticks.
@@ -206,24 +234,32 @@ impl<A: Actor> Context<A> {
     ) where
         A::Msg: Clone,
     {
-        self.timers
-            .start_periodic(&self.cell, key.into(), interval, true, msg);
+        let cell = self.cell.clone();
+        self.rare()
+            .timers
+            .start_periodic(&cell, key.into(), interval, true, msg);
     }
 
     /// Cancels a timer; a message it already queued is not delivered. False if none was
     /// active.
     pub fn cancel_timer(&mut self, key: impl Into<TimerKey>) -> bool {
-        self.timers.cancel(&key.into())
+        self.rare
+            .as_mut()
+            .is_some_and(|r| r.timers.cancel(&key.into()))
     }
 
     /// Whether a timer with this key is active.
     pub fn is_timer_active(&self, key: impl Into<TimerKey>) -> bool {
-        self.timers.is_active(&key.into())
+        self.rare
+            .as_ref()
+            .is_some_and(|r| r.timers.is_active(&key.into()))
     }
 
     /// Cancels every timer.
     pub fn cancel_all_timers(&mut self) {
-        self.timers.cancel_all();
+        if let Some(r) = self.rare.as_mut() {
+            r.timers.cancel_all();
+        }
     }
 
     /// Sends `msg` to self whenever no message arrived for `after`; any message resets the
@@ -232,7 +268,7 @@ impl<A: Actor> Context<A> {
     where
         A::Msg: Clone + Sync,
     {
-        self.receive_timeout = Some(ReceiveTimeout {
+        self.rare().receive_timeout = Some(ReceiveTimeout {
             after,
             deadline: Instant::now() + after,
             make: Box::new(move || msg.clone()),
@@ -241,7 +277,9 @@ impl<A: Actor> Context<A> {
 
     /// Cancels the receive timeout.
     pub fn cancel_receive_timeout(&mut self) {
-        self.receive_timeout = None;
+        if let Some(r) = self.rare.as_mut() {
+            r.receive_timeout = None;
+        }
     }
 
     /// Keeps `msg` for later ([`Context::unstash_all`]).
@@ -250,26 +288,30 @@ impl<A: Actor> Context<A> {
     /// [`StashFull`] with the message when the stash holds its capacity
     /// ([`Props::with_stash_capacity`]).
     pub fn stash(&mut self, msg: A::Msg) -> Result<(), StashFull<A::Msg>> {
-        if self.stash.len() >= self.stash_capacity {
+        let capacity = self.props.stash_capacity;
+        let stash = &mut self.rare().stash;
+        if stash.len() >= capacity {
             return Err(StashFull {
-                capacity: self.stash_capacity,
+                capacity,
                 message: msg,
             });
         }
-        self.stash.push_back(msg);
+        stash.push_back(msg);
         Ok(())
     }
 
     /// Puts every stashed message in front of the mailbox, in the order they were stashed.
     pub fn unstash_all(&mut self) {
-        while let Some(m) = self.stash.pop_back() {
-            self.front.push_front(m);
+        if let Some(r) = self.rare.as_mut() {
+            while let Some(m) = r.stash.pop_back() {
+                r.front.push_front(m);
+            }
         }
     }
 
     /// How many messages are stashed.
     pub fn stash_len(&self) -> usize {
-        self.stash.len()
+        self.rare.as_ref().map_or(0, |r| r.stash.len())
     }
 
     /// Runs `future` outside the actor and sends `map(output)` to self when it completes, so

@@ -138,9 +138,9 @@ impl fmt::Debug for Address {
 }
 
 struct PathNode {
-    address: Address,
+    address: Arc<Address>,
     parent: Option<ActorPath>,
-    name: Box<str>,
+    name: Arc<str>,
 }
 
 /// The location of an actor in its system's tree, e.g. `actor://shop/user/orders/o-17`.
@@ -154,7 +154,7 @@ impl ActorPath {
     /// The root path of an address (`actor://<system>/`).
     pub fn root(address: Address) -> Self {
         ActorPath(Arc::new(PathNode {
-            address,
+            address: Arc::new(address),
             parent: None,
             name: "".into(),
         }))
@@ -162,10 +162,15 @@ impl ActorPath {
 
     /// The path of a child named `name` below this one. The name is not validated here.
     pub fn child(&self, name: &str) -> Self {
+        self.child_shared(name.into())
+    }
+
+    /// A child path sharing an already allocated name.
+    pub(crate) fn child_shared(&self, name: Arc<str>) -> Self {
         ActorPath(Arc::new(PathNode {
             address: self.0.address.clone(),
             parent: Some(self.clone()),
-            name: name.into(),
+            name,
         }))
     }
 
@@ -267,7 +272,7 @@ impl PartialEq for ActorPath {
         self.0.name == other.0.name
             && match (&self.0.parent, &other.0.parent) {
                 (Some(a), Some(b)) => a == b,
-                (None, None) => self.0.address == other.0.address,
+                (None, None) => *self.0.address == *other.0.address,
                 _ => false,
             }
     }

@@ -29,7 +29,6 @@ use crate::error::ActorResult;
 use crate::event_stream::DeadLetterReason;
 use crate::mailbox::Envelope;
 use crate::path::ActorId;
-use crate::props::Props;
 use crate::supervision::{
     Directive, Failure, FailureCause, FailurePhase, RestartStats, StrategyKind,
 };
@@ -43,10 +42,16 @@ enum State {
 }
 
 pub(crate) struct Runner<A: Actor> {
-    props: Props<A>,
     ctx: Context<A>,
     rx: flume::Receiver<Envelope<A::Msg>>,
     actor: Option<A>,
+    /// Bookkeeping for failures and system messages, allocated on first use.
+    cold: Option<Box<Cold>>,
+}
+
+/// Runner state that only failures and system messages need.
+#[derive(Default)]
+struct Cold {
     /// System messages taken from the queue but left for the next state to handle.
     deferred: VecDeque<SystemMsg>,
     /// Termination signals that arrived while the actor could not take them (`was_child`).
@@ -68,34 +73,32 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 }
 
 impl<A: Actor> Runner<A> {
-    pub(crate) fn new(
-        props: Props<A>,
-        ctx: Context<A>,
-        rx: flume::Receiver<Envelope<A::Msg>>,
-    ) -> Self {
+    pub(crate) fn new(ctx: Context<A>, rx: flume::Receiver<Envelope<A::Msg>>) -> Self {
         Runner {
-            props,
             ctx,
             rx,
             actor: None,
-            deferred: VecDeque::new(),
-            pending_signals: VecDeque::new(),
-            escalated: Vec::new(),
-            stop_pending: false,
+            cold: None,
         }
     }
 
+    /// Runs the actor to its end. Only `process` is awaited inline: the cold states are
+    /// boxed so that an idle actor's task stays small.
     pub(crate) async fn run(mut self) {
-        let mut state = self.start().await;
+        let mut state = Box::pin(self.start()).await;
         loop {
             state = match state {
                 State::Running => self.process().await,
-                State::Suspended(f) => self.suspended(f).await,
-                State::Restarting(f) => self.restart(f).await,
+                State::Suspended(f) => Box::pin(self.suspended(f)).await,
+                State::Restarting(f) => Box::pin(self.restart(f)).await,
                 State::Stopping => break,
             };
         }
-        self.finish().await;
+        Box::pin(self.finish()).await;
+    }
+
+    fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Default::default)
     }
 
     fn failure(&self, cause: FailureCause, phase: FailurePhase) -> Failure {
@@ -113,7 +116,7 @@ impl<A: Actor> Runner<A> {
 
     /// Makes a fresh instance from the props.
     fn create(&mut self) -> Result<(), Failure> {
-        let props = &self.props;
+        let props = &self.ctx.props;
         match std::panic::catch_unwind(AssertUnwindSafe(|| props.create())) {
             Ok(a) => {
                 self.actor = Some(a);
@@ -147,7 +150,8 @@ impl<A: Actor> Runner<A> {
 
     /// Delivers a termination signal according to the watch mode.
     async fn signal(&mut self, id: ActorId, was_child: bool) -> Result<(), Failure> {
-        match self.ctx.watching.remove(&id) {
+        let mode = self.ctx.rare.as_mut().and_then(|r| r.watching.remove(&id));
+        match mode {
             Some(WatchMode::Message(m)) => self.handle(m).await,
             Some(WatchMode::Signal) => self.terminated_hook(id).await,
             None if was_child => self.terminated_hook(id).await,
@@ -176,15 +180,23 @@ impl<A: Actor> Runner<A> {
         if is_child {
             children.by_name.remove(name);
             drop(children);
-            self.ctx.restart_stats.remove(id);
-            self.escalated.retain(|c| c.core().id != *id);
+            if let Some(r) = self.ctx.rare.as_mut() {
+                r.restart_stats.remove(id);
+            }
+            if let Some(c) = self.cold.as_mut() {
+                c.escalated.retain(|c| c.core().id != *id);
+            }
         }
         is_child
     }
 
     /// Deferred messages first, then the queue.
     fn take_system(&mut self) -> VecDeque<SystemMsg> {
-        let mut msgs = std::mem::take(&mut self.deferred);
+        let mut msgs = self
+            .cold
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.deferred))
+            .unwrap_or_default();
         if self.ctx.cell.core.has_system() {
             msgs.extend(self.ctx.cell.core.take_system());
         }
@@ -193,7 +205,11 @@ impl<A: Actor> Runner<A> {
 
     /// Handles system messages while running; `Some` on a change of state.
     async fn system_while_running(&mut self) -> Option<State> {
-        while let Some((id, was_child)) = self.pending_signals.pop_front() {
+        while let Some((id, was_child)) = self
+            .cold
+            .as_mut()
+            .and_then(|c| c.pending_signals.pop_front())
+        {
             if let Err(f) = self.signal(id, was_child).await {
                 return Some(State::Suspended(f));
             }
@@ -211,7 +227,7 @@ impl<A: Actor> Runner<A> {
                 }
             };
             if next.is_some() {
-                self.deferred.extend(msgs);
+                self.cold().deferred.extend(msgs);
                 return next;
             }
         }
@@ -220,33 +236,42 @@ impl<A: Actor> Runner<A> {
 
     async fn process(&mut self) -> State {
         loop {
-            if (!self.pending_signals.is_empty()
-                || !self.deferred.is_empty()
-                || self.ctx.cell.core.has_system())
-                && let Some(next) = self.system_while_running().await
+            if (self.ctx.cell.core.has_system()
+                || self
+                    .cold
+                    .as_ref()
+                    .is_some_and(|c| !c.pending_signals.is_empty() || !c.deferred.is_empty()))
+                && let Some(next) = Box::pin(self.system_while_running()).await
             {
                 return next;
             }
             if self.ctx.stop_requested {
                 return State::Stopping;
             }
-            let msg = if let Some(m) = self.ctx.front.pop_front() {
+            let front = self.ctx.rare.as_mut().and_then(|r| r.front.pop_front());
+            let msg = if let Some(m) = front {
                 m
             } else {
-                let env = match &self.ctx.receive_timeout {
+                let timeout = self
+                    .ctx
+                    .rare
+                    .as_ref()
+                    .and_then(|r| r.receive_timeout.as_ref());
+                let env = match timeout {
                     None => match self.rx.recv_async().await {
                         Ok(env) => env,
                         Err(_) => return State::Stopping,
                     },
                     Some(rt) => {
                         let deadline = rt.deadline;
+                        let sleep = Box::pin(tokio::time::sleep_until(deadline));
                         tokio::select! {
                             biased;
                             env = self.rx.recv_async() => match env {
                                 Ok(env) => env,
                                 Err(_) => return State::Stopping,
                             },
-                            _ = tokio::time::sleep_until(deadline) => match &self.ctx.receive_timeout {
+                                                        _ = sleep => match self.ctx.rare.as_ref().and_then(|r| r.receive_timeout.as_ref()) {
                                 Some(rt) => Envelope::User((rt.make)()),
                                 None => Envelope::Wake,
                             },
@@ -260,7 +285,12 @@ impl<A: Actor> Runner<A> {
                         generation,
                         msg,
                     } => {
-                        if !self.ctx.timers.accept(&key, generation) {
+                        let current = self
+                            .ctx
+                            .rare
+                            .as_mut()
+                            .is_some_and(|r| r.timers.accept(&key, generation));
+                        if !current {
                             continue;
                         }
                         msg
@@ -269,7 +299,12 @@ impl<A: Actor> Runner<A> {
                     Envelope::Wake => continue,
                 }
             };
-            if let Some(rt) = self.ctx.receive_timeout.as_mut() {
+            if let Some(rt) = self
+                .ctx
+                .rare
+                .as_mut()
+                .and_then(|r| r.receive_timeout.as_mut())
+            {
                 rt.deadline = Instant::now() + rt.after;
             }
             if let Err(f) = self.handle(msg).await {
@@ -281,7 +316,8 @@ impl<A: Actor> Runner<A> {
     /// Decides a child's failure with this actor's strategy; `Some` when this actor must fail
     /// itself (escalation).
     fn supervise(&mut self, child_id: ActorId, failure: Failure) -> Option<State> {
-        let core = &self.ctx.cell.core;
+        let cell = self.ctx.cell.clone();
+        let core = &cell.core;
         let child = core
             .children
             .lock()
@@ -289,13 +325,15 @@ impl<A: Actor> Runner<A> {
             .get(child_id.path().name())
             .filter(|c| c.core().id == child_id)
             .cloned()?;
-        let strategy = &self.ctx.supervisor;
+        let strategy = self.ctx.props.supervisor.clone();
+        let strategy = &strategy;
         let mut directive = strategy.decide(&failure);
         let now = Instant::now();
         let mut delay = None;
         if directive == Directive::Restart {
             let stats = self
                 .ctx
+                .rare()
                 .restart_stats
                 .entry(child_id.clone())
                 .or_insert_with(RestartStats::new);
@@ -334,7 +372,7 @@ impl<A: Actor> Runner<A> {
                 }
             }
             Directive::Escalate => {
-                self.escalated.push(child);
+                self.cold().escalated.push(child);
                 return Some(State::Suspended(
                     failure.escalated_by(self.ctx.path().clone()),
                 ));
@@ -362,7 +400,7 @@ impl<A: Actor> Runner<A> {
             while let Some(msg) = msgs.pop_front() {
                 let next = match msg {
                     SystemMsg::Resume => {
-                        for c in self.escalated.drain(..) {
+                        for c in std::mem::take(&mut self.cold().escalated) {
                             c.send_system(SystemMsg::Resume);
                         }
                         Some(State::Running)
@@ -371,7 +409,7 @@ impl<A: Actor> Runner<A> {
                     SystemMsg::Stop => Some(State::Stopping),
                     SystemMsg::Terminated(id) => {
                         let was_child = self.child_terminated(&id);
-                        self.pending_signals.push_back((id, was_child));
+                        self.cold().pending_signals.push_back((id, was_child));
                         None
                     }
                     m @ SystemMsg::Failed { .. } => {
@@ -381,7 +419,7 @@ impl<A: Actor> Runner<A> {
                 };
                 if let Some(next) = next {
                     keep.extend(msgs);
-                    self.deferred = keep;
+                    self.cold().deferred = keep;
                     return next;
                 }
             }
@@ -402,10 +440,10 @@ impl<A: Actor> Runner<A> {
                     SystemMsg::Terminated(id) => {
                         let was_child = self.child_terminated(&id);
                         if !was_child {
-                            self.pending_signals.push_back((id, false));
+                            self.cold().pending_signals.push_back((id, false));
                         }
                     }
-                    SystemMsg::Stop => self.stop_pending = true,
+                    SystemMsg::Stop => self.cold().stop_pending = true,
                     SystemMsg::Failed { .. } | SystemMsg::Resume | SystemMsg::Restart(_) => {}
                 }
             }
@@ -426,11 +464,11 @@ impl<A: Actor> Runner<A> {
         }
         self.stop_children().await;
         self.ctx.cancel_all_timers();
-        self.ctx.receive_timeout = None;
+        self.ctx.cancel_receive_timeout();
         self.ctx.stop_requested = false;
         self.ctx.unstash_all();
         self.actor = None;
-        if self.stop_pending {
+        if self.cold.as_ref().is_some_and(|c| c.stop_pending) {
             return State::Stopping;
         }
         if let Err(f) = self.create() {
@@ -462,12 +500,14 @@ impl<A: Actor> Runner<A> {
         self.ctx.cancel_all_timers();
         let core = &self.ctx.cell.core;
         let id = core.id.clone();
-        self.ctx.watching.clear();
+
         let watchers = core.mark_dead();
         self.ctx.cell.close_sender_side();
         let cell = self.ctx.cell.clone();
-        for m in self.ctx.front.drain(..).chain(self.ctx.stash.drain(..)) {
-            cell.dead_letter(Envelope::User(m), DeadLetterReason::RecipientDead);
+        if let Some(mut r) = self.ctx.rare.take() {
+            for m in r.front.drain(..).chain(r.stash.drain(..)) {
+                cell.dead_letter(Envelope::User(m), DeadLetterReason::RecipientDead);
+            }
         }
         while let Ok(env) = self.rx.try_recv() {
             cell.dead_letter(env, DeadLetterReason::RecipientDead);

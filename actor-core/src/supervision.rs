@@ -171,7 +171,10 @@ type Decider = Arc<dyn Fn(&Failure) -> Directive + Send + Sync>;
 /// handling messages, without limit, and stops one that fails while starting (a failing
 /// `started` would otherwise restart forever).
 #[derive(Clone)]
-pub struct SupervisorStrategy {
+pub struct SupervisorStrategy(Arc<StrategyInner>);
+
+#[derive(Clone)]
+struct StrategyInner {
     kind: StrategyKind,
     max_restarts: Option<u32>,
     within: Option<Duration>,
@@ -188,29 +191,33 @@ pub fn default_decider(failure: &Failure) -> Directive {
 }
 
 impl Default for SupervisorStrategy {
+    /// The default strategy, shared: actors spawned with it allocate nothing for it.
     fn default() -> Self {
-        SupervisorStrategy::one_for_one()
+        static DEFAULT: std::sync::OnceLock<SupervisorStrategy> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(SupervisorStrategy::one_for_one).clone()
     }
 }
 
 impl SupervisorStrategy {
     /// A one-for-one strategy with the default decider and no restart limit.
     pub fn one_for_one() -> Self {
-        SupervisorStrategy {
+        SupervisorStrategy(Arc::new(StrategyInner {
             kind: StrategyKind::OneForOne,
             max_restarts: None,
             within: None,
             backoff: None,
             decider: Arc::new(default_decider),
-        }
+        }))
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut StrategyInner)) -> Self {
+        f(Arc::make_mut(&mut self.0));
+        self
     }
 
     /// An all-for-one strategy with the default decider and no restart limit.
     pub fn all_for_one() -> Self {
-        SupervisorStrategy {
-            kind: StrategyKind::AllForOne,
-            ..SupervisorStrategy::one_for_one()
-        }
+        SupervisorStrategy::one_for_one().edit(|s| s.kind = StrategyKind::AllForOne)
     }
 
     /// A strategy that always stops a failing child.
@@ -221,66 +228,66 @@ impl SupervisorStrategy {
     /// A one-for-one strategy that restarts after an exponentially growing delay; the
     /// child's mailbox keeps filling meanwhile.
     pub fn restart_with_backoff(min: Duration, max: Duration, random_factor: f64) -> Self {
-        SupervisorStrategy {
-            backoff: Some(Backoff {
+        SupervisorStrategy::one_for_one().edit(|s| {
+            s.backoff = Some(Backoff {
                 min,
                 max,
                 random_factor,
                 reset_after: max.saturating_mul(2),
-            }),
-            ..SupervisorStrategy::one_for_one()
-        }
+            })
+        })
     }
 
     /// Stop a child that needs more than `max` restarts within `within` (a rolling window
     /// that starts at the first restart).
-    pub fn with_max_restarts(mut self, max: u32, within: Duration) -> Self {
-        self.max_restarts = Some(max);
-        self.within = Some(within);
-        self
+    pub fn with_max_restarts(self, max: u32, within: Duration) -> Self {
+        self.edit(|s| {
+            s.max_restarts = Some(max);
+            s.within = Some(within);
+        })
     }
 
     /// Decide per failure (look inside with [`Failure::error`] and
     /// [`ActorError::downcast_ref`]).
     pub fn with_decider(
-        mut self,
+        self,
         decider: impl Fn(&Failure) -> Directive + Send + Sync + 'static,
     ) -> Self {
-        self.decider = Arc::new(decider);
-        self
+        let decider: Decider = Arc::new(decider);
+        self.edit(|s| s.decider = decider)
     }
 
     /// The strategy's kind.
     pub fn kind(&self) -> StrategyKind {
-        self.kind
+        self.0.kind
     }
 
     /// The backoff settings, for a backoff strategy.
     pub fn backoff(&self) -> Option<&Backoff> {
-        self.backoff.as_ref()
+        self.0.backoff.as_ref()
     }
 
     /// The directive for a failure: the decider's, with `Resume` turned into `Restart` after a
     /// panic.
     pub fn decide(&self, failure: &Failure) -> Directive {
-        match (self.decider)(failure) {
+        match (self.0.decider)(failure) {
             Directive::Resume if failure.is_panic() => Directive::Restart,
             d => d,
         }
     }
 
     pub(crate) fn limits(&self) -> (Option<u32>, Option<Duration>) {
-        (self.max_restarts, self.within)
+        (self.0.max_restarts, self.0.within)
     }
 }
 
 impl fmt::Debug for SupervisorStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupervisorStrategy")
-            .field("kind", &self.kind)
-            .field("max_restarts", &self.max_restarts)
-            .field("within", &self.within)
-            .field("backoff", &self.backoff)
+            .field("kind", &self.0.kind)
+            .field("max_restarts", &self.0.max_restarts)
+            .field("within", &self.0.within)
+            .field("backoff", &self.0.backoff)
             .finish_non_exhaustive()
     }
 }

@@ -17,6 +17,8 @@ use crate::cell::{CellCore, CellHandle, LocalCell, SystemMsg};
 use crate::context::Context;
 use crate::error::{ActorResult, LookupError, SpawnError, SystemError};
 use crate::event_stream::{DeadLetterReason, EventStream};
+#[cfg(test)]
+use crate::mailbox::MailboxConfig;
 use crate::path::{ActorId, ActorPath, Address, validate_actor_name, validate_system_name};
 use crate::props::Props;
 use crate::runner::Runner;
@@ -200,10 +202,10 @@ impl ActorSystem {
         let user_props =
             Props::new(|| Guardian).supervisor(inner.settings.guardian_strategy.clone());
         // the root is fresh and open, so spawning the guardians cannot fail
-        if let Ok(user) = spawn_cell(&root_handle, user_props, "user".to_owned()) {
+        if let Ok(user) = spawn_cell(&root_handle, user_props, "user".into()) {
             *inner.user.lock() = Some(user);
         }
-        if let Ok(system) = spawn_cell(&root_handle, Props::new(|| Guardian), "system".to_owned()) {
+        if let Ok(system) = spawn_cell(&root_handle, Props::new(|| Guardian), "system".into()) {
             *inner.system.lock() = Some(system);
         }
         Ok(ActorSystem { inner })
@@ -495,10 +497,10 @@ pub(crate) fn spawn_child<A: Actor>(
     props: Props<A>,
     name: Option<&str>,
 ) -> Result<ActorRef<A::Msg>, SpawnError> {
-    let name = match name {
+    let name: Arc<str> = match name {
         Some(n) => {
             validate_actor_name(n)?;
-            n.to_owned()
+            n.into()
         }
         None => parent.core().generated_name(),
     };
@@ -508,11 +510,11 @@ pub(crate) fn spawn_child<A: Actor>(
 fn spawn_cell<A: Actor>(
     parent: &Arc<dyn CellHandle>,
     props: Props<A>,
-    name: String,
+    name: Arc<str>,
 ) -> Result<Arc<LocalCell<A::Msg>>, SpawnError> {
     let pcore = parent.core();
     let system = pcore.system.clone();
-    let path = pcore.id.path().child(&name);
+    let path = pcore.id.path().child_shared(name.clone());
     let uid = system.next_uid.fetch_add(1, Ordering::Relaxed);
     let core = CellCore::new(
         ActorId::new(path, uid),
@@ -525,23 +527,51 @@ fn spawn_cell<A: Actor>(
         if children.closed {
             return Err(SpawnError::ParentStopping {
                 parent: pcore.id.path().clone(),
-                name,
+                name: name.to_string(),
             });
         }
-        if children.by_name.contains_key(name.as_str()) {
+        if children.by_name.contains_key(&*name) {
             return Err(SpawnError::DuplicateName {
                 parent: pcore.id.path().clone(),
-                name,
+                name: name.to_string(),
             });
         }
-        children.by_name.insert(name.into_boxed_str(), cell.clone());
+        children.by_name.insert(name, cell.clone());
     }
-    let ctx = Context::new(
-        cell.clone(),
-        ActorSystem::from_inner(system.clone()),
-        &props,
-    );
-    let runner = Runner::new(props, ctx, rx);
+    let ctx = Context::new(cell.clone(), ActorSystem::from_inner(system.clone()), props);
+    let runner = Runner::new(ctx, rx);
     system.runtime.spawn(runner.run());
     Ok(cell)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Idle;
+    impl Actor for Idle {
+        type Msg = ();
+        async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult {
+            Ok(())
+        }
+    }
+
+    /// Memory per idle actor is a benchmark target; the task's future is its largest part.
+    #[tokio::test]
+    async fn an_idle_actor_task_stays_small() {
+        let system = ActorSystem::new("size").unwrap();
+        let guardian = system.guardian(&system.inner.user, "x").unwrap();
+        let core = CellCore::new(
+            ActorId::new(ActorPath::parse("actor://size/user/x").unwrap(), 99),
+            system.inner.clone(),
+            Some(guardian),
+        );
+        let (cell, rx) = LocalCell::<()>::new(core, &MailboxConfig::default());
+        let ctx = Context::new(cell, system.clone(), Props::new(|| Idle));
+        let fut = Runner::new(ctx, rx).run();
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 512, "an idle actor's task future is {size} bytes");
+        drop(fut);
+        system.terminate().await;
+    }
 }

@@ -280,3 +280,58 @@ async fn a_subscriber_with_a_full_mailbox_is_skipped_without_dead_letters() {
     assert_eq!(open.receive_n(2).await, vec![1, 2]);
     kit.shutdown().await;
 }
+
+/// Spawns a worker with a one-slot mailbox and `policy`, fills the slot, sends a poison pill
+/// and expects the worker to stop.
+async fn poison_pill_on_a_full_mailbox(name: &str, policy: OverflowPolicy) {
+    let kit = TestKit::new(name);
+    let ev = kit.probe::<Ev>();
+    let watcher = kit.probe::<()>();
+    let one = NonZeroUsize::new(1).expect("non-zero");
+    let w = kit.spawn(
+        Worker::props("w", ev.actor_ref()).with_mailbox(MailboxConfig::bounded(one, policy)),
+        "w",
+    );
+    watcher.watch(&w).await;
+    ev.expect_msg(Ev::started("w", 1)).await;
+    // nothing awaited from here on: the worker cannot take the message out meanwhile
+    w.tell(Cmd::Add(1));
+    w.poison_pill();
+    watcher.expect_terminated(&w).await;
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poison_pill_to_a_full_drop_newest_mailbox_still_stops_the_actor() {
+    poison_pill_on_a_full_mailbox("pill-drop-newest", OverflowPolicy::DropNewest).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poison_pill_to_a_full_drop_oldest_mailbox_still_stops_the_actor() {
+    poison_pill_on_a_full_mailbox("pill-drop-oldest", OverflowPolicy::DropOldest).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poison_pill_to_a_full_fail_sender_mailbox_still_stops_the_actor() {
+    poison_pill_on_a_full_mailbox("pill-fail-sender", OverflowPolicy::FailSender).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poison_pill_is_not_evicted_by_later_messages() {
+    let kit = TestKit::new("pill-evicted");
+    let ev = kit.probe::<Ev>();
+    let watcher = kit.probe::<()>();
+    let one = NonZeroUsize::new(1).expect("non-zero");
+    let w = kit.spawn(
+        Worker::props("w", ev.actor_ref())
+            .with_mailbox(MailboxConfig::bounded(one, OverflowPolicy::DropOldest)),
+        "w",
+    );
+    watcher.watch(&w).await;
+    ev.expect_msg(Ev::started("w", 1)).await;
+    w.poison_pill();
+    // a drop-oldest mailbox makes room for this one: it must not do so by dropping the pill
+    w.tell(Cmd::Add(1));
+    watcher.expect_terminated(&w).await;
+    kit.shutdown().await;
+}

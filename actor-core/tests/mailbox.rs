@@ -335,3 +335,54 @@ async fn a_poison_pill_is_not_evicted_by_later_messages() {
     watcher.expect_terminated(&w).await;
     kit.shutdown().await;
 }
+
+/// Subscribes to `Note`s through a message adapter onto its own `u32` messages.
+struct AdaptedSubscriber {
+    forward: ActorRef<u32>,
+}
+
+impl Actor for AdaptedSubscriber {
+    type Msg = u32;
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        let adapter = ctx.myself().adapt(|n: Note| n.0.len() as u32);
+        ctx.system().event_stream().subscribe(&adapter);
+        self.forward.tell(0);
+        Ok(())
+    }
+    async fn handle(&mut self, n: u32, _: &mut Context<Self>) -> ActorResult {
+        self.forward.tell(n);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscription_through_an_adapter_is_removed_when_the_actor_stops() {
+    let kit = TestKit::new("adapter-subscriber");
+    let forwarded = kit.probe::<u32>();
+    let to = forwarded.actor_ref().clone();
+    let s = kit.spawn(
+        Props::new(move || AdaptedSubscriber {
+            forward: to.clone(),
+        }),
+        "s",
+    );
+    forwarded.expect_msg(0).await;
+    let stream = kit.system().event_stream();
+    assert_eq!(stream.publish(Note("four")), 1);
+    forwarded.expect_msg(4).await;
+    let watcher = kit.probe::<()>();
+    watcher.watch(&s).await;
+    s.stop();
+    watcher.expect_terminated(&s).await;
+    let dead = kit.system().dead_letter_count();
+    stream.publish(Note("after"));
+    // the event stream never makes dead letters of its own, nor keeps dead subscribers
+    assert_eq!(kit.system().dead_letter_count(), dead);
+    await_assert(
+        || !stream.has_subscribers::<Note>(),
+        secs(3),
+        Duration::from_millis(1),
+    )
+    .await;
+    kit.shutdown().await;
+}

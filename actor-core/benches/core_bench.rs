@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, ReplyTo};
 use tokio::sync::oneshot;
 
-const TELL_MESSAGES: u64 = 1_000_000;
+const TELL_MESSAGES: u64 = 10_000_000;
 const RUNS: usize = 5;
-const ASKS: usize = 20_000;
+const ASKS: usize = 200_000;
 const SPAWNS: usize = 1_000_000;
 
 struct Counter {

@@ -161,17 +161,19 @@ impl<M: Send + 'static> ActorRef<M> {
                 },
             });
         }
+        // Give the recipient one turn before arming the timeout: on a current-thread runtime
+        // (and often on a multi-thread one) the answer is then already there, and the timer
+        // wheel is never touched.
+        tokio::task::yield_now().await;
+        let mut rx = rx;
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(oneshot::error::TryRecvError::Closed) => return Err(self.reply_dropped()),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(if self.is_stopping_or_terminated() {
-                AskError::RecipientDead {
-                    recipient: self.path().clone(),
-                }
-            } else {
-                AskError::NoReply {
-                    recipient: self.path().clone(),
-                }
-            }),
+            Ok(Err(_)) => Err(self.reply_dropped()),
             Err(_) => Err(AskError::Timeout {
                 recipient: self.path().clone(),
                 after: timeout,
@@ -205,6 +207,16 @@ impl<M: Send + 'static> ActorRef<M> {
         match &self.inner {
             RefInner::Local(c) => c.core.is_dead(),
             RefInner::Backend(_) => false,
+        }
+    }
+
+    /// The error for a reply handle dropped unanswered: the recipient died, or dropped it.
+    fn reply_dropped(&self) -> AskError {
+        let recipient = self.path().clone();
+        if self.is_stopping_or_terminated() {
+            AskError::RecipientDead { recipient }
+        } else {
+            AskError::NoReply { recipient }
         }
     }
 

@@ -12,6 +12,10 @@
 //!
 //! Every handshake frame is length-prefixed like data frames and at most
 //! [`HANDSHAKE_MAX_FRAME`] bytes.
+//!
+//! Each side is an explicit state machine with a pure transition ([`client_step`],
+//! [`server_step`]); the transport only reads a frame, applies the transition, and writes
+//! the output, so every outcome is tested here without sockets.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hmac::{Hmac, Mac};
@@ -190,7 +194,7 @@ pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<T, Handshake
 }
 
 /// The transcript both proofs cover.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transcript {
     /// The client's nonce.
     pub client_nonce: Nonce,
@@ -272,6 +276,181 @@ pub fn verify_client(
     verify(secret, CLIENT_LABEL, t, proof)
 }
 
+impl HandshakeError {
+    /// Whether the listening side answers [`ServerMessage::Refused`] before closing (the
+    /// peer is a node of this protocol that deserves a reason), rather than just closing.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::VersionMismatch { .. } | Self::SecretMismatch { .. } | Self::AuthenticationFailed
+        )
+    }
+}
+
+/// States of the connecting side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientState {
+    /// The hello was sent; the challenge is awaited.
+    AwaitChallenge {
+        /// The nonce sent in the hello.
+        client_nonce: Nonce,
+        /// Our uid, as sent in the hello.
+        client_uid: u64,
+    },
+    /// Our proof was sent; the verdict is awaited.
+    AwaitVerdict {
+        /// The server's uid from its challenge.
+        server_uid: u64,
+    },
+    /// The server accepted: data frames may be sent.
+    Accepted {
+        /// The server's incarnation uid.
+        server_uid: u64,
+    },
+}
+
+/// The connecting side's transition: consumes one server message, returns the next state
+/// and the proof to send, if any.
+///
+/// # Errors
+///
+/// [`HandshakeError::WrongSystem`] when the server is another system,
+/// [`HandshakeError::AuthenticationFailed`] / [`HandshakeError::SecretMismatch`] for a bad
+/// server proof, [`HandshakeError::Refused`] when the server refused, and
+/// [`HandshakeError::Malformed`] for a message out of order.
+pub fn client_step(
+    state: ClientState,
+    message: ServerMessage,
+    secret: Option<&[u8]>,
+    expected_system: &str,
+) -> Result<(ClientState, Option<ClientProof>), HandshakeError> {
+    match (state, message) {
+        (_, ServerMessage::Refused { reason }) => Err(HandshakeError::Refused { reason }),
+        (
+            ClientState::AwaitChallenge {
+                client_nonce,
+                client_uid,
+            },
+            ServerMessage::Challenge {
+                system,
+                uid,
+                nonce,
+                proof,
+            },
+        ) => {
+            if system != expected_system {
+                return Err(HandshakeError::WrongSystem {
+                    expected: expected_system.to_owned(),
+                    actual: system,
+                });
+            }
+            let transcript = Transcript {
+                client_nonce,
+                server_nonce: nonce,
+                client_uid,
+                server_uid: uid,
+            };
+            verify_server(secret, &transcript, proof.as_ref())?;
+            let proof = secret.and_then(|s| client_proof(s, &transcript));
+            Ok((
+                ClientState::AwaitVerdict { server_uid: uid },
+                Some(ClientProof { proof }),
+            ))
+        }
+        (ClientState::AwaitVerdict { server_uid }, ServerMessage::Accepted) => {
+            Ok((ClientState::Accepted { server_uid }, None))
+        }
+        (state, _) => Err(HandshakeError::Malformed(format!(
+            "unexpected server message in state {}",
+            match state {
+                ClientState::AwaitChallenge { .. } => "await-challenge",
+                ClientState::AwaitVerdict { .. } => "await-verdict",
+                ClientState::Accepted { .. } => "accepted",
+            }
+        ))),
+    }
+}
+
+/// States of the listening side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerState {
+    /// Nothing received yet.
+    AwaitHello,
+    /// The challenge was sent; the client's proof is awaited.
+    AwaitProof {
+        /// The client's hello.
+        hello: Hello,
+        /// What both proofs cover.
+        transcript: Transcript,
+    },
+    /// The client is authenticated: data frames follow.
+    Accepted {
+        /// The client's hello (its address and uid).
+        hello: Hello,
+    },
+}
+
+/// What the listening side knows about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerIdentity<'a> {
+    /// Our actor system name.
+    pub system: &'a str,
+    /// Our incarnation uid.
+    pub uid: u64,
+    /// Our shared secret, `None` in insecure mode.
+    pub secret: Option<&'a [u8]>,
+}
+
+/// The listening side's transition: consumes one frame, returns the next state and the reply
+/// to send. On an error whose [`HandshakeError::is_refusal`] holds, the caller sends
+/// [`ServerMessage::Refused`] before closing.
+///
+/// `fresh_nonce` is used only when the frame is the hello.
+///
+/// # Errors
+///
+/// [`HandshakeError::BadMagic`], [`HandshakeError::VersionMismatch`],
+/// [`HandshakeError::Malformed`], [`HandshakeError::SecretMismatch`],
+/// [`HandshakeError::AuthenticationFailed`].
+pub fn server_step(
+    state: ServerState,
+    frame: &[u8],
+    me: ServerIdentity<'_>,
+    fresh_nonce: Nonce,
+) -> Result<(ServerState, ServerMessage), HandshakeError> {
+    match state {
+        ServerState::AwaitHello => {
+            let hello = decode_hello(frame)?;
+            if me.secret.is_some() != hello.authenticated {
+                return Err(HandshakeError::SecretMismatch {
+                    local_requires: me.secret.is_some(),
+                });
+            }
+            let transcript = Transcript {
+                client_nonce: hello.nonce,
+                server_nonce: fresh_nonce,
+                client_uid: hello.uid,
+                server_uid: me.uid,
+            };
+            let challenge = ServerMessage::Challenge {
+                system: me.system.to_owned(),
+                uid: me.uid,
+                nonce: fresh_nonce,
+                proof: me.secret.and_then(|s| server_proof(s, &transcript)),
+            };
+            Ok((ServerState::AwaitProof { hello, transcript }, challenge))
+        }
+        ServerState::AwaitProof { hello, transcript } => {
+            let reply: ClientProof = decode(frame)?;
+            verify_client(me.secret, &transcript, reply.proof.as_ref())?;
+            Ok((ServerState::Accepted { hello }, ServerMessage::Accepted))
+        }
+        ServerState::Accepted { .. } => Err(HandshakeError::Malformed(
+            "handshake frame after acceptance".to_owned(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +462,123 @@ mod tests {
             client_uid: 3,
             server_uid: 4,
         }
+    }
+
+    fn hello(secret: bool) -> Hello {
+        Hello {
+            system: "sys".into(),
+            host: "127.0.0.1".into(),
+            port: 1,
+            uid: 10,
+            nonce: [5; 32],
+            authenticated: secret,
+        }
+    }
+
+    /// Runs both transitions against each other, as the sockets would.
+    fn run(
+        client_secret: Option<&[u8]>,
+        server_secret: Option<&[u8]>,
+        server_system: &str,
+    ) -> (Result<u64, HandshakeError>, Result<Hello, HandshakeError>) {
+        let me = ServerIdentity {
+            system: server_system,
+            uid: 20,
+            secret: server_secret,
+        };
+        let hello = hello(client_secret.is_some());
+        let frame = encode_hello(PROTOCOL_VERSION, &hello).unwrap();
+        let (server, challenge) = match server_step(ServerState::AwaitHello, &frame, me, [6; 32]) {
+            Ok(step) => step,
+            Err(e) => return (Err(HandshakeError::Closed), Err(e)),
+        };
+        let client = ClientState::AwaitChallenge {
+            client_nonce: hello.nonce,
+            client_uid: hello.uid,
+        };
+        let (client, proof) = match client_step(client, challenge, client_secret, "sys") {
+            Ok(step) => step,
+            Err(e) => return (Err(e), Err(HandshakeError::Closed)),
+        };
+        let proof = encode(&proof.unwrap()).unwrap();
+        let (server, verdict) = match server_step(server, &proof, me, [0; 32]) {
+            Ok(step) => step,
+            Err(e) => return (Err(HandshakeError::Closed), Err(e)),
+        };
+        let ServerState::Accepted { hello } = server else {
+            panic!("server not accepted: {server:?}")
+        };
+        let (client, none) = client_step(client, verdict, client_secret, "sys").unwrap();
+        assert!(none.is_none());
+        let ClientState::Accepted { server_uid } = client else {
+            panic!("client not accepted: {client:?}")
+        };
+        (Ok(server_uid), Ok(hello))
+    }
+
+    #[test]
+    fn state_machines_agree_on_every_secret_combination() {
+        assert_eq!(run(Some(b"k"), Some(b"k"), "sys").0, Ok(20));
+        assert_eq!(run(None, None, "sys").1.map(|h| h.uid), Ok(10));
+        // The client catches a server with another secret first.
+        assert_eq!(
+            run(Some(b"k"), Some(b"other"), "sys").0,
+            Err(HandshakeError::AuthenticationFailed)
+        );
+        let (_, server) = run(None, Some(b"k"), "sys");
+        assert_eq!(
+            server,
+            Err(HandshakeError::SecretMismatch {
+                local_requires: true
+            })
+        );
+        assert!(server.unwrap_err().is_refusal());
+        let (_, server) = run(Some(b"k"), None, "sys");
+        assert_eq!(
+            server,
+            Err(HandshakeError::SecretMismatch {
+                local_requires: false
+            })
+        );
+        assert!(matches!(
+            run(None, None, "elsewhere").0,
+            Err(HandshakeError::WrongSystem { .. })
+        ));
+    }
+
+    #[test]
+    fn server_refuses_a_forged_client_proof_and_out_of_order_frames() {
+        let me = ServerIdentity {
+            system: "sys",
+            uid: 20,
+            secret: Some(b"k"),
+        };
+        let frame = encode_hello(PROTOCOL_VERSION, &hello(true)).unwrap();
+        let (server, _) = server_step(ServerState::AwaitHello, &frame, me, [6; 32]).unwrap();
+        let forged = encode(&ClientProof {
+            proof: Some([0; 32]),
+        })
+        .unwrap();
+        let error = server_step(server.clone(), &forged, me, [0; 32]).unwrap_err();
+        assert_eq!(error, HandshakeError::AuthenticationFailed);
+        assert!(error.is_refusal());
+        // A second hello where a proof belongs is malformed, not a panic.
+        assert!(matches!(
+            server_step(server, &frame, me, [0; 32]),
+            Err(HandshakeError::Malformed(_))
+        ));
+        let client = ClientState::AwaitVerdict { server_uid: 1 };
+        assert!(matches!(
+            client_step(
+                client,
+                ServerMessage::Refused {
+                    reason: "no".into()
+                },
+                None,
+                "sys"
+            ),
+            Err(HandshakeError::Refused { .. })
+        ));
     }
 
     #[test]

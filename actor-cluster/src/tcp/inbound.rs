@@ -11,7 +11,7 @@ use tokio_util::codec::Framed;
 use super::Shared;
 use super::frame::{FrameCodec, FrameError};
 use super::handshake::{
-    self, ClientProof, HANDSHAKE_MAX_FRAME, HandshakeError, ServerMessage, Transcript,
+    self, HANDSHAKE_MAX_FRAME, HandshakeError, ServerIdentity, ServerMessage, ServerState,
 };
 use super::outbound::nonce;
 use crate::address::Address;
@@ -118,63 +118,39 @@ async fn next_frame(
     }
 }
 
-async fn refuse(
-    framed: &mut Framed<TcpStream, FrameCodec>,
-    error: HandshakeError,
-) -> HandshakeError {
-    if let Ok(frame) = handshake::encode(&ServerMessage::Refused {
-        reason: error.to_string(),
-    }) {
-        let _ = framed.send(frame).await;
-    }
-    error
-}
-
 async fn server_handshake(
     shared: &Shared,
     framed: &mut Framed<TcpStream, FrameCodec>,
 ) -> Result<(Address, u64), HandshakeError> {
-    let first = next_frame(framed).await?;
-    let hello = match handshake::decode_hello(&first) {
-        Ok(hello) => hello,
-        Err(error @ HandshakeError::VersionMismatch { .. }) => {
-            return Err(refuse(framed, error).await);
-        }
-        Err(error) => return Err(error),
-    };
-    let peer = Address::new(hello.system.clone(), hello.host.clone(), hello.port)
-        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
-    let secret = shared.settings.secret();
-    if secret.is_some() != hello.authenticated {
-        let error = HandshakeError::SecretMismatch {
-            local_requires: secret.is_some(),
-        };
-        return Err(refuse(framed, error).await);
-    }
-    let transcript = Transcript {
-        client_nonce: hello.nonce,
-        server_nonce: nonce(),
-        client_uid: hello.uid,
-        server_uid: shared.uid,
-    };
-    let challenge = ServerMessage::Challenge {
-        system: shared.address.system().to_owned(),
+    let me = ServerIdentity {
+        system: shared.address.system(),
         uid: shared.uid,
-        nonce: transcript.server_nonce,
-        proof: secret.and_then(|s| handshake::server_proof(s, &transcript)),
+        secret: shared.settings.secret(),
     };
     let io = |e: FrameError| HandshakeError::Io(e.to_string());
-    framed
-        .send(handshake::encode(&challenge)?)
-        .await
-        .map_err(io)?;
-    let reply: ClientProof = handshake::decode(&next_frame(framed).await?)?;
-    if let Err(error) = handshake::verify_client(secret, &transcript, reply.proof.as_ref()) {
-        return Err(refuse(framed, error).await);
+    let mut state = ServerState::AwaitHello;
+    loop {
+        let frame = next_frame(framed).await?;
+        let (next, reply) = match handshake::server_step(state, &frame, me, nonce()) {
+            Ok(step) => step,
+            Err(error) => {
+                if error.is_refusal() {
+                    let refused = ServerMessage::Refused {
+                        reason: error.to_string(),
+                    };
+                    if let Ok(frame) = handshake::encode(&refused) {
+                        let _ = framed.send(frame).await;
+                    }
+                }
+                return Err(error);
+            }
+        };
+        framed.send(handshake::encode(&reply)?).await.map_err(io)?;
+        if let ServerState::Accepted { hello } = next {
+            let peer = Address::new(hello.system, hello.host, hello.port)
+                .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+            return Ok((peer, hello.uid));
+        }
+        state = next;
     }
-    framed
-        .send(handshake::encode(&ServerMessage::Accepted)?)
-        .await
-        .map_err(io)?;
-    Ok((peer, hello.uid))
 }

@@ -14,8 +14,7 @@ use super::Shared;
 use super::backoff::Backoff;
 use super::frame::{FrameCodec, put_frame};
 use super::handshake::{
-    self, ClientProof, HANDSHAKE_MAX_FRAME, HandshakeError, Hello, PROTOCOL_VERSION, ServerMessage,
-    Transcript,
+    self, ClientState, HANDSHAKE_MAX_FRAME, HandshakeError, Hello, PROTOCOL_VERSION, ServerMessage,
 };
 use crate::address::Address;
 use crate::transport::{DisconnectReason, DropReason, TransportEvent};
@@ -131,61 +130,33 @@ async fn connect_once(shared: &Shared, peer: &Address) -> Result<(TcpStream, u64
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, FrameCodec::new(HANDSHAKE_MAX_FRAME));
     let secret = shared.settings.secret();
-    let client_nonce = nonce();
     let hello = Hello {
         system: shared.address.system().to_owned(),
         host: shared.address.host().to_owned(),
         port: shared.address.port(),
         uid: shared.uid,
-        nonce: client_nonce,
+        nonce: nonce(),
         authenticated: secret.is_some(),
     };
-    let send = |e: super::FrameError| HandshakeError::Io(e.to_string());
+    let io = |e: super::FrameError| HandshakeError::Io(e.to_string());
     framed
         .send(handshake::encode_hello(PROTOCOL_VERSION, &hello)?)
         .await
-        .map_err(send)?;
-    let (server_uid, server_nonce, proof) =
-        match handshake::decode::<ServerMessage>(&next_frame(&mut framed).await?)? {
-            ServerMessage::Challenge {
-                system,
-                uid,
-                nonce,
-                proof,
-            } => {
-                if system != peer.system() {
-                    return Err(HandshakeError::WrongSystem {
-                        expected: peer.system().to_owned(),
-                        actual: system,
-                    });
-                }
-                (uid, nonce, proof)
-            }
-            ServerMessage::Refused { reason } => return Err(HandshakeError::Refused { reason }),
-            ServerMessage::Accepted => {
-                return Err(HandshakeError::Malformed(
-                    "accepted before the challenge".to_owned(),
-                ));
-            }
-        };
-    let transcript = Transcript {
-        client_nonce,
-        server_nonce,
-        client_uid: shared.uid,
-        server_uid,
+        .map_err(io)?;
+    let mut state = ClientState::AwaitChallenge {
+        client_nonce: hello.nonce,
+        client_uid: hello.uid,
     };
-    handshake::verify_server(secret, &transcript, proof.as_ref())?;
-    let proof = secret.and_then(|s| handshake::client_proof(s, &transcript));
-    framed
-        .send(handshake::encode(&ClientProof { proof })?)
-        .await
-        .map_err(send)?;
-    match handshake::decode::<ServerMessage>(&next_frame(&mut framed).await?)? {
-        ServerMessage::Accepted => Ok((framed.into_parts().io, server_uid)),
-        ServerMessage::Refused { reason } => Err(HandshakeError::Refused { reason }),
-        ServerMessage::Challenge { .. } => {
-            Err(HandshakeError::Malformed("second challenge".to_owned()))
+    loop {
+        let message = handshake::decode::<ServerMessage>(&next_frame(&mut framed).await?)?;
+        let (next, proof) = handshake::client_step(state, message, secret, peer.system())?;
+        if let Some(proof) = proof {
+            framed.send(handshake::encode(&proof)?).await.map_err(io)?;
         }
+        if let ClientState::Accepted { server_uid } = next {
+            return Ok((framed.into_parts().io, server_uid));
+        }
+        state = next;
     }
 }
 

@@ -188,6 +188,13 @@ mod tests {
     }
 
     #[test]
+    fn serde_round_trip() {
+        let a = Address::new("sys", "10.0.0.1", 2552).unwrap();
+        let bytes = postcard::to_stdvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<Address>(&bytes).unwrap(), a);
+    }
+
+    #[test]
     fn socket_round_trip() {
         let sock: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let a = Address::from_socket("sys", sock).unwrap();

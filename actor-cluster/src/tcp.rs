@@ -11,7 +11,8 @@
 //!   (lazily, on the first send); frames from a peer arrive on the connection it opened. So
 //!   there is never a race between two connections for one pair, and order per pair holds.
 //! - Each peer has a bounded outbound queue; a full queue fails the send with
-//!   [`TransportError::QueueFull`] and bumps [`TcpTransport::overflow_count`]. A writer task
+//!   [`TransportError::QueueFull`], bumps [`TcpTransport::overflow_count`] and hands the frame
+//!   to the [`TcpSettings::on_overflow`] callback (for dead letters). A writer task
 //!   drains the queue into one buffer (up to [`TcpSettings::write_coalesce_bytes`]) and
 //!   writes it with one `write_all`.
 //! - A lost connection is re-dialled on the next frame, with exponential backoff; after
@@ -50,7 +51,8 @@ pub use settings::{
     Auth, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_INBOUND_QUEUE_CAPACITY,
     DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_MAX_RECONNECT_ATTEMPTS,
     DEFAULT_OUTBOUND_QUEUE_CAPACITY, DEFAULT_RECONNECT_BACKOFF_MAX, DEFAULT_RECONNECT_BACKOFF_MIN,
-    DEFAULT_WRITE_COALESCE_BYTES, RECONNECT_BACKOFF_FACTOR, TcpSettings, TcpSettingsError,
+    DEFAULT_WRITE_COALESCE_BYTES, OverflowHandler, RECONNECT_BACKOFF_FACTOR, TcpSettings,
+    TcpSettingsError,
 };
 
 /// Pause after a failed `accept` (e.g. out of file descriptors): 10 ms.
@@ -349,8 +351,12 @@ impl Transport for TcpTransport {
             };
             match out.tx.try_send(frame) {
                 Ok(()) => return Ok(()),
-                Err(flume::TrySendError::Full(_)) => {
+                Err(flume::TrySendError::Full(frame)) => {
                     self.shared.overflow.fetch_add(1, Ordering::Relaxed);
+                    drop(state);
+                    if let Some(handler) = &self.shared.settings.on_overflow {
+                        (handler.0)(to, frame);
+                    }
                     return Err(TransportError::QueueFull {
                         peer: to.clone(),
                         capacity,

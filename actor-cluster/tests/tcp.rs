@@ -177,8 +177,12 @@ async fn full_outbound_queue_fails_the_send_and_counts() {
     // A listener that never accepts: the handshake cannot complete, frames stay queued.
     let silent = std::net::TcpListener::bind(localhost()).unwrap();
     let target = actor_cluster::Address::from_socket("tcp", silent.local_addr().unwrap()).unwrap();
+    let dead_letters = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = dead_letters.clone();
     let a = TcpTransport::bind(
-        TcpSettings::insecure_no_auth("tcp", localhost()).outbound_queue_capacity(4),
+        TcpSettings::insecure_no_auth("tcp", localhost())
+            .outbound_queue_capacity(4)
+            .on_overflow(move |peer, frame| sink.lock().push((peer.clone(), frame))),
     )
     .await
     .unwrap();
@@ -194,6 +198,10 @@ async fn full_outbound_queue_fails_the_send_and_counts() {
         })
     );
     assert_eq!(a.overflow_count(), 1);
+    assert_eq!(
+        *dead_letters.lock(),
+        vec![(target.clone(), Bytes::from_static(b"overflow"))]
+    );
     a.shutdown().await;
     assert!(matches!(
         a.send(&target, Bytes::new()),

@@ -2,8 +2,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
+use crate::address::Address;
 use crate::transport::DEFAULT_MAX_FRAME_SIZE;
 
 /// Default capacity of each peer's outbound queue, in frames.
@@ -97,6 +101,17 @@ pub enum TcpSettingsError {
     },
 }
 
+/// Called with the destination and the frame when a peer's outbound queue is full; the
+/// remoting layer routes the frame to dead letters.
+#[derive(Clone)]
+pub struct OverflowHandler(pub Arc<dyn Fn(&Address, Bytes) + Send + Sync>);
+
+impl fmt::Debug for OverflowHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OverflowHandler(..)")
+    }
+}
+
 /// How peers prove they belong to the cluster.
 #[derive(Clone)]
 pub enum Auth {
@@ -143,6 +158,7 @@ pub struct TcpSettings {
     pub(crate) max_reconnect_attempts: u32,
     pub(crate) write_coalesce_bytes: usize,
     pub(crate) max_pending_handshakes: usize,
+    pub(crate) on_overflow: Option<OverflowHandler>,
 }
 
 impl TcpSettings {
@@ -161,6 +177,7 @@ impl TcpSettings {
             max_reconnect_attempts: DEFAULT_MAX_RECONNECT_ATTEMPTS,
             write_coalesce_bytes: DEFAULT_WRITE_COALESCE_BYTES,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            on_overflow: None,
         }
     }
 
@@ -234,6 +251,16 @@ impl TcpSettings {
     /// [`DEFAULT_MAX_PENDING_HANDSHAKES`]).
     pub fn max_pending_handshakes(mut self, connections: usize) -> Self {
         self.max_pending_handshakes = connections;
+        self
+    }
+
+    /// Sets a callback receiving each frame refused because its peer's queue is full (the
+    /// send also fails with `QueueFull`). Keep it short: it runs inside `send`.
+    pub fn on_overflow(
+        mut self,
+        handler: impl Fn(&Address, Bytes) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_overflow = Some(OverflowHandler(Arc::new(handler)));
         self
     }
 

@@ -104,7 +104,10 @@ pub enum TcpSettingsError {
 /// Called with the destination and the frame when a peer's outbound queue is full; the
 /// remoting layer routes the frame to dead letters.
 #[derive(Clone)]
-pub struct OverflowHandler(pub Arc<dyn Fn(&Address, Bytes) + Send + Sync>);
+pub struct OverflowHandler(pub Arc<OverflowFn>);
+
+/// The signature of an [`OverflowHandler`]: destination and refused frame.
+pub type OverflowFn = dyn Fn(&Address, Bytes) + Send + Sync;
 
 impl fmt::Debug for OverflowHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

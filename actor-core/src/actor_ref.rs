@@ -29,6 +29,10 @@ pub trait RefBackend<M>: Send + Sync + 'static {
     fn watch(&self, watcher: Watcher);
     /// Cancels a registration made with [`RefBackend::watch`].
     fn unwatch(&self, watcher: &ActorId);
+    /// Whether the target is known to have terminated (default: not known).
+    fn is_terminated(&self) -> bool {
+        false
+    }
 }
 
 /// A local actor that watches another; given to [`RefBackend::watch`] so a remote layer can
@@ -202,11 +206,12 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
-    /// Whether a local target is known to have terminated (always false for remote refs).
+    /// Whether the target is known to have terminated (a remote target is known dead only
+    /// once its node reported it).
     pub fn is_terminated(&self) -> bool {
         match &self.inner {
             RefInner::Local(c) => c.core.is_dead(),
-            RefInner::Backend(_) => false,
+            RefInner::Backend(b) => b.is_terminated(),
         }
     }
 
@@ -239,14 +244,6 @@ impl<M: Send + 'static> ActorRef<M> {
             target: self.clone(),
             map: Box::new(f),
         }))
-    }
-
-    pub(crate) fn mark_subscribed(&self) {
-        if let RefInner::Local(c) = &self.inner {
-            c.core
-                .subscribed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
     }
 
     pub(crate) fn watch_from(&self, watcher: &Arc<dyn CellHandle>) {
@@ -294,6 +291,9 @@ impl<N: Send + 'static, M: Send + 'static> RefBackend<N> for Adapter<N, M> {
     }
     fn unwatch(&self, watcher: &ActorId) {
         self.target.unwatch_from(watcher);
+    }
+    fn is_terminated(&self) -> bool {
+        self.target.is_terminated()
     }
 }
 

@@ -56,7 +56,6 @@ pub(crate) struct CellCore {
     pub(crate) children: Mutex<Children>,
     next_child_name: AtomicU64,
     watch: Mutex<WatchState>,
-    pub(crate) subscribed: AtomicBool,
     /// Set when the actor starts its final stop; it takes no more messages.
     pub(crate) stopping: AtomicBool,
 }
@@ -77,7 +76,6 @@ impl CellCore {
             children: Mutex::new(Children::default()),
             next_child_name: AtomicU64::new(0),
             watch: Mutex::new(WatchState::default()),
-            subscribed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         }
     }
@@ -226,6 +224,10 @@ impl<M: Send + 'static> LocalCell<M> {
             Err(flume::TrySendError::Disconnected(e)) => return Err(TellError::Dead(e)),
             Err(flume::TrySendError::Full(e)) => e,
         };
+        if matches!(env, Envelope::PoisonPill | Envelope::Wake) {
+            // only user messages are subject to the policy: a refused pill becomes a stop
+            return Err(TellError::MailboxFull(env));
+        }
         match policy {
             OverflowPolicy::FailSender => Err(TellError::MailboxFull(env)),
             OverflowPolicy::DropNewest => {
@@ -239,8 +241,11 @@ impl<M: Send + 'static> LocalCell<M> {
                         .lock()
                         .as_ref()
                         .and_then(|rx| rx.try_recv().ok());
-                    if let Some(old) = evicted {
-                        self.dead_letter(old, DeadLetterReason::MailboxFull);
+                    match evicted {
+                        // an evicted pill still stops the actor, at once
+                        Some(Envelope::PoisonPill) => self.send_system(SystemMsg::Stop),
+                        Some(old) => self.dead_letter(old, DeadLetterReason::MailboxFull),
+                        None => {}
                     }
                     env = match self.tx.try_send(env) {
                         Ok(()) => return Ok(()),
@@ -265,6 +270,11 @@ impl<M: Send + 'static> LocalCell<M> {
         }
     }
 
+    /// Whether the mailbox is bounded.
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.overflow.is_some()
+    }
+
     /// Stops the overflow policy from holding the channel open.
     pub(crate) fn close_sender_side(&self) {
         self.oldest.lock().take();
@@ -277,7 +287,11 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
     }
 
     fn wake(&self) {
-        let _ = self.tx.try_send(Envelope::Wake);
+        // A bounded mailbox's run loop also waits on `sys_notify`, so a wake token never
+        // takes a user message's slot there.
+        if self.overflow.is_none() {
+            let _ = self.tx.try_send(Envelope::Wake);
+        }
         self.core.sys_notify.notify_one();
     }
 

@@ -5,7 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -73,31 +73,42 @@ type Subscriber = (ActorId, Box<dyn Any + Send + Sync>);
 #[derive(Default)]
 pub struct EventStream {
     subscribers: RwLock<HashMap<TypeId, Vec<Subscriber>>>,
+    /// How many subscriptions exist, so a stopping actor skips the write lock when none do.
+    subscriptions: AtomicUsize,
     dead_letters: AtomicU64,
 }
 
 impl EventStream {
     /// Subscribes `subscriber` to every published `E`. Subscribing twice has no effect.
     pub fn subscribe<E: Clone + Send + 'static>(&self, subscriber: &ActorRef<E>) {
-        subscriber.mark_subscribed();
         let mut subs = self.subscribers.write();
         let list = subs.entry(TypeId::of::<E>()).or_default();
         if !list.iter().any(|(id, _)| id == subscriber.id()) {
             list.push((subscriber.id().clone(), Box::new(subscriber.clone())));
+            self.subscriptions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Removes `subscriber`'s subscription to `E`.
     pub fn unsubscribe<E: Clone + Send + 'static>(&self, subscriber: &ActorRef<E>) {
         if let Some(list) = self.subscribers.write().get_mut(&TypeId::of::<E>()) {
+            let before = list.len();
             list.retain(|(id, _)| id != subscriber.id());
+            self.subscriptions
+                .fetch_sub(before - list.len(), Ordering::Relaxed);
         }
     }
 
     /// Removes every subscription of one actor (done when it stops).
     pub fn unsubscribe_all(&self, subscriber: &ActorId) {
+        if self.subscriptions.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         for list in self.subscribers.write().values_mut() {
+            let before = list.len();
             list.retain(|(id, _)| id != subscriber);
+            self.subscriptions
+                .fetch_sub(before - list.len(), Ordering::Relaxed);
         }
     }
 
@@ -119,7 +130,7 @@ impl EventStream {
         };
         list.iter()
             .filter_map(|(_, r)| r.downcast_ref::<ActorRef<E>>())
-            .filter(|r| r.try_tell(event.clone()).is_ok())
+            .filter(|r| !r.is_terminated() && r.try_tell(event.clone()).is_ok())
             .count()
     }
 

@@ -258,15 +258,29 @@ impl<A: Actor> Runner<A> {
                     .as_ref()
                     .and_then(|r| r.receive_timeout.as_ref());
                 let env = match timeout {
-                    None => match self.rx.recv_async().await {
+                    None if !self.ctx.cell.is_bounded() => match self.rx.recv_async().await {
                         Ok(env) => env,
                         Err(_) => return State::Stopping,
                     },
+                    None => {
+                        // bounded: system messages wake us through the notify, not the channel
+                        let core = &self.ctx.cell.core;
+                        tokio::select! {
+                            biased;
+                            _ = core.sys_notify.notified() => Envelope::Wake,
+                            env = self.rx.recv_async() => match env {
+                                Ok(env) => env,
+                                Err(_) => return State::Stopping,
+                            },
+                        }
+                    }
                     Some(rt) => {
                         let deadline = rt.deadline;
                         let sleep = Box::pin(tokio::time::sleep_until(deadline));
+                        let core = &self.ctx.cell.core;
                         tokio::select! {
                             biased;
+                            _ = core.sys_notify.notified() => Envelope::Wake,
                             env = self.rx.recv_async() => match env {
                                 Ok(env) => env,
                                 Err(_) => return State::Stopping,
@@ -513,9 +527,7 @@ impl<A: Actor> Runner<A> {
             cell.dead_letter(env, DeadLetterReason::RecipientDead);
         }
         drop(self.rx);
-        if core.subscribed.load(std::sync::atomic::Ordering::Relaxed) {
-            core.system.event_stream.unsubscribe_all(&id);
-        }
+        core.system.event_stream.unsubscribe_all(&id);
         tracing::debug!(actor = %id, "stopped");
         for w in watchers {
             w.send_system(SystemMsg::Terminated(id.clone()));

@@ -100,7 +100,8 @@ impl Timers {
                     generation,
                     msg: msg.clone(),
                 };
-                if cell.enqueue(env).is_err() {
+                // a full mailbox skips this tick; a dead actor ends the timer
+                if let Err(crate::error::TellError::Dead(_)) = cell.enqueue(env) {
                     break;
                 }
             }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actor_core::{Actor, ActorResult, Context, Props, ReplyTo};
-use actor_testkit::{DEFAULT_TIMEOUT, TestKit, TestProbe};
+use actor_testkit::{DEFAULT_TIMEOUT, TestKit, TestProbe, default_timeout};
 
 /// Runs `fut` in its own task and returns its panic message (panics if it did not panic).
 async fn panic_message(fut: impl Future<Output = ()> + Send + 'static) -> String {
@@ -56,7 +56,7 @@ async fn expect_msg_fails_on_another_message() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(expected = "expected 1, but no message arrived within 3s")]
+#[should_panic(expected = "expected 1, but no message arrived within ")]
 async fn expect_msg_fails_when_nothing_arrives() {
     let kit = TestKit::new("expect-msg-nothing");
     let probe = kit.probe::<u32>();
@@ -77,7 +77,9 @@ async fn a_failure_names_the_caller_location_and_the_time_waited() {
         "no caller location in {msg:?}"
     );
     assert!(msg.contains("expected \"ping\""), "{msg}");
-    assert!(msg.contains("no message arrived within 3s"), "{msg}");
+    // the default timeout, scaled by ACTOR_TEST_TIME_FACTOR
+    let waited = format!("no message arrived within {:?}", default_timeout());
+    assert!(msg.contains(&waited), "{msg}");
     assert!(
         msg.starts_with("probe-"),
         "the probe is not named in {msg:?}"
@@ -124,7 +126,7 @@ async fn expect_msg_matching_fails_on_a_mismatch() {
 
 #[tokio::test(start_paused = true)]
 #[should_panic(
-    expected = "expected a message matching the predicate, but no message arrived within 3s"
+    expected = "expected a message matching the predicate, but no message arrived within "
 )]
 async fn expect_msg_matching_fails_when_nothing_arrives() {
     let kit = TestKit::new("matching-nothing");
@@ -241,15 +243,20 @@ async fn receive_n_returns_messages_in_arrival_order() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(
-    expected = "expected 3 messages, but received only 2 (no message arrived within 3s): [7, 8]"
-)]
 async fn receive_n_fails_when_too_few_arrive() {
     let kit = TestKit::new("receive-n-fail");
     let probe = kit.probe::<u32>();
     probe.actor_ref().tell(7);
     probe.actor_ref().tell(8);
-    probe.receive_n(3).await;
+    let msg = panic_message(async move {
+        probe.receive_n(3).await;
+    })
+    .await;
+    let want = format!(
+        "expected 3 messages, but received only 2 (no message arrived within {:?}): [7, 8]",
+        default_timeout()
+    );
+    assert!(msg.contains(&want), "{msg}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -264,13 +271,20 @@ async fn fish_for_message_skips_until_a_match() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(expected = "but no message arrived within 3s; discarded [1, 3]")]
 async fn fish_for_message_fails_and_lists_what_it_discarded() {
     let kit = TestKit::new("fish-fail");
     let probe = kit.probe::<u32>();
     probe.actor_ref().tell(1);
     probe.actor_ref().tell(3);
-    probe.fish_for_message(|n| n % 2 == 0).await;
+    let msg = panic_message(async move {
+        probe.fish_for_message(|n| n % 2 == 0).await;
+    })
+    .await;
+    let want = format!(
+        "but no message arrived within {:?}; discarded [1, 3]",
+        default_timeout()
+    );
+    assert!(msg.contains(&want), "{msg}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -419,7 +433,7 @@ async fn expect_terminated_fails_on_another_actor() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(expected = "but no termination arrived within 3s")]
+#[should_panic(expected = "but no termination arrived within ")]
 async fn expect_terminated_fails_when_the_actor_lives_on() {
     let kit = TestKit::new("expect-terminated-none");
     let probe = kit.probe::<()>();
@@ -539,12 +553,19 @@ async fn expect_msg_all_of_fails_on_an_extra_duplicate() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(expected = "still expected [3], but no message arrived within 3s (received [1])")]
 async fn expect_msg_all_of_fails_when_one_is_missing() {
     let kit = TestKit::new("all-of-missing");
     let probe = kit.probe::<u32>();
     probe.actor_ref().tell(1);
-    probe.expect_msg_all_of(vec![1, 3]).await;
+    let msg = panic_message(async move {
+        probe.expect_msg_all_of(vec![1, 3]).await;
+    })
+    .await;
+    let want = format!(
+        "still expected [3], but no message arrived within {:?} (received [1])",
+        default_timeout()
+    );
+    assert!(msg.contains(&want), "{msg}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -560,7 +581,6 @@ async fn expect_msg_on_a_stopped_probe_says_so() {
 }
 
 #[tokio::test(start_paused = true)]
-#[should_panic(expected = "did not run the command within 3s: it has stopped")]
 async fn watch_from_a_stopped_probe_fails() {
     let kit = TestKit::new("stopped-probe-watch");
     let probe = kit.probe::<u32>();
@@ -569,5 +589,11 @@ async fn watch_from_a_stopped_probe_fails() {
     watcher.watch(probe.actor_ref()).await;
     probe.actor_ref().stop();
     watcher.expect_terminated(probe.actor_ref()).await;
-    probe.watch(target.actor_ref()).await;
+    let target_ref = target.actor_ref().clone();
+    let msg = panic_message(async move {
+        probe.watch(&target_ref).await;
+    })
+    .await;
+    assert!(msg.contains(" watch at "), "{msg}");
+    assert!(msg.contains("it has stopped"), "{msg}");
 }

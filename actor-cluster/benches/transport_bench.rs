@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_cluster::tcp::{TcpSettings, TcpTransport};
+use actor_cluster::wire::{self, Envelope, RemoteMessage};
 use actor_cluster::{Address, InMemoryHub, Transport, TransportError};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -48,6 +49,74 @@ async fn transport_throughput(a: Arc<dyn Transport>, b: Arc<dyn Transport>) -> f
         let frame = inbound.recv_async().await.expect("inbound closed");
         assert_eq!(frame.frame.len(), PAYLOAD);
         received += 1 + inbound.drain().count();
+    }
+    let elapsed = start.elapsed();
+    let _a = sender.await.expect("sender panicked");
+    FRAMES as f64 / elapsed.as_secs_f64()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Blob(#[serde(with = "serde_bytes_compat")] Vec<u8>);
+
+impl RemoteMessage for Blob {
+    const MANIFEST: &'static str = "bench.Blob";
+}
+
+/// Encodes a `Vec<u8>` as one byte string (postcard: length + bytes), like `serde_bytes`.
+mod serde_bytes_compat {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let bytes: bytes::Bytes = serde::Deserialize::deserialize(d)?;
+        Ok(bytes.to_vec())
+    }
+}
+
+/// Like [`transport_throughput`], but each message is a user envelope encoded on send and
+/// decoded (envelope, then the 100-byte message) on arrival: a remote tell minus dispatch.
+async fn envelope_throughput(a: Arc<dyn Transport>, b: Arc<dyn Transport>) -> f64 {
+    let inbound = b.inbound();
+    let to = b.local_address().clone();
+    let recipient = format!("actor://{to}/user/sink");
+    let start = Instant::now();
+    let sender = tokio::spawn(async move {
+        let blob = Blob(vec![7u8; PAYLOAD]);
+        let mut sent = 0;
+        while sent < FRAMES {
+            let envelope = wire::user_envelope(recipient.as_str(), None, &blob).expect("encode");
+            let frame = wire::encode(&envelope).expect("encode");
+            loop {
+                match a.send(&to, frame.clone()) {
+                    Ok(()) => break,
+                    Err(TransportError::QueueFull { .. }) => tokio::task::yield_now().await,
+                    Err(e) => panic!("send failed: {e}"),
+                }
+            }
+            sent += 1;
+        }
+        a
+    });
+    let mut received = 0;
+    let decode = |frame: &Bytes| {
+        let Envelope::User {
+            manifest, payload, ..
+        } = wire::decode(frame).expect("decode")
+        else {
+            panic!("not a user envelope")
+        };
+        let blob: Blob = wire::decode_message(&manifest, &payload).expect("decode message");
+        assert_eq!(blob.0.len(), PAYLOAD);
+    };
+    while received < FRAMES {
+        let first = inbound.recv_async().await.expect("inbound closed");
+        decode(&first.frame);
+        received += 1;
+        for frame in inbound.drain() {
+            decode(&frame.frame);
+            received += 1;
+        }
     }
     let elapsed = start.elapsed();
     let _a = sender.await.expect("sender panicked");
@@ -153,9 +222,12 @@ fn main() {
         let mut tcp = Vec::new();
         let mut raw = Vec::new();
         let mut memory = Vec::new();
+        let mut envelopes = Vec::new();
         for _ in 0..RUNS {
             let (a, b) = tcp_pair().await;
             tcp.push(transport_throughput(a, b).await);
+            let (a, b) = tcp_pair().await;
+            envelopes.push(envelope_throughput(a, b).await);
             raw.push(raw_pipe_throughput().await);
             let hub = InMemoryHub::new();
             let a = hub.bind(Address::logical("bench", "a").expect("address")).expect("bind");
@@ -163,6 +235,7 @@ fn main() {
             memory.push(transport_throughput(a, b).await);
         }
         summary("TcpTransport", tcp);
+        summary("TcpTransport + wire codec", envelopes);
         summary("raw TCP pipe (limit)", raw);
         summary("InMemoryTransport", memory);
         let mut p50s = Vec::new();

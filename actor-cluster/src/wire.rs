@@ -27,12 +27,18 @@
 //! ));
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The envelope format version carried in the first byte of every frame.
 pub const WIRE_VERSION: u8 = 1;
+
+/// Initial buffer size when encoding an envelope: 256 bytes.
+///
+/// Fits a typical user envelope (paths, manifest, a small payload) without regrowing; larger
+/// envelopes grow the buffer as needed.
+pub const ENCODE_CAPACITY_HINT: usize = 256;
 
 /// Errors of encoding and decoding frames and payloads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,13 +165,14 @@ pub trait RemoteMessage: Serialize + DeserializeOwned + Send + 'static {
 ///
 /// [`WireError::Encode`] if postcard fails.
 pub fn encode(envelope: &Envelope) -> Result<Bytes, WireError> {
-    let mut buf = BytesMut::with_capacity(64).writer();
-    buf.get_mut().put_u8(WIRE_VERSION);
-    postcard::to_io(envelope, &mut buf).map_err(|e| WireError::Encode {
-        what: "envelope".to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(buf.into_inner().freeze())
+    let mut buf = Vec::with_capacity(ENCODE_CAPACITY_HINT);
+    buf.push(WIRE_VERSION);
+    postcard::to_extend(envelope, buf)
+        .map(Bytes::from)
+        .map_err(|e| WireError::Encode {
+            what: "envelope".to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Decodes a frame into an envelope, checking the version byte.

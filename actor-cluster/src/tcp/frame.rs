@@ -114,7 +114,49 @@ impl Encoder<Bytes> for FrameCodec {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// However the stream is cut into reads, the same frames come out, in order.
+        #[test]
+        fn any_chunking_decodes_the_same_frames(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..20),
+            cuts in proptest::collection::vec(1usize..40, 1..50),
+        ) {
+            let mut wire = BytesMut::new();
+            for frame in &frames {
+                put_frame(&mut wire, frame);
+            }
+            let mut codec = FrameCodec::new(64);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut cuts = cuts.into_iter().cycle();
+            while !wire.is_empty() {
+                let n = cuts.next().unwrap_or(1).min(wire.len());
+                buf.extend_from_slice(&wire.split_to(n));
+                while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                    out.push(frame.to_vec());
+                }
+            }
+            prop_assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+            prop_assert_eq!(out, frames);
+        }
+
+        /// Arbitrary bytes give frames or a typed error, never a panic.
+        #[test]
+        fn random_streams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut codec = FrameCodec::new(128);
+            let mut buf = BytesMut::from(&bytes[..]);
+            loop {
+                match codec.decode_eof(&mut buf) {
+                    Ok(Some(frame)) => prop_assert!(frame.len() <= 128),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
 
     #[test]
     fn decodes_split_and_rejects() {

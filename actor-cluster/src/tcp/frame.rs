@@ -149,11 +149,8 @@ mod tests {
         fn random_streams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut codec = FrameCodec::new(128);
             let mut buf = BytesMut::from(&bytes[..]);
-            loop {
-                match codec.decode_eof(&mut buf) {
-                    Ok(Some(frame)) => prop_assert!(frame.len() <= 128),
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(frame)) = codec.decode_eof(&mut buf) {
+                prop_assert!(frame.len() <= 128);
             }
         }
     }

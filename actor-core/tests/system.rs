@@ -292,3 +292,57 @@ async fn terminate_returns_on_a_multi_thread_runtime() {
         assert!(system.is_terminated());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_system_with_an_address_puts_it_in_paths_and_finds_both_forms() {
+    let address = actor_core::Address::remote("addressed", "127.0.0.1", 2552);
+    let kit = TestKit::with_settings(
+        "addressed",
+        actor_core::SystemSettings::default().address(address.clone()),
+    )
+    .expect("a valid system");
+    assert_eq!(kit.system().address(), &address);
+    let ev = kit.probe::<Ev>();
+    let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+    assert_eq!(
+        w.path().to_string(),
+        "actor://addressed@127.0.0.1:2552/user/w"
+    );
+    for path in [
+        "actor://addressed@127.0.0.1:2552/user/w",
+        "actor://addressed/user/w",
+    ] {
+        let found = kit.system().lookup_str::<common::Cmd>(path);
+        assert_eq!(found.as_ref().ok(), Some(&w), "{path}");
+    }
+    assert!(matches!(
+        kit.system()
+            .lookup_str::<common::Cmd>("actor://addressed@127.0.0.1:2553/user/w"),
+        Err(LookupError::ForeignPath { .. })
+    ));
+    kit.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_extension_is_created_once_per_system() {
+    struct Registry(u64);
+    let kit = TestKit::new("extensions");
+    let other = TestKit::new("extensions-other");
+    assert!(kit.system().try_extension::<Registry>().is_none());
+    let calls = std::sync::atomic::AtomicU64::new(0);
+    let make =
+        |_: &ActorSystem| Registry(calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1);
+    let first = kit.system().extension(make);
+    let again = kit.system().extension(make);
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(first.0, 1);
+    let found = kit
+        .system()
+        .try_extension::<Registry>()
+        .expect("created above");
+    assert!(Arc::ptr_eq(&first, &found));
+    // another system has its own
+    assert_eq!(other.system().extension(make).0, 2);
+    kit.shutdown().await;
+    other.shutdown().await;
+}

@@ -125,21 +125,21 @@ async fn anonymous_actors_get_generated_names() {
 
 /// A tree node: spawns its children at start and records its name when it stops.
 struct Node {
-    name: &'static str,
-    children: Vec<(&'static str, Props<Node>)>,
-    log: Arc<Mutex<Vec<&'static str>>>,
+    name: String,
+    children: Vec<(String, Props<Node>)>,
+    log: Log,
 }
 
-fn node(
-    name: &'static str,
-    log: &Arc<Mutex<Vec<&'static str>>>,
-    children: Vec<(&'static str, Props<Node>)>,
-) -> (&'static str, Props<Node>) {
+/// The names of stopped nodes, in the order their `stopped` hooks ran.
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn node(name: &str, log: &Log, children: Vec<(String, Props<Node>)>) -> (String, Props<Node>) {
     let log = log.clone();
+    let own = name.to_owned();
     (
-        name,
+        name.to_owned(),
         Props::new(move || Node {
-            name,
+            name: own.clone(),
             children: children.clone(),
             log: log.clone(),
         }),
@@ -158,7 +158,7 @@ impl Actor for Node {
         Ok(())
     }
     async fn stopped(&mut self, _: &mut Context<Self>) {
-        self.log.lock().push(self.name);
+        self.log.lock().push(self.name.clone());
     }
 }
 
@@ -179,9 +179,9 @@ async fn terminate_stops_children_before_parents_and_runs_every_stopped_hook() {
             node("e", &log, vec![]),
         ],
     );
-    kit.spawn(tree.1, tree.0);
+    kit.spawn(tree.1, &tree.0);
     let f = node("f", &log, vec![]);
-    kit.spawn(f.1, f.0);
+    kit.spawn(f.1, &f.0);
     for leaf in ["a/b/c", "a/b/d", "a/e", "f"] {
         lookup::<()>(&kit, &format!("actor://termination-order/user/{leaf}")).await;
     }
@@ -213,10 +213,10 @@ async fn spawn_and_lookup_after_terminate_are_typed_errors() {
     let system = ActorSystem::new("after-terminate").expect("a valid name");
     let log = Arc::new(Mutex::new(Vec::new()));
     let a = node("a", &log, vec![]);
-    system.spawn(a.1, a.0).expect("spawned before termination");
+    system.spawn(a.1, &a.0).expect("spawned before termination");
     system.terminate().await;
     let late = node("late", &log, vec![]);
-    match system.spawn(late.1, late.0) {
+    match system.spawn(late.1, &late.0) {
         Err(SpawnError::ParentStopping { name, .. }) => assert_eq!(name, "late"),
         other => panic!("expected ParentStopping, got {other:?}"),
     }
@@ -257,7 +257,7 @@ async fn termination_completes_after_the_terminate_future_is_dropped() {
     let system = ActorSystem::new("dropped-terminate").expect("a valid name");
     let log = Arc::new(Mutex::new(Vec::new()));
     let a = node("a", &log, vec![]);
-    system.spawn(a.1, a.0).expect("spawned");
+    system.spawn(a.1, &a.0).expect("spawned");
     // poll `terminate` once (it starts termination), then drop it
     tokio::select! {
         biased;
@@ -266,7 +266,7 @@ async fn termination_completes_after_the_terminate_future_is_dropped() {
     }
     // "Dropping the future does not cancel termination"; let it finish while nobody waits
     await_assert(
-        || log.lock().contains(&"a"),
+        || log.lock().iter().any(|n| n == "a"),
         secs(3),
         Duration::from_millis(1),
     )
@@ -345,4 +345,46 @@ async fn an_extension_is_created_once_per_system() {
     assert_eq!(other.system().extension(make).0, 2);
     kit.shutdown().await;
     other.shutdown().await;
+}
+
+/// A tree `depth` levels deep, `width` children per node, named by their position.
+fn tree(name: &str, depth: u32, width: u32, log: &Log) -> (String, Props<Node>) {
+    let children = if depth == 0 {
+        vec![]
+    } else {
+        (0..width)
+            .map(|i| tree(&format!("{name}.{i}"), depth - 1, width, log))
+            .collect()
+    };
+    node(name, log, children)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_order_holds_on_a_multi_thread_runtime() {
+    for round in 0..10 {
+        let kit = TestKit::new(&format!("deep-terminate-{round}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        // 1 + 3 + 9 + 27 actors
+        let (name, props) = tree("r", 3, 3, &log);
+        kit.spawn(props, &name);
+        lookup::<()>(
+            &kit,
+            &format!("actor://deep-terminate-{round}/user/r/r.2/r.2.2/r.2.2.2"),
+        )
+        .await;
+        let system = kit.system().clone();
+        kit.shutdown().await;
+        assert!(system.is_terminated());
+        let order = log.lock().clone();
+        assert_eq!(order.len(), 40, "round {round}: {order:?}");
+        let pos = |n: &str| order.iter().position(|x| *x == n);
+        for (i, child) in order.iter().enumerate() {
+            if let Some((parent, _)) = child.rsplit_once('.') {
+                assert!(
+                    pos(parent).is_some_and(|p| p > i),
+                    "round {round}: {child} stopped after its parent: {order:?}"
+                );
+            }
+        }
+    }
 }

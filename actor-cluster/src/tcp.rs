@@ -83,6 +83,8 @@ struct Outbound {
     tx: flume::Sender<Bytes>,
     task: AbortHandle,
     id: u64,
+    /// Whether the writer currently holds an authenticated connection.
+    connected: bool,
 }
 
 struct InboundConn {
@@ -159,6 +161,15 @@ impl Shared {
 
     pub(crate) fn inbound_closed(&self, id: u64) {
         self.state.lock().inbound.remove(&id);
+    }
+
+    /// Records whether writer `id` of `peer` holds a connection (for [`Transport::peers`]).
+    pub(crate) fn outbound_connected(&self, peer: &Address, id: u64, connected: bool) {
+        if let Some(out) = self.state.lock().outbound.get_mut(peer)
+            && out.id == id
+        {
+            out.connected = connected;
+        }
     }
 
     /// Removes the outbound entry of `peer` if it is still incarnation `id` of the writer.
@@ -343,6 +354,7 @@ impl Transport for TcpTransport {
                         tx,
                         task: task.abort_handle(),
                         id,
+                        connected: false,
                     },
                 );
             }
@@ -384,7 +396,12 @@ impl Transport for TcpTransport {
 
     fn peers(&self) -> Vec<Address> {
         let state = self.shared.state.lock();
-        let mut peers: Vec<Address> = state.outbound.keys().cloned().collect();
+        let mut peers: Vec<Address> = state
+            .outbound
+            .iter()
+            .filter(|(_, out)| out.connected)
+            .map(|(peer, _)| peer.clone())
+            .collect();
         peers.extend(state.inbound.values().filter_map(|c| c.peer.clone()));
         peers.sort();
         peers.dedup();

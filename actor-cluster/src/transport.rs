@@ -220,7 +220,7 @@ pub trait Transport: Send + Sync + 'static {
     fn events(&self) -> flume::Receiver<TransportEvent>;
 
     /// The peers currently associated with this node, in address order (for TCP: peers with
-    /// an outbound writer, connected or connecting, or an authenticated inbound connection).
+    /// an established outbound connection or an authenticated inbound one).
     fn peers(&self) -> Vec<Address>;
 
     /// Closes the association with `peer`; a later `send` associates again.

@@ -170,6 +170,21 @@ async fn insecure_pair_exchanges_frames() {
         (b.local_uid(), &b"pong"[..])
     );
     assert_eq!(a.peers(), vec![b.local_address().clone()]);
+    assert_eq!(b.peers(), vec![a.local_address().clone()]);
+    // Once b is gone and a has noticed, b is no longer a peer of a.
+    b.shutdown().await;
+    let b_addr = b.local_address().clone();
+    wait_event(
+        &a,
+        |e| matches!(e, TransportEvent::Disconnected { peer, .. } if *peer == b_addr),
+    )
+    .await;
+    wait_event(
+        &a,
+        |e| matches!(e, TransportEvent::Disconnected { peer, .. } if *peer == b_addr),
+    )
+    .await;
+    assert!(a.peers().is_empty(), "{:?}", a.peers());
 }
 
 #[tokio::test]

@@ -57,11 +57,13 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Address, id: u64, rx: flume::
             }
         };
         tracing::debug!(local = %shared.address, %peer, peer_uid, "outbound association up");
+        shared.outbound_connected(&peer, id, true);
         shared.emit(TransportEvent::Connected {
             peer: peer.clone(),
             uid: peer_uid,
         });
         let (end, lost) = write_loop(&shared, stream, pending.take(), &rx).await;
+        shared.outbound_connected(&peer, id, false);
         if lost > 0 {
             shared.emit(TransportEvent::FramesDropped {
                 peer: peer.clone(),

@@ -197,6 +197,25 @@ fn main() {
         );
     }
 
+    // (d') spawn rate on a current-thread runtime: the framework's own cost, without the
+    // multi-thread scheduler waking a parked worker for each new task.
+    let rt = current_thread();
+    rt.block_on(async {
+        let system = ActorSystem::new("bench-spawn-ct").expect("system");
+        let start = Instant::now();
+        let mut refs = Vec::with_capacity(SPAWNS);
+        for _ in 0..SPAWNS {
+            refs.push(system.spawn_anonymous(Props::new(|| Idle)).expect("spawn"));
+        }
+        let spawn_time = start.elapsed();
+        println!(
+            "(d') spawn {SPAWNS} actors on a current-thread runtime: {:.0} k spawns/s",
+            SPAWNS as f64 / spawn_time.as_secs_f64() / 1e3
+        );
+        drop(refs);
+        system.terminate().await;
+    });
+
     // (d) spawn rate and memory per idle actor. Spawning runs inside a task on a worker
     // thread, as it does from an actor; from outside the runtime every spawn would also wake
     // a parked worker thread.

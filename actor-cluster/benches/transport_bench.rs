@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_cluster::tcp::{TcpSettings, TcpTransport};
-use actor_cluster::wire::{self, Envelope, RemoteMessage};
+use actor_cluster::wire::{self, EnvelopeRef, RemoteMessage};
 use actor_cluster::{Address, InMemoryHub, Transport, TransportError};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -74,8 +74,9 @@ mod serde_bytes_compat {
     }
 }
 
-/// Like [`transport_throughput`], but each message is a user envelope encoded on send and
-/// decoded (envelope, then the 100-byte message) on arrival: a remote tell minus dispatch.
+/// Like [`transport_throughput`], but each message is a user envelope encoded on send
+/// (`encode_user`) and decoded on arrival (`decode_ref`, then the 100-byte message): a remote
+/// tell minus actor dispatch.
 async fn envelope_throughput(a: Arc<dyn Transport>, b: Arc<dyn Transport>) -> f64 {
     let inbound = b.inbound();
     let to = b.local_address().clone();
@@ -85,8 +86,7 @@ async fn envelope_throughput(a: Arc<dyn Transport>, b: Arc<dyn Transport>) -> f6
         let blob = Blob(vec![7u8; PAYLOAD]);
         let mut sent = 0;
         while sent < FRAMES {
-            let envelope = wire::user_envelope(recipient.as_str(), None, &blob).expect("encode");
-            let frame = wire::encode(&envelope).expect("encode");
+            let frame = wire::encode_user(&recipient, None, &blob).expect("encode");
             loop {
                 match a.send(&to, frame.clone()) {
                     Ok(()) => break,
@@ -100,13 +100,13 @@ async fn envelope_throughput(a: Arc<dyn Transport>, b: Arc<dyn Transport>) -> f6
     });
     let mut received = 0;
     let decode = |frame: &Bytes| {
-        let Envelope::User {
+        let EnvelopeRef::User {
             manifest, payload, ..
-        } = wire::decode(frame).expect("decode")
+        } = wire::decode_ref(frame).expect("decode")
         else {
             panic!("not a user envelope")
         };
-        let blob: Blob = wire::decode_message(&manifest, &payload).expect("decode message");
+        let blob: Blob = wire::decode_message(manifest, payload).expect("decode message");
         assert_eq!(blob.0.len(), PAYLOAD);
     };
     while received < FRAMES {

@@ -68,6 +68,7 @@ mod channel;
 mod fault;
 mod in_memory;
 mod mesh;
+pub mod remote;
 pub mod system_delivery;
 pub mod tcp;
 pub mod transport;

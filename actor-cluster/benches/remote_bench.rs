@@ -1,0 +1,2 @@
+//! Remoting benchmarks (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Remoting: typed actor refs across nodes on top of a [`crate::Transport`].

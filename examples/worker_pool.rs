@@ -60,7 +60,10 @@ impl Actor for Pool {
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
         for id in 0..self.size {
-            let worker = ctx.spawn(Props::new(move || Worker { id, done: 0 }), &format!("worker-{id}"))?;
+            let worker = ctx.spawn(
+                Props::new(move || Worker { id, done: 0 }),
+                &format!("worker-{id}"),
+            )?;
             self.workers.push(worker);
         }
         Ok(())
@@ -111,7 +114,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let answer = pool
-            .ask(|reply| PoolMsg::Submit(Job::Square(n, reply)), Duration::from_secs(2))
+            .ask(
+                |reply| PoolMsg::Submit(Job::Square(n, reply)),
+                Duration::from_secs(2),
+            )
             .await;
         match answer {
             Ok(Ok(sq)) => {

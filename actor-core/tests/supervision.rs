@@ -661,3 +661,17 @@ async fn backoff_jitter_is_bounded_and_replays_with_the_same_seed() {
     }
     assert!(differs, "three other seeds all gave {a:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_escalation_past_the_user_guardian_terminates_the_system() {
+    let kit = kit_with_guardian(
+        "guardian-escalates",
+        SupervisorStrategy::one_for_one().with_decider(|_| Directive::Escalate),
+    );
+    let ev = kit.probe::<Ev>();
+    let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+    w.tell(Cmd::Fail);
+    assert!(kit.system().await_termination(secs(3)).await);
+    ev.expect_msg(Ev::started("w", 1)).await;
+    ev.expect_msg(Ev::stopped("w", 1)).await;
+}

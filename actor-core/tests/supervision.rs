@@ -675,3 +675,46 @@ async fn an_escalation_past_the_user_guardian_terminates_the_system() {
     ev.expect_msg(Ev::started("w", 1)).await;
     ev.expect_msg(Ev::stopped("w", 1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failures_under_all_for_one_settle_and_the_system_terminates() {
+    let kit = TestKit::new("all-for-one-storm");
+    let ev = kit.probe::<Ev>();
+    let names = ["a", "b", "c", "d", "e"];
+    let children = names
+        .iter()
+        .map(|n| worker_child(n, ev.actor_ref()))
+        .collect();
+    kit.spawn(
+        Parent::props("p", ev.actor_ref(), children).supervisor(SupervisorStrategy::all_for_one()),
+        "p",
+    );
+    let mut refs = Vec::new();
+    for n in names {
+        refs.push(lookup::<Cmd>(&kit, &format!("actor://all-for-one-storm/user/p/{n}")).await);
+    }
+    // every child fails repeatedly while the others are being restarted because of it
+    let senders: Vec<_> = refs
+        .iter()
+        .cloned()
+        .map(|r| {
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    r.tell(if i % 5 == 0 { Cmd::Fail } else { Cmd::Add(1) });
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        assert!(s.await.is_ok());
+    }
+    // afterwards every child answers again
+    for r in &refs {
+        assert!(!r.is_terminated(), "{r} was stopped");
+        assert!(
+            r.ask(Cmd::Get, secs(10)).await.is_ok(),
+            "{r} does not answer"
+        );
+    }
+    kit.shutdown().await;
+}

@@ -238,3 +238,24 @@ async fn ask_fails_with_recipient_dead_when_the_recipient_dies_on_a_multi_thread
     }
     kit.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_adapter_reports_its_actors_death() {
+    let kit = TestKit::new("adapter-dead");
+    let ev = kit.probe::<Ev>();
+    let w = kit.spawn(Worker::props("w", ev.actor_ref()), "w");
+    let getter = w.adapt(Cmd::Get);
+    assert_eq!(getter.ask(|r| r, secs(1)).await, Ok(0));
+    let watcher = kit.probe::<()>();
+    watcher.watch(&w).await;
+    w.stop();
+    watcher.expect_terminated(&w).await;
+    assert!(getter.is_terminated());
+    assert_eq!(
+        getter.ask(|r| r, secs(1)).await,
+        Err(AskError::RecipientDead {
+            recipient: w.path().clone()
+        })
+    );
+    kit.shutdown().await;
+}

@@ -24,6 +24,17 @@
 //! that waits 3 s of virtual time returns at once in wall time, and timers, receive timeouts
 //! and backoff delays of the actors under test run in the same virtual time.
 //!
+//! # Design
+//! - A probe is a real actor under `/system` (so it outlives every `/user` actor while the
+//!   system terminates, and still hears from `stopped` hooks); it forwards each message into
+//!   a channel the test reads. Its child `watcher` runs `watch`/`unwatch` for it, so
+//!   `Terminated` signals come from the real death-watch.
+//! - Expectations are plain `#[track_caller]` functions returning a future: the caller's
+//!   location is taken when the expectation is made and printed when it fails (a
+//!   `#[track_caller]` on an `async fn` would not reach the test's line).
+//! - A probe's messages and termination signals are two separate queues, so a signal never
+//!   fails an `expect_msg` and a message never fails an `expect_terminated`.
+//!
 //! # Examples
 //! A request/response actor tested with a probe that also answers a request itself:
 //! ```

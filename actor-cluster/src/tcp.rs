@@ -19,10 +19,13 @@
 //!   [`TcpSettings::max_reconnect_attempts`] failures the queued frames are dropped and
 //!   reported ([`TransportEvent::AssociationFailed`], [`TransportEvent::FramesDropped`]).
 //! - Malformed input never panics: it closes that one connection, logs, and reports.
+//! - With the `tls` feature, [`TcpSettings::tls`] runs every connection over TLS (rustls,
+//!   ring provider, mutual certificates) under the same handshake.
 
 pub mod handshake;
 
 mod backoff;
+mod conn;
 mod frame;
 mod inbound;
 mod outbound;
@@ -54,6 +57,8 @@ pub use settings::{
     DEFAULT_WRITE_COALESCE_BYTES, OverflowHandler, RECONNECT_BACKOFF_FACTOR, TcpSettings,
     TcpSettingsError,
 };
+#[cfg(feature = "tls")]
+pub use settings::{TlsError, TlsSettings};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors): 10 ms.
 ///

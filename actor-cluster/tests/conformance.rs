@@ -354,3 +354,85 @@ async fn tcp_peer_restart() {
 async fn tcp_disconnect_and_reassociate() {
     disconnect_and_reassociate(&mut TcpFactory).await;
 }
+
+// ---- TCP over TLS (feature `tls`) ----
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+    use actor_cluster::tcp::TlsSettings;
+
+    pub(super) fn settings() -> TlsSettings {
+        TlsSettings::mutual_from_pem(
+            include_bytes!("fixtures/tls/ca.pem"),
+            include_bytes!("fixtures/tls/node.pem"),
+            include_bytes!("fixtures/tls/node.key"),
+            "cluster.local",
+        )
+        .unwrap()
+    }
+
+    pub(super) struct TlsFactory;
+
+    impl Factory for TlsFactory {
+        async fn bind(&mut self, _name: &str) -> Node {
+            TcpTransport::bind(tcp_settings("127.0.0.1:0".parse().unwrap()).tls(settings()))
+                .await
+                .unwrap()
+        }
+
+        async fn restart(&mut self, node: Node) -> Node {
+            let socket = node.local_address().socket_addr().unwrap();
+            node.shutdown().await;
+            drop(node);
+            TcpTransport::bind(tcp_settings(socket).tls(settings()))
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_per_pair_order() {
+        per_pair_order(&mut TlsFactory).await;
+    }
+
+    #[tokio::test]
+    async fn tls_large_frames_and_oversized_send() {
+        large_frames_and_oversized_send(&mut TlsFactory).await;
+    }
+
+    #[tokio::test]
+    async fn tls_peer_restart() {
+        peer_restart_is_a_new_incarnation(&mut TlsFactory).await;
+    }
+
+    #[tokio::test]
+    async fn tls_disconnect_and_reassociate() {
+        disconnect_and_reassociate(&mut TlsFactory).await;
+    }
+
+    #[tokio::test]
+    async fn plain_peer_is_rejected_by_a_tls_node() {
+        let tls_node = TlsFactory.bind("t").await;
+        let good = TlsFactory.bind("g").await;
+        let plain = TcpFactory.bind("p").await;
+        plain
+            .send(tls_node.local_address(), Bytes::from_static(b"plain"))
+            .unwrap();
+        let rejected = wait_event(&tls_node, |e| {
+            matches!(e, TransportEvent::ConnectionRejected { .. })
+        })
+        .await;
+        assert!(
+            format!("{rejected:?}").contains("tls handshake failed"),
+            "{rejected:?}"
+        );
+        good.send(tls_node.local_address(), Bytes::from_static(b"good"))
+            .unwrap();
+        let got = recv(&tls_node).await;
+        assert_eq!(
+            (&got.from, &got.frame[..]),
+            (good.local_address(), &b"good"[..])
+        );
+    }
+}

@@ -89,6 +89,9 @@ pub enum HandshakeError {
     /// An I/O or framing error.
     #[error("i/o error during the handshake: {0}")]
     Io(String),
+    /// The TLS handshake failed (feature `tls`).
+    #[error("tls handshake failed: {0}")]
+    Tls(String),
 }
 
 /// The client's opening message.

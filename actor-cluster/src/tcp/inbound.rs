@@ -9,6 +9,7 @@ use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
 use super::Shared;
+use super::conn::Conn;
 use super::frame::{FrameCodec, FrameError};
 use super::handshake::{
     self, HANDSHAKE_MAX_FRAME, HandshakeError, ServerIdentity, ServerMessage, ServerState,
@@ -35,15 +36,16 @@ fn reject_reason(error: &HandshakeError) -> RejectReason {
 /// Serves one accepted connection until it closes or breaks the protocol.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, id: u64) {
     let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, FrameCodec::new(HANDSHAKE_MAX_FRAME));
-    let handshake = timeout(
-        shared.settings.handshake_timeout,
-        server_handshake(&shared, &mut framed),
-    )
+    let handshake = timeout(shared.settings.handshake_timeout, async {
+        let conn = server_conn(&shared, stream).await?;
+        let mut framed = Framed::new(conn, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+        let identified = server_handshake(&shared, &mut framed).await?;
+        Ok((framed, identified))
+    })
     .await
     .unwrap_or(Err(HandshakeError::Timeout));
-    let (peer, uid) = match handshake {
-        Ok(identified) => identified,
+    let (mut framed, (peer, uid)) = match handshake {
+        Ok(accepted) => accepted,
         Err(error) => {
             tracing::warn!(local = %shared.address, %remote, %error, "inbound handshake refused");
             shared.emit(TransportEvent::ConnectionRejected {
@@ -109,7 +111,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: Socket
 }
 
 async fn next_frame(
-    framed: &mut Framed<TcpStream, FrameCodec>,
+    framed: &mut Framed<Conn, FrameCodec>,
 ) -> Result<bytes::BytesMut, HandshakeError> {
     match framed.next().await {
         Some(Ok(frame)) => Ok(frame),
@@ -118,9 +120,26 @@ async fn next_frame(
     }
 }
 
+#[cfg(feature = "tls")]
+async fn server_conn(shared: &Shared, stream: TcpStream) -> Result<Conn, HandshakeError> {
+    match &shared.settings.tls {
+        Some(tls) => tokio_rustls::TlsAcceptor::from(tls.server.clone())
+            .accept(stream)
+            .await
+            .map(|s| Conn::TlsServer(Box::new(s)))
+            .map_err(|e| HandshakeError::Tls(e.to_string())),
+        None => Ok(Conn::Plain(stream)),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+async fn server_conn(_shared: &Shared, stream: TcpStream) -> Result<Conn, HandshakeError> {
+    Ok(Conn::Plain(stream))
+}
+
 async fn server_handshake(
     shared: &Shared,
-    framed: &mut Framed<TcpStream, FrameCodec>,
+    framed: &mut Framed<Conn, FrameCodec>,
 ) -> Result<(Address, u64), HandshakeError> {
     let me = ServerIdentity {
         system: shared.address.system(),

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use rand::RngCore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
 use super::Shared;
 use super::backoff::Backoff;
+use super::conn::Conn;
 use super::frame::{FrameCodec, put_frame};
 use super::handshake::{
     self, ClientState, HANDSHAKE_MAX_FRAME, HandshakeError, Hello, PROTOCOL_VERSION, ServerMessage,
@@ -62,7 +63,18 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Address, id: u64, rx: flume::
             peer: peer.clone(),
             uid: peer_uid,
         });
-        let (end, lost) = write_loop(&shared, stream, pending.take(), &rx).await;
+        let first = pending.take();
+        let (end, lost) = match stream {
+            Conn::Plain(stream) => {
+                let (reader, writer) = stream.into_split();
+                write_loop(&shared, reader, writer, first, &rx).await
+            }
+            #[cfg(feature = "tls")]
+            tls => {
+                let (reader, writer) = tokio::io::split(tls);
+                write_loop(&shared, reader, writer, first, &rx).await
+            }
+        };
         shared.outbound_connected(&peer, id, false);
         if lost > 0 {
             shared.emit(TransportEvent::FramesDropped {
@@ -87,7 +99,7 @@ pub(crate) async fn run(shared: Arc<Shared>, peer: Address, id: u64, rx: flume::
 async fn connect_with_backoff(
     shared: &Shared,
     peer: &Address,
-) -> Result<(TcpStream, u64), (u32, String)> {
+) -> Result<(Conn, u64), (u32, String)> {
     let settings = &shared.settings;
     let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
     let mut attempts = 0;
@@ -111,9 +123,7 @@ async fn connect_with_backoff(
     }
 }
 
-async fn next_frame(
-    framed: &mut Framed<TcpStream, FrameCodec>,
-) -> Result<BytesMut, HandshakeError> {
+async fn next_frame(framed: &mut Framed<Conn, FrameCodec>) -> Result<BytesMut, HandshakeError> {
     match framed.next().await {
         Some(Ok(frame)) => Ok(frame),
         Some(Err(e)) => Err(HandshakeError::Io(e.to_string())),
@@ -121,7 +131,7 @@ async fn next_frame(
     }
 }
 
-async fn connect_once(shared: &Shared, peer: &Address) -> Result<(TcpStream, u64), HandshakeError> {
+async fn connect_once(shared: &Shared, peer: &Address) -> Result<(Conn, u64), HandshakeError> {
     let socket = peer
         .socket_addr()
         .ok_or_else(|| HandshakeError::Io(format!("{peer} has no IP host")))?;
@@ -130,7 +140,8 @@ async fn connect_once(shared: &Shared, peer: &Address) -> Result<(TcpStream, u64
         .map_err(|_| HandshakeError::Timeout)?
         .map_err(|e| HandshakeError::Io(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+    let conn = client_conn(shared, stream).await?;
+    let mut framed = Framed::new(conn, FrameCodec::new(HANDSHAKE_MAX_FRAME));
     let secret = shared.settings.secret();
     let hello = Hello {
         system: shared.address.system().to_owned(),
@@ -162,16 +173,37 @@ async fn connect_once(shared: &Shared, peer: &Address) -> Result<(TcpStream, u64
     }
 }
 
+#[cfg(feature = "tls")]
+async fn client_conn(shared: &Shared, stream: TcpStream) -> Result<Conn, HandshakeError> {
+    match &shared.settings.tls {
+        Some(tls) => tokio_rustls::TlsConnector::from(tls.client.clone())
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map(|s| Conn::TlsClient(Box::new(s)))
+            .map_err(|e| HandshakeError::Tls(e.to_string())),
+        None => Ok(Conn::Plain(stream)),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+async fn client_conn(_shared: &Shared, stream: TcpStream) -> Result<Conn, HandshakeError> {
+    Ok(Conn::Plain(stream))
+}
+
 /// Writes queued frames, coalesced, until the queue closes (`None`) or the connection
 /// breaks (`Some(reason)`); also returns how many dequeued frames were lost.
-async fn write_loop(
+async fn write_loop<R, W>(
     shared: &Shared,
-    stream: TcpStream,
+    mut reader: R,
+    mut writer: W,
     first: Option<Bytes>,
     rx: &flume::Receiver<Bytes>,
-) -> (Option<DisconnectReason>, u64) {
+) -> (Option<DisconnectReason>, u64)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let coalesce = shared.settings.write_coalesce_bytes;
-    let (mut reader, mut writer) = stream.into_split();
     let mut buf = BytesMut::with_capacity(coalesce + 1024);
     let mut probe = [0u8; 64];
     let mut next = first;
@@ -212,7 +244,12 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        if let Err(e) = writer.write_all(&buf).await {
+        // flush: a no-op on plain TCP, pushes buffered records out under TLS.
+        let written = match writer.write_all(&buf).await {
+            Ok(()) => writer.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             return (Some(DisconnectReason::Io(e.to_string())), count);
         }
         buf.clear();

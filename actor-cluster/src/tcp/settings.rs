@@ -162,6 +162,8 @@ pub struct TcpSettings {
     pub(crate) write_coalesce_bytes: usize,
     pub(crate) max_pending_handshakes: usize,
     pub(crate) on_overflow: Option<OverflowHandler>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsSettings>,
 }
 
 impl TcpSettings {
@@ -181,6 +183,8 @@ impl TcpSettings {
             write_coalesce_bytes: DEFAULT_WRITE_COALESCE_BYTES,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             on_overflow: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -267,6 +271,14 @@ impl TcpSettings {
         self
     }
 
+    /// Runs every connection over TLS (feature `tls`); the shared-secret handshake still
+    /// runs inside it.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Checks every setting.
     ///
     /// # Errors
@@ -350,5 +362,123 @@ mod tests {
             Err(TcpSettingsError::InvalidSystemName { .. })
         ));
         assert!(format!("{:?}", TcpSettings::with_secret("s", bind, "x")).contains("redacted"));
+    }
+}
+
+/// Errors building [`TlsSettings`].
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM input holds no usable certificate or key.
+    #[error("cannot read {what} from PEM: {reason}")]
+    Pem {
+        /// Which input.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The server name is not a valid DNS name or IP address.
+    #[error("invalid TLS server name {name:?}")]
+    InvalidServerName {
+        /// The rejected name.
+        name: String,
+    },
+    /// rustls refused the configuration.
+    #[error("invalid TLS configuration: {0}")]
+    Config(String),
+}
+
+/// TLS for a [`TcpTransport`](super::TcpTransport): rustls configurations for both roles and
+/// the name every node's certificate carries (one cluster name, since peers are dialled by IP).
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+pub struct TlsSettings {
+    /// Configuration when accepting.
+    pub server: Arc<tokio_rustls::rustls::ServerConfig>,
+    /// Configuration when dialling.
+    pub client: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// The name checked in the accepting node's certificate.
+    pub server_name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl TlsSettings {
+    /// Mutual TLS from PEM: the cluster CA, this node's certificate chain and private key,
+    /// and the name in every node's certificate. Uses the ring provider.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Pem`] for unreadable PEM, [`TlsError::InvalidServerName`],
+    /// [`TlsError::Config`] when rustls refuses the certificates.
+    pub fn mutual_from_pem(
+        ca_pem: &[u8],
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        server_name: &str,
+    ) -> Result<Self, TlsError> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        use tokio_rustls::rustls::server::WebPkiClientVerifier;
+        use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig, crypto};
+
+        let pem = |what: &'static str| {
+            move |e: tokio_rustls::rustls::pki_types::pem::Error| TlsError::Pem {
+                what,
+                reason: e.to_string(),
+            }
+        };
+        let config = |e: tokio_rustls::rustls::Error| TlsError::Config(e.to_string());
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(ca_pem) {
+            roots
+                .add(ca.map_err(pem("CA certificate"))?)
+                .map_err(config)?;
+        }
+        if roots.is_empty() {
+            return Err(TlsError::Pem {
+                what: "CA certificate",
+                reason: "no certificate found".to_owned(),
+            });
+        }
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pem("certificate chain"))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(pem("private key"))?;
+        let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
+            TlsError::InvalidServerName {
+                name: server_name.to_owned(),
+            }
+        })?;
+        let provider = Arc::new(crypto::ring::default_provider());
+        let roots = Arc::new(roots);
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(config)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(config)?;
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(config)?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(config)?;
+        Ok(Self {
+            server: Arc::new(server),
+            client: Arc::new(client),
+            server_name,
+        })
     }
 }

@@ -1,10 +1,10 @@
 //! Transports, wire codec and reliable system-message delivery for clustered actors.
 //!
 //! This crate is the layer under remoting: it moves opaque [`bytes::Bytes`] frames between
-//! nodes and defines what those frames contain. It does not depend on `actor-core`; a
-//! remoting layer plugs on top by holding an `Arc<dyn Transport>`, encoding
-//! [`wire::Envelope`]s into frames, routing inbound frames by recipient path, and running one
-//! [`system_delivery`] sender/receiver pair per association.
+//! nodes and defines what those frames contain. The transport and wire modules do not use
+//! `actor-core`; the remoting layer ([`remote`]) plugs on top by holding an
+//! `Arc<dyn Transport>`, encoding [`wire::Envelope`]s into frames, routing inbound frames by
+//! recipient path, and running one [`system_delivery`] sender/receiver pair per association.
 //!
 //! - [`Transport`]: the object-safe trait (local address and uid, `send`, inbound frames and
 //!   [`TransportEvent`]s as flume receivers, peers, disconnect, shutdown).
@@ -14,7 +14,7 @@
 //!   own runtime, faults driven from any thread (the multi-node harness's conductor).
 //! - [`TcpTransport`] ([`tcp`]): length-prefixed frames, an HMAC-SHA256 challenge-response
 //!   handshake, lazy connect, reconnect with backoff, bounded outbound queues, coalesced
-//!   writes.
+//!   writes; optional TLS (feature `tls`).
 //! - [`wire`]: one versioned envelope (postcard) with manifest-checked user payloads
 //!   ([`wire::RemoteMessage`]).
 //! - [`system_delivery`]: numbered, acknowledged, resent system messages and the quarantine

@@ -19,7 +19,7 @@
 //!   [`TcpSettings::max_reconnect_attempts`] failures the queued frames are dropped and
 //!   reported ([`TransportEvent::AssociationFailed`], [`TransportEvent::FramesDropped`]).
 //! - Malformed input never panics: it closes that one connection, logs, and reports.
-//! - With the `tls` feature, [`TcpSettings::tls`] runs every connection over TLS (rustls,
+//! - With the `tls` feature, `TcpSettings::tls` runs every connection over TLS (rustls,
 //!   ring provider, mutual certificates) under the same handshake.
 
 pub mod handshake;

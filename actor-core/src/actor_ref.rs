@@ -335,7 +335,8 @@ impl<M: Send + 'static> fmt::Display for ActorRef<M> {
 }
 
 enum ReplyInner<R> {
-    Channel(oneshot::Sender<R>),
+    // In a mutex so that serializing (remoting) can move the sender out through `&self`.
+    Channel(parking_lot::Mutex<Option<oneshot::Sender<R>>>),
     Actor(ActorRef<R>),
 }
 
@@ -349,7 +350,7 @@ pub struct ReplyTo<R> {
 impl<R: Send + 'static> ReplyTo<R> {
     fn channel(tx: oneshot::Sender<R>) -> Self {
         ReplyTo {
-            inner: ReplyInner::Channel(tx),
+            inner: ReplyInner::Channel(parking_lot::Mutex::new(Some(tx))),
         }
     }
 
@@ -363,7 +364,7 @@ impl<R: Send + 'static> ReplyTo<R> {
     /// Answers the request; false when the asker is no longer waiting.
     pub fn reply(self, value: R) -> bool {
         match self.inner {
-            ReplyInner::Channel(tx) => tx.send(value).is_ok(),
+            ReplyInner::Channel(tx) => tx.into_inner().is_some_and(|tx| tx.send(value).is_ok()),
             ReplyInner::Actor(r) => r.try_tell(value).is_ok(),
         }
     }
@@ -371,7 +372,7 @@ impl<R: Send + 'static> ReplyTo<R> {
     /// Whether the asker has given up (timed out or dropped); a channel handle only.
     pub fn is_abandoned(&self) -> bool {
         match &self.inner {
-            ReplyInner::Channel(tx) => tx.is_closed(),
+            ReplyInner::Channel(tx) => tx.lock().as_ref().is_none_or(|tx| tx.is_closed()),
             ReplyInner::Actor(r) => r.is_terminated(),
         }
     }
@@ -380,5 +381,61 @@ impl<R: Send + 'static> ReplyTo<R> {
 impl<R> fmt::Debug for ReplyTo<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ReplyTo(..)")
+    }
+}
+
+/// Serializes as the target's path string (a remote node resolves it back to a working ref).
+impl<M: Send + 'static> serde::Serialize for ActorRef<M> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.path())
+    }
+}
+
+/// Resolves a path string through the remoting layer's resolver (see
+/// [`crate::remote_support`]); fails outside a remoting decode.
+impl<'de, M: Send + 'static> serde::Deserialize<'de> for ActorRef<M> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let path = String::deserialize(deserializer)?;
+        let resolved = crate::remote_support::resolve_ref(
+            &path,
+            std::any::TypeId::of::<M>(),
+            std::any::type_name::<M>(),
+        )
+        .map_err(serde::de::Error::custom)?;
+        resolved.downcast::<ActorRef<M>>().map(|r| *r).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "the resolver returned another type than ActorRef<{}>",
+                std::any::type_name::<M>()
+            ))
+        })
+    }
+}
+
+/// Serializes as a path: an actor reply handle as its actor's path, an `ask` channel as a
+/// temporary path the remoting layer answers at (see [`crate::remote_support`]).
+impl<R: Send + 'static> serde::Serialize for ReplyTo<R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.inner {
+            ReplyInner::Actor(r) => r.serialize(serializer),
+            ReplyInner::Channel(tx) => {
+                let tx = tx.lock().take().ok_or_else(|| {
+                    serde::ser::Error::custom("this ReplyTo was already sent to another node")
+                })?;
+                let path = crate::remote_support::expose_reply(
+                    Box::new(tx),
+                    std::any::TypeId::of::<R>(),
+                    std::any::type_name::<R>(),
+                )
+                .map_err(serde::ser::Error::custom)?;
+                serializer.serialize_str(&path)
+            }
+        }
+    }
+}
+
+/// Resolves to a reply handle that sends the answer to the actor (or ask) at the path.
+impl<'de, R: Send + 'static> serde::Deserialize<'de> for ReplyTo<R> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ActorRef::<R>::deserialize(deserializer).map(ReplyTo::to_actor)
     }
 }

@@ -51,6 +51,7 @@ mod event_stream;
 mod mailbox;
 mod path;
 mod props;
+pub mod remote_support;
 mod runner;
 mod supervision;
 mod system;

@@ -1,6 +1,9 @@
 //! Shared pieces of the remoting tests: message types, small actors, node set-up and the
 //! scenarios every transport runs.
 
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,9 +97,13 @@ pub fn quick_settings() -> RemoteSettings {
 }
 
 pub fn node(transport: Arc<dyn Transport>) -> Node {
+    node_with(transport, quick_settings())
+}
+
+pub fn node_with(transport: Arc<dyn Transport>, settings: RemoteSettings) -> Node {
     let name = transport.local_address().system().to_owned();
     let system = ActorSystem::with_settings(&name, Remoting::system_settings(&*transport)).unwrap();
-    let remoting = Remoting::start_with(&system, transport, quick_settings()).unwrap();
+    let remoting = Remoting::start_with(&system, transport, settings).unwrap();
     remoting.register::<Ping>().unwrap();
     remoting.register::<Pong>().unwrap();
     remoting.register::<Double>().unwrap();

@@ -230,7 +230,7 @@ impl<M: Send + 'static> ActorRef<M> {
             RefInner::Local(c) => {
                 c.core.stopping.load(std::sync::atomic::Ordering::Acquire) || c.core.is_dead()
             }
-            RefInner::Backend(_) => false,
+            RefInner::Backend(b) => b.is_terminated(),
         }
     }
 
@@ -275,7 +275,10 @@ impl<N: Send + 'static, M: Send + 'static> RefBackend<N> for Adapter<N, M> {
         self.target.id()
     }
     fn tell(&self, msg: N) -> Result<(), TellError<N>> {
-        // the mapped message cannot be given back as an N; a refusal becomes a dead letter
+        if self.target.is_terminated() {
+            return Err(TellError::Dead(msg));
+        }
+        // once mapped, a refusal cannot give an N back: it becomes a dead letter
         self.target.tell((self.map)(msg));
         Ok(())
     }

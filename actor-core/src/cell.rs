@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::error::TellError;
 use crate::event_stream::DeadLetterReason;
-use crate::mailbox::{Envelope, MailboxConfig, OverflowPolicy};
+use crate::mailbox::{Envelope, Mailbox, MailboxConfig, Pushed, Refused};
 use crate::path::ActorId;
 use crate::supervision::Failure;
 use crate::system::SystemInner;
@@ -179,85 +179,30 @@ pub(crate) trait CellHandle: Send + Sync + 'static {
 /// A cell that takes messages of type `M`.
 pub(crate) struct LocalCell<M> {
     pub(crate) core: CellCore,
-    tx: flume::Sender<Envelope<M>>,
-    overflow: Option<OverflowPolicy>,
-    /// A receiver kept by the sender side to drop the oldest message (only for `DropOldest`);
-    /// taken away when the actor dies so the channel disconnects.
-    oldest: Mutex<Option<flume::Receiver<Envelope<M>>>>,
+    pub(crate) mailbox: Mailbox<M>,
 }
 
-/// How many times a `DropOldest` send evicts and retries before giving up on the new message.
-const DROP_OLDEST_ATTEMPTS: usize = 8;
-
 impl<M: Send + 'static> LocalCell<M> {
-    pub(crate) fn new(
-        core: CellCore,
-        mailbox: &MailboxConfig,
-    ) -> (Arc<Self>, flume::Receiver<Envelope<M>>) {
-        let (tx, rx) = mailbox.channel();
-        let overflow = match mailbox {
-            MailboxConfig::Unbounded => None,
-            MailboxConfig::Bounded { overflow, .. } => Some(*overflow),
-        };
-        let oldest = (overflow == Some(OverflowPolicy::DropOldest)).then(|| rx.clone());
-        let cell = Arc::new(LocalCell {
+    pub(crate) fn new(core: CellCore, mailbox: &MailboxConfig) -> Arc<Self> {
+        Arc::new(LocalCell {
             core,
-            tx,
-            overflow,
-            oldest: Mutex::new(oldest),
-        });
-        (cell, rx)
+            mailbox: Mailbox::new(mailbox),
+        })
     }
 
     /// Enqueues an envelope following the mailbox's overflow policy. Messages the policy
-    /// drops go to dead letters here; the error carries a message that was not taken.
+    /// drops go to dead letters here; an evicted pill stops the actor at once. The error
+    /// carries an envelope that was not taken.
     #[inline]
     pub(crate) fn enqueue(&self, env: Envelope<M>) -> Result<(), TellError<Envelope<M>>> {
-        let Some(policy) = self.overflow else {
-            return self
-                .tx
-                .send(env)
-                .map_err(|e| TellError::Dead(e.into_inner()));
-        };
-        let mut env = match self.tx.try_send(env) {
-            Ok(()) => return Ok(()),
-            Err(flume::TrySendError::Disconnected(e)) => return Err(TellError::Dead(e)),
-            Err(flume::TrySendError::Full(e)) => e,
-        };
-        if matches!(env, Envelope::PoisonPill | Envelope::Wake) {
-            // only user messages are subject to the policy: a refused pill becomes a stop
-            return Err(TellError::MailboxFull(env));
-        }
-        match policy {
-            OverflowPolicy::FailSender => Err(TellError::MailboxFull(env)),
-            OverflowPolicy::DropNewest => {
+        match self.mailbox.push(env) {
+            Ok(Pushed::Queued) => Ok(()),
+            Ok(Pushed::DroppedNew(env)) | Ok(Pushed::Evicted(env)) => {
                 self.dead_letter(env, DeadLetterReason::MailboxFull);
                 Ok(())
             }
-            OverflowPolicy::DropOldest => {
-                for _ in 0..DROP_OLDEST_ATTEMPTS {
-                    let evicted = self
-                        .oldest
-                        .lock()
-                        .as_ref()
-                        .and_then(|rx| rx.try_recv().ok());
-                    match evicted {
-                        // an evicted pill still stops the actor, at once
-                        Some(Envelope::PoisonPill) => self.send_system(SystemMsg::Stop),
-                        Some(old) => self.dead_letter(old, DeadLetterReason::MailboxFull),
-                        None => {}
-                    }
-                    env = match self.tx.try_send(env) {
-                        Ok(()) => return Ok(()),
-                        Err(flume::TrySendError::Disconnected(e)) => {
-                            return Err(TellError::Dead(e));
-                        }
-                        Err(flume::TrySendError::Full(e)) => e,
-                    };
-                }
-                self.dead_letter(env, DeadLetterReason::MailboxFull);
-                Ok(())
-            }
+            Err(Refused::Closed(env)) => Err(TellError::Dead(env)),
+            Err(Refused::Full(env)) => Err(TellError::MailboxFull(env)),
         }
     }
 
@@ -269,16 +214,6 @@ impl<M: Send + 'static> LocalCell<M> {
                 .dead_letter(self.core.id.path().clone(), m, reason);
         }
     }
-
-    /// Whether the mailbox is bounded.
-    pub(crate) fn is_bounded(&self) -> bool {
-        self.overflow.is_some()
-    }
-
-    /// Stops the overflow policy from holding the channel open.
-    pub(crate) fn close_sender_side(&self) {
-        self.oldest.lock().take();
-    }
 }
 
 impl<M: Send + 'static> CellHandle for LocalCell<M> {
@@ -287,11 +222,7 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
     }
 
     fn wake(&self) {
-        // A bounded mailbox's run loop also waits on `sys_notify`, so a wake token never
-        // takes a user message's slot there.
-        if self.overflow.is_none() {
-            let _ = self.tx.try_send(Envelope::Wake);
-        }
+        self.mailbox.wake();
         self.core.sys_notify.notify_one();
     }
 

@@ -1,12 +1,22 @@
 //! Mailboxes: the queue of user messages in front of an actor.
 //!
-//! User messages travel in a flume channel (unbounded by default). System messages (stop,
-//! supervision directives, death-watch signals) go into a separate queue that the actor drains
-//! before every user message, so they never wait behind user messages; a `Wake` token in the
-//! user channel rouses an idle actor when a system message arrives.
+//! A mailbox is a mutex-guarded `VecDeque` inside the actor's cell plus the run loop's waker:
+//! no allocation until the first message, one short lock per `tell`, and the run loop takes
+//! every queued message in one swap (batch receive), so a busy actor locks once per batch,
+//! not once per message. Closing happens under the same lock, so a message is either taken by
+//! the actor, or drained to dead letters when it stops, or refused: never silently lost.
+//!
+//! System messages (stop, supervision directives, death-watch signals) travel in a separate
+//! queue in the cell that the run loop drains before every user message, so they never wait
+//! behind user messages and never take a bounded mailbox's capacity.
 
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
+use std::task::{Context as TaskContext, Poll, Waker};
 
+use parking_lot::Mutex;
+
+use crate::path::ActorId;
 use crate::timers::TimerKey;
 
 /// What a bounded mailbox does with a message that does not fit.
@@ -41,16 +51,9 @@ impl MailboxConfig {
     pub fn bounded(capacity: NonZeroUsize, overflow: OverflowPolicy) -> Self {
         MailboxConfig::Bounded { capacity, overflow }
     }
-
-    pub(crate) fn channel<M>(&self) -> (flume::Sender<Envelope<M>>, flume::Receiver<Envelope<M>>) {
-        match self {
-            MailboxConfig::Unbounded => flume::unbounded(),
-            MailboxConfig::Bounded { capacity, .. } => flume::bounded(capacity.get()),
-        }
-    }
 }
 
-/// What travels in an actor's user channel.
+/// What travels in an actor's user queue.
 pub(crate) enum Envelope<M> {
     /// A user message.
     User(M),
@@ -62,15 +65,163 @@ pub(crate) enum Envelope<M> {
     },
     /// Stop after the messages queued before this one.
     PoisonPill,
-    /// A system message is waiting; no payload.
-    Wake,
+    /// A watched actor or a child terminated: deliver the signal in mailbox order.
+    Signal { actor: ActorId, was_child: bool },
 }
 
 impl<M> Envelope<M> {
+    /// Whether this carries a user message (subject to the overflow policy).
+    pub(crate) fn is_message(&self) -> bool {
+        matches!(self, Envelope::User(_) | Envelope::Timer { .. })
+    }
+
     pub(crate) fn into_message(self) -> Option<M> {
         match self {
             Envelope::User(m) | Envelope::Timer { msg: m, .. } => Some(m),
-            Envelope::PoisonPill | Envelope::Wake => None,
+            Envelope::PoisonPill | Envelope::Signal { .. } => None,
         }
+    }
+}
+
+/// Why [`Mailbox::push`] did not queue an envelope; carries it back.
+pub(crate) enum Refused<M> {
+    /// The mailbox is closed: the actor has stopped.
+    Closed(Envelope<M>),
+    /// A bounded mailbox is full and the envelope may not displace anything.
+    Full(Envelope<M>),
+}
+
+/// What a successful [`Mailbox::push`] displaced under the drop policies.
+pub(crate) enum Pushed<M> {
+    /// Queued; nothing dropped.
+    Queued,
+    /// The new envelope was dropped (`DropNewest`).
+    DroppedNew(Envelope<M>),
+    /// An older envelope was evicted to make room (`DropOldest`).
+    Evicted(Envelope<M>),
+}
+
+struct State<M> {
+    queue: VecDeque<Envelope<M>>,
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+/// One actor's user-message queue.
+pub(crate) struct Mailbox<M> {
+    state: Mutex<State<M>>,
+    bound: Option<(usize, OverflowPolicy)>,
+}
+
+impl<M> Mailbox<M> {
+    pub(crate) fn new(config: &MailboxConfig) -> Self {
+        Mailbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                closed: false,
+                waker: None,
+            }),
+            bound: match config {
+                MailboxConfig::Unbounded => None,
+                MailboxConfig::Bounded { capacity, overflow } => Some((capacity.get(), *overflow)),
+            },
+        }
+    }
+
+    /// Queues an envelope under the overflow policy and wakes the run loop if it waits.
+    #[inline]
+    pub(crate) fn push(&self, env: Envelope<M>) -> Result<Pushed<M>, Refused<M>> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Refused::Closed(env));
+        }
+        let mut outcome = Pushed::Queued;
+        if let Some((capacity, policy)) = self.bound
+            && st.queue.len() >= capacity
+        {
+            // only messages are subject to the policy: a pill that does not fit is refused
+            if !env.is_message() {
+                return Err(Refused::Full(env));
+            }
+            match policy {
+                OverflowPolicy::FailSender => return Err(Refused::Full(env)),
+                OverflowPolicy::DropNewest => return Ok(Pushed::DroppedNew(env)),
+                OverflowPolicy::DropOldest => {
+                    // evict the oldest message, never a pill
+                    let Some(i) = st.queue.iter().position(Envelope::is_message) else {
+                        return Err(Refused::Full(env));
+                    };
+                    if let Some(old) = st.queue.remove(i) {
+                        outcome = Pushed::Evicted(old);
+                    }
+                }
+            }
+        }
+        st.queue.push_back(env);
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(outcome)
+    }
+
+    /// Queues a termination signal whatever the bound: the runtime's own bookkeeping never
+    /// competes with user messages for capacity. Dropped if the mailbox is closed.
+    pub(crate) fn push_signal(&self, env: Envelope<M>) {
+        let mut st = self.state.lock();
+        if st.closed {
+            return;
+        }
+        st.queue.push_back(env);
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Wakes the run loop if it waits for messages (a system message arrived).
+    pub(crate) fn wake(&self) {
+        let waker = self.state.lock().waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Moves every queued envelope into the empty `batch`, or registers the waker. Ready
+    /// also when `interrupted()` holds (a system message is waiting); it is checked again
+    /// after registering so a wake between the two checks is not lost.
+    pub(crate) fn poll_batch(
+        &self,
+        cx: &mut TaskContext<'_>,
+        batch: &mut VecDeque<Envelope<M>>,
+        interrupted: impl Fn() -> bool,
+    ) -> Poll<()> {
+        if interrupted() {
+            return Poll::Ready(());
+        }
+        let mut st = self.state.lock();
+        if !st.queue.is_empty() {
+            std::mem::swap(&mut st.queue, batch);
+            st.waker = None;
+            return Poll::Ready(());
+        }
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        drop(st);
+        if interrupted() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Closes the mailbox and returns what was still queued.
+    pub(crate) fn close(&self) -> VecDeque<Envelope<M>> {
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.waker = None;
+        std::mem::take(&mut st.queue)
     }
 }

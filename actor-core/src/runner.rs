@@ -43,7 +43,8 @@ enum State {
 
 pub(crate) struct Runner<A: Actor> {
     ctx: Context<A>,
-    rx: flume::Receiver<Envelope<A::Msg>>,
+    /// Envelopes taken from the mailbox in one swap, processed before the next swap.
+    batch: VecDeque<Envelope<A::Msg>>,
     actor: Option<A>,
     /// Bookkeeping for failures and system messages, allocated on first use.
     cold: Option<Box<Cold>>,
@@ -54,8 +55,6 @@ pub(crate) struct Runner<A: Actor> {
 struct Cold {
     /// System messages taken from the queue but left for the next state to handle.
     deferred: VecDeque<SystemMsg>,
-    /// Termination signals that arrived while the actor could not take them (`was_child`).
-    pending_signals: VecDeque<(ActorId, bool)>,
     /// Children whose failure this actor escalated; resumed if this actor is resumed.
     escalated: Vec<Arc<dyn CellHandle>>,
     /// A stop that arrived while restarting.
@@ -73,10 +72,10 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 }
 
 impl<A: Actor> Runner<A> {
-    pub(crate) fn new(ctx: Context<A>, rx: flume::Receiver<Envelope<A::Msg>>) -> Self {
+    pub(crate) fn new(ctx: Context<A>) -> Self {
         Runner {
             ctx,
-            rx,
+            batch: VecDeque::new(),
             actor: None,
             cold: None,
         }
@@ -190,6 +189,17 @@ impl<A: Actor> Runner<A> {
         is_child
     }
 
+    /// Books a terminated actor (a child leaves the children at once) and queues its signal
+    /// behind the messages already in the mailbox: the dead actor's last messages to us
+    /// arrive before its `Terminated`.
+    fn queue_signal(&mut self, actor: ActorId) {
+        let was_child = self.child_terminated(&actor);
+        self.ctx
+            .cell
+            .mailbox
+            .push_signal(Envelope::Signal { actor, was_child });
+    }
+
     /// Deferred messages first, then the queue.
     fn take_system(&mut self) -> VecDeque<SystemMsg> {
         let mut msgs = self
@@ -204,16 +214,7 @@ impl<A: Actor> Runner<A> {
     }
 
     /// Handles system messages while running; `Some` on a change of state.
-    async fn system_while_running(&mut self) -> Option<State> {
-        while let Some((id, was_child)) = self
-            .cold
-            .as_mut()
-            .and_then(|c| c.pending_signals.pop_front())
-        {
-            if let Err(f) = self.signal(id, was_child).await {
-                return Some(State::Suspended(f));
-            }
-        }
+    fn system_while_running(&mut self) -> Option<State> {
         let mut msgs = self.take_system();
         while let Some(msg) = msgs.pop_front() {
             let next = match msg {
@@ -222,8 +223,8 @@ impl<A: Actor> Runner<A> {
                 SystemMsg::Resume => None,
                 SystemMsg::Failed { child, failure } => self.supervise(child, failure),
                 SystemMsg::Terminated(id) => {
-                    let was_child = self.child_terminated(&id);
-                    self.signal(id, was_child).await.err().map(State::Suspended)
+                    self.queue_signal(id);
+                    None
                 }
             };
             if next.is_some() {
@@ -237,11 +238,8 @@ impl<A: Actor> Runner<A> {
     async fn process(&mut self) -> State {
         loop {
             if (self.ctx.cell.core.has_system()
-                || self
-                    .cold
-                    .as_ref()
-                    .is_some_and(|c| !c.pending_signals.is_empty() || !c.deferred.is_empty()))
-                && let Some(next) = Box::pin(self.system_while_running()).await
+                || self.cold.as_ref().is_some_and(|c| !c.deferred.is_empty()))
+                && let Some(next) = self.system_while_running()
             {
                 return next;
             }
@@ -252,43 +250,14 @@ impl<A: Actor> Runner<A> {
             let msg = if let Some(m) = front {
                 m
             } else {
-                let timeout = self
-                    .ctx
-                    .rare
-                    .as_ref()
-                    .and_then(|r| r.receive_timeout.as_ref());
-                let env = match timeout {
-                    None if !self.ctx.cell.is_bounded() => match self.rx.recv_async().await {
-                        Ok(env) => env,
-                        Err(_) => return State::Stopping,
-                    },
+                let env = match self.batch.pop_front() {
+                    Some(env) => env,
                     None => {
-                        // bounded: system messages wake us through the notify, not the channel
-                        let core = &self.ctx.cell.core;
-                        tokio::select! {
-                            biased;
-                            _ = core.sys_notify.notified() => Envelope::Wake,
-                            env = self.rx.recv_async() => match env {
-                                Ok(env) => env,
-                                Err(_) => return State::Stopping,
-                            },
-                        }
-                    }
-                    Some(rt) => {
-                        let deadline = rt.deadline;
-                        let sleep = Box::pin(tokio::time::sleep_until(deadline));
-                        let core = &self.ctx.cell.core;
-                        tokio::select! {
-                            biased;
-                            _ = core.sys_notify.notified() => Envelope::Wake,
-                            env = self.rx.recv_async() => match env {
-                                Ok(env) => env,
-                                Err(_) => return State::Stopping,
-                            },
-                                                        _ = sleep => match self.ctx.rare.as_ref().and_then(|r| r.receive_timeout.as_ref()) {
-                                Some(rt) => Envelope::User((rt.make)()),
-                                None => Envelope::Wake,
-                            },
+                        self.next_batch().await;
+                        match self.batch.pop_front() {
+                            Some(env) => env,
+                            // woken for a system message
+                            None => continue,
                         }
                     }
                 };
@@ -310,7 +279,12 @@ impl<A: Actor> Runner<A> {
                         msg
                     }
                     Envelope::PoisonPill => return State::Stopping,
-                    Envelope::Wake => continue,
+                    Envelope::Signal { actor, was_child } => {
+                        if let Err(f) = Box::pin(self.signal(actor, was_child)).await {
+                            return State::Suspended(f);
+                        }
+                        continue;
+                    }
                 }
             };
             if let Some(rt) = self
@@ -324,6 +298,44 @@ impl<A: Actor> Runner<A> {
             if let Err(f) = self.handle(msg).await {
                 return State::Suspended(f);
             }
+        }
+    }
+
+    /// Waits until the mailbox has envelopes (moved into `batch`), a system message is
+    /// waiting, or the receive timeout fires (its message is then put in `batch`).
+    async fn next_batch(&mut self) {
+        let cell = &self.ctx.cell;
+        let batch = &mut self.batch;
+        let poll = std::future::poll_fn(|cx| {
+            cell.mailbox
+                .poll_batch(cx, batch, || cell.core.has_system())
+        });
+        let deadline = self
+            .ctx
+            .rare
+            .as_ref()
+            .and_then(|r| r.receive_timeout.as_ref())
+            .map(|rt| rt.deadline);
+        let Some(deadline) = deadline else {
+            return poll.await;
+        };
+        // boxed: the timer is only in the task of an actor that uses a receive timeout
+        let timed_out = Box::pin(async move {
+            tokio::select! {
+                biased;
+                () = poll => false,
+                () = tokio::time::sleep_until(deadline) => true,
+            }
+        })
+        .await;
+        if timed_out
+            && let Some(rt) = self
+                .ctx
+                .rare
+                .as_ref()
+                .and_then(|r| r.receive_timeout.as_ref())
+        {
+            self.batch.push_back(Envelope::User((rt.make)()));
         }
     }
 
@@ -422,8 +434,7 @@ impl<A: Actor> Runner<A> {
                     SystemMsg::Restart(f) => Some(State::Restarting(f)),
                     SystemMsg::Stop => Some(State::Stopping),
                     SystemMsg::Terminated(id) => {
-                        let was_child = self.child_terminated(&id);
-                        self.cold().pending_signals.push_back((id, was_child));
+                        self.queue_signal(id);
                         None
                     }
                     m @ SystemMsg::Failed { .. } => {
@@ -451,10 +462,14 @@ impl<A: Actor> Runner<A> {
             let mut msgs = self.take_system();
             while let Some(msg) = msgs.pop_front() {
                 match msg {
+                    // children stopped here are not reported to the (next) instance;
+                    // other watched actors are, after the restart
                     SystemMsg::Terminated(id) => {
-                        let was_child = self.child_terminated(&id);
-                        if !was_child {
-                            self.cold().pending_signals.push_back((id, false));
+                        if !self.child_terminated(&id) {
+                            self.ctx.cell.mailbox.push_signal(Envelope::Signal {
+                                actor: id,
+                                was_child: false,
+                            });
                         }
                     }
                     SystemMsg::Stop => self.cold().stop_pending = true,
@@ -516,17 +531,18 @@ impl<A: Actor> Runner<A> {
         let id = core.id.clone();
 
         let watchers = core.mark_dead();
-        self.ctx.cell.close_sender_side();
         let cell = self.ctx.cell.clone();
         if let Some(mut r) = self.ctx.rare.take() {
             for m in r.front.drain(..).chain(r.stash.drain(..)) {
                 cell.dead_letter(Envelope::User(m), DeadLetterReason::RecipientDead);
             }
         }
-        while let Ok(env) = self.rx.try_recv() {
+        for env in std::mem::take(&mut self.batch)
+            .into_iter()
+            .chain(cell.mailbox.close())
+        {
             cell.dead_letter(env, DeadLetterReason::RecipientDead);
         }
-        drop(self.rx);
         core.system.event_stream.unsubscribe_all(&id);
         tracing::debug!(actor = %id, "stopped");
         for w in watchers {

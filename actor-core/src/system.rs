@@ -521,7 +521,7 @@ fn spawn_cell<A: Actor>(
         system.clone(),
         Some(parent.clone()),
     );
-    let (cell, rx) = LocalCell::<A::Msg>::new(core, &props.mailbox);
+    let cell = LocalCell::<A::Msg>::new(core, &props.mailbox);
     {
         let mut children = pcore.children.lock();
         if children.closed {
@@ -539,7 +539,7 @@ fn spawn_cell<A: Actor>(
         children.by_name.insert(name, cell.clone());
     }
     let ctx = Context::new(cell.clone(), ActorSystem::from_inner(system.clone()), props);
-    let runner = Runner::new(ctx, rx);
+    let runner = Runner::new(ctx);
     system.runtime.spawn(runner.run());
     Ok(cell)
 }
@@ -566,9 +566,9 @@ mod tests {
             system.inner.clone(),
             Some(guardian),
         );
-        let (cell, rx) = LocalCell::<()>::new(core, &MailboxConfig::default());
+        let cell = LocalCell::<()>::new(core, &MailboxConfig::default());
         let ctx = Context::new(cell, system.clone(), Props::new(|| Idle));
-        let fut = Runner::new(ctx, rx).run();
+        let fut = Runner::new(ctx).run();
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 512, "an idle actor's task future is {size} bytes");
         drop(fut);

@@ -278,3 +278,80 @@ async fn watches_are_kept_over_a_restart_of_the_watcher() {
     s.report.expect_no_msg(secs(1)).await;
     s.kit.shutdown().await;
 }
+
+/// What the ordering test's watcher reports.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Message(u32),
+    Terminated,
+}
+
+enum WatcherMsg {
+    Watch(ActorRef<u32>),
+    FromWatched(u32),
+}
+
+struct OrderedWatcher {
+    report: ActorRef<Seen>,
+}
+
+impl Actor for OrderedWatcher {
+    type Msg = WatcherMsg;
+    async fn handle(&mut self, msg: WatcherMsg, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            WatcherMsg::Watch(target) => ctx.watch(&target),
+            WatcherMsg::FromWatched(n) => self.report.tell(Seen::Message(n)),
+        }
+        Ok(())
+    }
+    async fn terminated(&mut self, _: Terminated, _: &mut Context<Self>) -> ActorResult {
+        self.report.tell(Seen::Terminated);
+        Ok(())
+    }
+}
+
+/// Sends `count` messages to `to`, then stops itself, all in one handler.
+struct SendThenStop {
+    to: ActorRef<WatcherMsg>,
+    count: u32,
+}
+
+impl Actor for SendThenStop {
+    type Msg = u32;
+    async fn handle(&mut self, _: u32, ctx: &mut Context<Self>) -> ActorResult {
+        for n in 0..self.count {
+            self.to.tell(WatcherMsg::FromWatched(n));
+        }
+        ctx.stop();
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_actors_last_messages_arrive_before_its_terminated() {
+    let kit = TestKit::new("watch-order");
+    let report = kit.probe::<Seen>();
+    let r = report.actor_ref().clone();
+    let watcher = kit.spawn(
+        Props::new(move || OrderedWatcher { report: r.clone() }),
+        "watcher",
+    );
+    let w = watcher.clone();
+    let sender = kit.spawn(
+        Props::new(move || SendThenStop {
+            to: w.clone(),
+            count: 100,
+        }),
+        "sender",
+    );
+    watcher.tell(WatcherMsg::Watch(sender.clone()));
+    // the watch is registered before the sender is triggered: a round-trip through the watcher
+    watcher.tell(WatcherMsg::FromWatched(u32::MAX));
+    report.expect_msg(Seen::Message(u32::MAX)).await;
+    sender.tell(0);
+    for n in 0..100 {
+        report.expect_msg(Seen::Message(n)).await;
+    }
+    report.expect_msg(Seen::Terminated).await;
+    kit.shutdown().await;
+}

@@ -10,6 +10,22 @@
 //!
 //! The guarantees are stated in one place, `docs/semantics.md` at the repository root.
 //!
+//! # Design choices
+//! - **Supervision belongs to the parent.** [`Props::supervisor`] sets how an actor supervises
+//!   its *children* (Akka classic's placement), which is what makes all-for-one and escalation
+//!   expressible. The `/user` guardian's strategy comes from [`SystemSettings`].
+//! - **Own mailbox, not a channel crate.** DESIGN.md sketched flume; the mailbox is instead a
+//!   mutex-guarded queue in the actor's cell with batch receive: an idle mailbox allocates
+//!   nothing, a busy actor locks once per batch, and closing under the same lock means a
+//!   message is taken, dead-lettered or refused, never silently dropped. System messages have
+//!   their own queue, drained before every user message.
+//! - **The run loop is a state machine** (`runner.rs`: Running, Suspended, Restarting,
+//!   Stopping), with the cold states boxed so an idle actor's task stays small.
+//! - **Signals keep mailbox order.** [`Terminated`] is queued behind the messages already in
+//!   the watcher's mailbox; children are watched implicitly.
+//! - **Extension points for remoting**: [`RefBackend`] lets an [`ActorRef`] reach something
+//!   other than a local cell, and [`Watcher`] lets a remote layer deliver `Terminated`.
+//!
 //! # Examples
 //! A supervised worker that fails and is restarted by its parent's default strategy:
 //! ```

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use crate::error::TellError;
 use crate::event_stream::DeadLetterReason;
@@ -52,7 +51,6 @@ pub(crate) struct CellCore {
     pub(crate) parent: Option<Arc<dyn CellHandle>>,
     sys_queue: Mutex<VecDeque<SystemMsg>>,
     sys_pending: AtomicBool,
-    pub(crate) sys_notify: Notify,
     pub(crate) children: Mutex<Children>,
     next_child_name: AtomicU64,
     watch: Mutex<WatchState>,
@@ -72,7 +70,6 @@ impl CellCore {
             parent,
             sys_queue: Mutex::new(VecDeque::new()),
             sys_pending: AtomicBool::new(false),
-            sys_notify: Notify::new(),
             children: Mutex::new(Children::default()),
             next_child_name: AtomicU64::new(0),
             watch: Mutex::new(WatchState::default()),
@@ -223,7 +220,6 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
 
     fn wake(&self) {
         self.mailbox.wake();
-        self.core.sys_notify.notify_one();
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

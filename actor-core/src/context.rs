@@ -14,7 +14,7 @@ use crate::cell::{CellHandle, LocalCell, SystemMsg};
 use crate::death_watch::WatchMode;
 use crate::error::{SpawnError, StashFull};
 use crate::path::{ActorId, ActorPath};
-use crate::props::Props;
+use crate::props::{Props, Recipe};
 use crate::supervision::RestartStats;
 use crate::system::{ActorSystem, spawn_child};
 use crate::timers::{TimerKey, Timers};
@@ -53,18 +53,16 @@ impl<M> Default for Rare<M> {
 /// The actor's view of itself and the runtime, passed to every hook.
 pub struct Context<A: Actor> {
     pub(crate) cell: Arc<LocalCell<A::Msg>>,
-    pub(crate) handle: Arc<dyn CellHandle>,
     myself: ActorRef<A::Msg>,
     system: ActorSystem,
-    pub(crate) props: Props<A>,
+    pub(crate) props: Recipe<A>,
     pub(crate) stop_requested: bool,
     pub(crate) rare: Option<Box<Rare<A::Msg>>>,
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: Props<A>) -> Self {
+    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: Recipe<A>) -> Self {
         Context {
-            handle: cell.clone(),
             myself: ActorRef::local(cell.clone()),
             cell,
             system,
@@ -72,6 +70,11 @@ impl<A: Actor> Context<A> {
             stop_requested: false,
             rare: None,
         }
+    }
+
+    /// This cell without its message type.
+    fn handle(&self) -> Arc<dyn CellHandle> {
+        self.cell.clone()
     }
 
     pub(crate) fn rare(&mut self) -> &mut Rare<A::Msg> {
@@ -108,7 +111,7 @@ impl<A: Actor> Context<A> {
         props: Props<C>,
         name: &str,
     ) -> Result<ActorRef<C::Msg>, SpawnError> {
-        spawn_child(&self.handle, props, Some(name))
+        spawn_child(&self.handle(), props, Some(name))
     }
 
     /// Spawns a child with a generated name (`$a`, `$b`, ...).
@@ -119,7 +122,7 @@ impl<A: Actor> Context<A> {
         &mut self,
         props: Props<C>,
     ) -> Result<ActorRef<C::Msg>, SpawnError> {
-        spawn_child(&self.handle, props, None)
+        spawn_child(&self.handle(), props, None)
     }
 
     /// A typed ref to the child named `name`, if it exists and takes `M`.
@@ -176,7 +179,7 @@ impl<A: Actor> Context<A> {
         self.rare()
             .watching
             .insert(target.id().clone(), WatchMode::Signal);
-        target.watch_from(&self.handle);
+        target.watch_from(&self.handle());
     }
 
     /// Watches `target` and receives `msg` (through [`Actor::handle`]) when it stops,
@@ -188,7 +191,7 @@ impl<A: Actor> Context<A> {
         self.rare()
             .watching
             .insert(target.id().clone(), WatchMode::Message(msg));
-        target.watch_from(&self.handle);
+        target.watch_from(&self.handle());
     }
 
     /// Stops watching `target`; no signal arrives for it afterwards.

@@ -217,6 +217,28 @@ impl<M> Mailbox<M> {
         Poll::Pending
     }
 
+    /// Registers the waker until `ready()` holds; for waits that take no user message
+    /// (a suspended or stopping actor waiting for system messages).
+    pub(crate) fn poll_until(
+        &self,
+        cx: &mut TaskContext<'_>,
+        ready: impl Fn() -> bool,
+    ) -> Poll<()> {
+        if ready() {
+            return Poll::Ready(());
+        }
+        {
+            let mut st = self.state.lock();
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+        }
+        if ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
     /// Closes the mailbox and returns what was still queued.
     pub(crate) fn close(&self) -> VecDeque<Envelope<M>> {
         let mut st = self.state.lock();

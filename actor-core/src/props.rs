@@ -14,20 +14,43 @@ pub const DEFAULT_STASH_CAPACITY: usize = 10_000;
 /// The recipe for an actor: a factory (called at spawn and at each restart), the mailbox,
 /// and the strategy this actor uses to supervise its own children.
 pub struct Props<A: Actor> {
-    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    pub(crate) recipe: Recipe<A>,
     pub(crate) mailbox: MailboxConfig,
+}
+
+/// The part of [`Props`] a running actor keeps (the mailbox is built once, at spawn).
+pub(crate) struct Recipe<A: Actor> {
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
     pub(crate) supervisor: SupervisorStrategy,
     pub(crate) stash_capacity: usize,
+}
+
+impl<A: Actor> Recipe<A> {
+    pub(crate) fn create(&self) -> A {
+        (self.factory)()
+    }
+}
+
+impl<A: Actor> Clone for Recipe<A> {
+    fn clone(&self) -> Self {
+        Recipe {
+            factory: self.factory.clone(),
+            supervisor: self.supervisor.clone(),
+            stash_capacity: self.stash_capacity,
+        }
+    }
 }
 
 impl<A: Actor> Props<A> {
     /// Props that build each instance with `factory`.
     pub fn new(factory: impl Fn() -> A + Send + Sync + 'static) -> Self {
         Props {
-            factory: Arc::new(factory),
+            recipe: Recipe {
+                factory: Arc::new(factory),
+                supervisor: SupervisorStrategy::default(),
+                stash_capacity: DEFAULT_STASH_CAPACITY,
+            },
             mailbox: MailboxConfig::default(),
-            supervisor: SupervisorStrategy::default(),
-            stash_capacity: DEFAULT_STASH_CAPACITY,
         }
     }
 
@@ -47,28 +70,22 @@ impl<A: Actor> Props<A> {
 
     /// How this actor supervises its children (the default restarts them).
     pub fn supervisor(mut self, strategy: SupervisorStrategy) -> Self {
-        self.supervisor = strategy;
+        self.recipe.supervisor = strategy;
         self
     }
 
     /// How many messages [`Context::stash`](crate::Context::stash) keeps.
     pub fn with_stash_capacity(mut self, capacity: usize) -> Self {
-        self.stash_capacity = capacity;
+        self.recipe.stash_capacity = capacity;
         self
-    }
-
-    pub(crate) fn create(&self) -> A {
-        (self.factory)()
     }
 }
 
 impl<A: Actor> Clone for Props<A> {
     fn clone(&self) -> Self {
         Props {
-            factory: self.factory.clone(),
+            recipe: self.recipe.clone(),
             mailbox: self.mailbox,
-            supervisor: self.supervisor.clone(),
-            stash_capacity: self.stash_capacity,
         }
     }
 }
@@ -78,8 +95,8 @@ impl<A: Actor> fmt::Debug for Props<A> {
         f.debug_struct("Props")
             .field("actor", &std::any::type_name::<A>())
             .field("mailbox", &self.mailbox)
-            .field("supervisor", &self.supervisor)
-            .field("stash_capacity", &self.stash_capacity)
+            .field("supervisor", &self.recipe.supervisor)
+            .field("stash_capacity", &self.recipe.stash_capacity)
             .finish()
     }
 }

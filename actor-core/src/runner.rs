@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::actor::Actor;
-use crate::cell::{CellHandle, SystemMsg};
+use crate::cell::{CellHandle, LocalCell, SystemMsg};
 use crate::context::Context;
 use crate::death_watch::{Terminated, WatchMode};
 use crate::error::ActorResult;
@@ -69,6 +69,11 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     } else {
         "non-string panic payload".to_owned()
     }
+}
+
+/// Waits until a system message is queued (the mailbox waker is shared with `next_batch`).
+async fn system_pending<M: Send + 'static>(cell: &LocalCell<M>) {
+    std::future::poll_fn(|cx| cell.mailbox.poll_until(cx, || cell.core.has_system())).await
 }
 
 impl<A: Actor> Runner<A> {
@@ -448,7 +453,7 @@ impl<A: Actor> Runner<A> {
                     return next;
                 }
             }
-            self.ctx.cell.core.sys_notify.notified().await;
+            system_pending(&self.ctx.cell).await;
         }
     }
 
@@ -479,7 +484,7 @@ impl<A: Actor> Runner<A> {
             if self.ctx.cell.core.children.lock().by_name.is_empty() {
                 break;
             }
-            self.ctx.cell.core.sys_notify.notified().await;
+            system_pending(&self.ctx.cell).await;
         }
     }
 

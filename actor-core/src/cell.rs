@@ -56,6 +56,9 @@ pub(crate) struct CellCore {
     watch: Mutex<WatchState>,
     /// Set when the actor starts its final stop; it takes no more messages.
     pub(crate) stopping: AtomicBool,
+    /// `Context::stop` was called: stop after the current hook (only the actor's task
+    /// touches it; an atomic keeps it out of the task's future).
+    pub(crate) stop_requested: AtomicBool,
 }
 
 impl CellCore {
@@ -74,6 +77,7 @@ impl CellCore {
             next_child_name: AtomicU64::new(0),
             watch: Mutex::new(WatchState::default()),
             stopping: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
         }
     }
 

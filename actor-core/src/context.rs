@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -56,7 +57,6 @@ pub struct Context<A: Actor> {
     myself: ActorRef<A::Msg>,
     system: ActorSystem,
     pub(crate) props: Recipe<A>,
-    pub(crate) stop_requested: bool,
     pub(crate) rare: Option<Box<Rare<A::Msg>>>,
 }
 
@@ -67,7 +67,6 @@ impl<A: Actor> Context<A> {
             cell,
             system,
             props,
-            stop_requested: false,
             rare: None,
         }
     }
@@ -147,7 +146,7 @@ impl<A: Actor> Context<A> {
 
     /// Stops this actor after the current hook returns.
     pub fn stop(&mut self) {
-        self.stop_requested = true;
+        self.cell.core.stop_requested.store(true, Ordering::Relaxed);
     }
 
     /// Stops a child; false if `child` is not a child of this actor.

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::FutureExt;
 use tokio::time::Instant;
@@ -248,7 +249,7 @@ impl<A: Actor> Runner<A> {
             {
                 return next;
             }
-            if self.ctx.stop_requested {
+            if self.ctx.cell.core.stop_requested.load(Ordering::Relaxed) {
                 return State::Stopping;
             }
             let front = self.ctx.rare.as_mut().and_then(|r| r.front.pop_front());
@@ -499,7 +500,7 @@ impl<A: Actor> Runner<A> {
         self.stop_children().await;
         self.ctx.cancel_all_timers();
         self.ctx.cancel_receive_timeout();
-        self.ctx.stop_requested = false;
+        self.ctx.cell.core.stop_requested.store(false, Ordering::Relaxed);
         self.ctx.unstash_all();
         self.actor = None;
         if self.cold.as_ref().is_some_and(|c| c.stop_pending) {

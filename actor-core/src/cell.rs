@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::error::TellError;
 use crate::event_stream::DeadLetterReason;
 use crate::mailbox::{Envelope, Mailbox, MailboxConfig, Pushed, Refused};
-use crate::path::ActorId;
+use crate::path::{ActorId, ActorPath};
 use crate::supervision::Failure;
 use crate::system::SystemInner;
 
@@ -30,11 +30,42 @@ pub(crate) enum SystemMsg {
     Terminated(ActorId),
 }
 
+/// A child's path as a map key, ordered and looked up by the child's name (the name lives in
+/// the path node, so the map holds no second copy of it).
+#[derive(Clone)]
+pub(crate) struct ChildKey(pub(crate) ActorPath);
+
+impl std::borrow::Borrow<str> for ChildKey {
+    fn borrow(&self) -> &str {
+        self.0.name()
+    }
+}
+
+impl PartialEq for ChildKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for ChildKey {}
+
+impl PartialOrd for ChildKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ChildKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.name().cmp(other.0.name())
+    }
+}
+
 /// The children of a cell, by name. A name stays taken until the parent has processed the
 /// child's termination.
 #[derive(Default)]
 pub(crate) struct Children {
-    pub(crate) by_name: BTreeMap<Arc<str>, Arc<dyn CellHandle>>,
+    pub(crate) by_name: BTreeMap<ChildKey, Arc<dyn CellHandle>>,
     pub(crate) closed: bool,
 }
 
@@ -106,7 +137,7 @@ impl CellCore {
     }
 
     /// A fresh generated child name (`$a`, `$b`, ... `$ba`, ...).
-    pub(crate) fn generated_name(&self) -> Arc<str> {
+    pub(crate) fn generated_child_path(&self) -> ActorPath {
         let mut n = self.next_child_name.fetch_add(1, Ordering::Relaxed);
         let mut buf = [0u8; 16];
         let mut i = buf.len();
@@ -121,7 +152,9 @@ impl CellCore {
         i -= 1;
         buf[i] = b'$';
         // only ASCII letters and '$' were written
-        Arc::from(std::str::from_utf8(&buf[i..]).unwrap_or("$"))
+        self.id
+            .path()
+            .child(std::str::from_utf8(&buf[i..]).unwrap_or("$"))
     }
 
     /// Registers `watcher`; false when this actor is already dead (the caller signals at once).

@@ -140,7 +140,44 @@ impl fmt::Debug for Address {
 struct PathNode {
     address: Arc<Address>,
     parent: Option<ActorPath>,
-    name: Arc<str>,
+    name: CompactName,
+}
+
+/// Longest name kept inside the path node itself (most names are short).
+const INLINE_NAME_LEN: usize = 22;
+
+/// An actor name stored inline when short, so a path node is one allocation.
+enum CompactName {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_NAME_LEN],
+    },
+    Heap(Box<str>),
+}
+
+impl CompactName {
+    fn new(name: &str) -> Self {
+        if name.len() <= INLINE_NAME_LEN {
+            let mut bytes = [0u8; INLINE_NAME_LEN];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            CompactName::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            CompactName::Heap(name.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // the bytes were copied from a `&str` up to `len`: valid UTF-8
+            CompactName::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            CompactName::Heap(s) => s,
+        }
+    }
 }
 
 /// The location of an actor in its system's tree, e.g. `actor://shop/user/orders/o-17`.
@@ -156,21 +193,16 @@ impl ActorPath {
         ActorPath(Arc::new(PathNode {
             address: Arc::new(address),
             parent: None,
-            name: "".into(),
+            name: CompactName::new(""),
         }))
     }
 
     /// The path of a child named `name` below this one. The name is not validated here.
     pub fn child(&self, name: &str) -> Self {
-        self.child_shared(name.into())
-    }
-
-    /// A child path sharing an already allocated name.
-    pub(crate) fn child_shared(&self, name: Arc<str>) -> Self {
         ActorPath(Arc::new(PathNode {
             address: self.0.address.clone(),
             parent: Some(self.clone()),
-            name,
+            name: CompactName::new(name),
         }))
     }
 
@@ -232,7 +264,7 @@ impl ActorPath {
 
     /// The last element (the actor's name); empty for the root.
     pub fn name(&self) -> &str {
-        &self.0.name
+        self.0.name.as_str()
     }
 
     /// The parent path, `None` for the root.
@@ -246,7 +278,7 @@ impl ActorPath {
         let mut cur = Some(self);
         while let Some(p) = cur {
             if p.0.parent.is_some() {
-                v.push(&*p.0.name);
+                v.push(p.name());
             }
             cur = p.0.parent.as_ref();
         }
@@ -269,7 +301,7 @@ impl PartialEq for ActorPath {
         if Arc::ptr_eq(&self.0, &other.0) {
             return true;
         }
-        self.0.name == other.0.name
+        self.name() == other.name()
             && match (&self.0.parent, &other.0.parent) {
                 (Some(a), Some(b)) => a == b,
                 (None, None) => *self.0.address == *other.0.address,

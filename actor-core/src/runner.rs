@@ -500,7 +500,11 @@ impl<A: Actor> Runner<A> {
         self.stop_children().await;
         self.ctx.cancel_all_timers();
         self.ctx.cancel_receive_timeout();
-        self.ctx.cell.core.stop_requested.store(false, Ordering::Relaxed);
+        self.ctx
+            .cell
+            .core
+            .stop_requested
+            .store(false, Ordering::Relaxed);
         self.ctx.unstash_all();
         self.actor = None;
         if self.cold.as_ref().is_some_and(|c| c.stop_pending) {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
-use crate::cell::{CellCore, CellHandle, LocalCell, SystemMsg};
+use crate::cell::{CellCore, CellHandle, ChildKey, LocalCell, SystemMsg};
 use crate::context::Context;
 use crate::error::{ActorResult, LookupError, SpawnError, SystemError};
 use crate::event_stream::{DeadLetterReason, EventStream};
@@ -202,10 +202,18 @@ impl ActorSystem {
         let user_props =
             Props::new(|| Guardian).supervisor(inner.settings.guardian_strategy.clone());
         // the root is fresh and open, so spawning the guardians cannot fail
-        if let Ok(user) = spawn_cell(&root_handle, user_props, "user".into()) {
+        if let Ok(user) = spawn_cell(
+            &root_handle,
+            user_props,
+            root_handle.core().id.path().child("user"),
+        ) {
             *inner.user.lock() = Some(user);
         }
-        if let Ok(system) = spawn_cell(&root_handle, Props::new(|| Guardian), "system".into()) {
+        if let Ok(system) = spawn_cell(
+            &root_handle,
+            Props::new(|| Guardian),
+            root_handle.core().id.path().child("system"),
+        ) {
             *inner.system.lock() = Some(system);
         }
         Ok(ActorSystem { inner })
@@ -497,27 +505,26 @@ pub(crate) fn spawn_child<A: Actor>(
     props: Props<A>,
     name: Option<&str>,
 ) -> Result<ActorRef<A::Msg>, SpawnError> {
-    let name: Arc<str> = match name {
+    let path = match name {
         Some(n) => {
             validate_actor_name(n)?;
-            n.into()
+            parent.core().id.path().child(n)
         }
-        None => parent.core().generated_name(),
+        None => parent.core().generated_child_path(),
     };
-    spawn_cell(parent, props, name).map(ActorRef::local)
+    spawn_cell(parent, props, path).map(ActorRef::local)
 }
 
 fn spawn_cell<A: Actor>(
     parent: &Arc<dyn CellHandle>,
     props: Props<A>,
-    name: Arc<str>,
+    path: ActorPath,
 ) -> Result<Arc<LocalCell<A::Msg>>, SpawnError> {
     let pcore = parent.core();
     let system = pcore.system.clone();
-    let path = pcore.id.path().child_shared(name.clone());
     let uid = system.next_uid.fetch_add(1, Ordering::Relaxed);
     let core = CellCore::new(
-        ActorId::new(path, uid),
+        ActorId::new(path.clone(), uid),
         system.clone(),
         Some(parent.clone()),
     );
@@ -527,16 +534,16 @@ fn spawn_cell<A: Actor>(
         if children.closed {
             return Err(SpawnError::ParentStopping {
                 parent: pcore.id.path().clone(),
-                name: name.to_string(),
+                name: path.name().to_owned(),
             });
         }
-        if children.by_name.contains_key(&*name) {
+        if children.by_name.contains_key(path.name()) {
             return Err(SpawnError::DuplicateName {
                 parent: pcore.id.path().clone(),
-                name: name.to_string(),
+                name: path.name().to_owned(),
             });
         }
-        children.by_name.insert(name, cell.clone());
+        children.by_name.insert(ChildKey(path), cell.clone());
     }
     let ctx = Context::new(
         cell.clone(),

@@ -12,6 +12,8 @@
 //!   members, reachability observations, the seen set, a [`VectorClock`] version and the
 //!   tombstones of removed incarnations. [`Gossip::merge`] is commutative, associative and
 //!   idempotent, and [`VectorClock::compare`] tells a newer state from a concurrent one.
+//!   Each round a node sends its state to one random peer, preferring peers that have not
+//!   seen it ([`select_gossip_target`]).
 //! - **Reachability** ([`Reachability`]): "observer cannot reach subject" records, versioned
 //!   per observer and gossiped. Being unreachable is an observation, never a status; only
 //!   the downing decision turns it into Down.
@@ -54,6 +56,7 @@
 
 mod events;
 mod gossip;
+mod gossip_target;
 mod leader;
 mod member;
 mod reachability;
@@ -61,6 +64,9 @@ mod vector_clock;
 
 pub use events::{ClusterEvent, CurrentClusterState, diff};
 pub use gossip::Gossip;
+pub use gossip_target::{
+    DEFAULT_PREFER_UNSEEN_PROBABILITY, gossip_candidates, select_gossip_target,
+};
 pub use leader::{leader_actions, weakly_up_actions};
 pub use member::{Member, MemberStatus, UniqueAddress};
 pub use reachability::{Reachability, ReachabilityRecord, ReachabilityStatus};

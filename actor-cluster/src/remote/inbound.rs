@@ -65,7 +65,7 @@ pub(crate) fn split_uid(recipient: &str) -> (&str, Option<u64>) {
     }
 }
 
-fn undelivered(shared: &Shared, recipient: &str, manifest: &str, payload: &Bytes, reason: String) {
+fn undelivered(shared: &Shared, recipient: &str, manifest: &str, payload: &[u8], reason: String) {
     let (path, _) = split_uid(recipient);
     let path =
         ActorPath::parse(path).unwrap_or_else(|_| ActorPath::root(shared.system.address().clone()));
@@ -74,7 +74,7 @@ fn undelivered(shared: &Shared, recipient: &str, manifest: &str, payload: &Bytes
         UndeliveredRemoteMessage {
             recipient: recipient.to_owned(),
             manifest: manifest.to_owned(),
-            payload: payload.clone(),
+            payload: Bytes::copy_from_slice(payload),
             reason,
         },
         DeadLetterReason::UnknownRecipient,
@@ -87,7 +87,7 @@ pub(crate) fn dispatch_user(
     cache: &mut RefCache,
     recipient: &str,
     manifest: &str,
-    payload: &Bytes,
+    payload: &[u8],
 ) {
     let (path, uid) = split_uid(recipient);
     if let Some(uid) = uid

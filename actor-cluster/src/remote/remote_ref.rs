@@ -9,7 +9,7 @@ use actor_core::{ActorId, DeadLetterReason, RefBackend, TellError, Watcher};
 
 use super::association::Incarnation;
 use super::remoting::{Command, Shared};
-use crate::wire::{self, Envelope, RemoteMessage};
+use crate::wire::{self, RemoteMessage};
 
 /// A ref to an actor on another node.
 pub(crate) struct RemoteRef<M> {
@@ -47,13 +47,8 @@ impl<M: RemoteMessage> RemoteRef<M> {
     }
 
     fn encode(&self, msg: &M) -> Result<bytes::Bytes, wire::WireError> {
-        let payload =
-            with_reply_exposer(self.shared.exposer.clone(), || wire::encode_message(msg))?;
-        wire::encode(&Envelope::User {
-            recipient: self.recipient().to_owned(),
-            sender: None,
-            manifest: M::MANIFEST.to_owned(),
-            payload,
+        with_reply_exposer(self.shared.exposer.clone(), || {
+            wire::encode_user(self.recipient(), None, msg)
         })
     }
 }

@@ -24,7 +24,7 @@ use super::settings::RemoteSettings;
 use super::watch_proxy::{WATCH_PROXY_NAME, WatchProxy, WatchRequest};
 use crate::address::Address;
 use crate::transport::{InboundFrame, Transport, TransportEvent};
-use crate::wire::{self, Envelope, RemoteMessage, SystemMessage};
+use crate::wire::{self, Envelope, EnvelopeRef, RemoteMessage, SystemMessage};
 
 /// Errors of starting remoting, registering types and making remote refs.
 #[derive(Debug, thiserror::Error)]
@@ -422,7 +422,7 @@ impl Task {
             tracing::debug!(peer = %from, uid = from_uid, "frame from a quarantined incarnation dropped");
             return;
         }
-        let envelope = match wire::decode(&frame) {
+        let envelope = match wire::decode_ref(&frame) {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::warn!(peer = %from, %error, "malformed frame dropped");
@@ -430,19 +430,15 @@ impl Task {
             }
         };
         match envelope {
-            Envelope::User {
+            EnvelopeRef::User {
                 recipient,
                 manifest,
                 payload,
                 ..
-            } => inbound::dispatch_user(
-                &self.shared,
-                &mut self.cache,
-                &recipient,
-                &manifest,
-                &payload,
-            ),
-            Envelope::System {
+            } => {
+                inbound::dispatch_user(&self.shared, &mut self.cache, recipient, manifest, payload)
+            }
+            EnvelopeRef::System {
                 seq,
                 first_unacked,
                 msg,
@@ -450,11 +446,11 @@ impl Task {
                 let actions = self.association(&from).on_system(seq, first_unacked, msg);
                 self.perform(&from, actions);
             }
-            Envelope::SystemAck { up_to } => {
+            EnvelopeRef::SystemAck { up_to } => {
                 let actions = self.association(&from).on_ack(up_to);
                 self.perform(&from, actions);
             }
-            Envelope::Membership(_) => {
+            EnvelopeRef::Membership(_) => {
                 tracing::debug!(peer = %from, "membership frame ignored (no membership running)");
             }
         }

@@ -24,6 +24,8 @@
 //!   Leaving member; before any member is Up, the lowest-address reachable Joining member.
 //!   [`leader_actions`] is its whole job: Joining → Up, Leaving → Exiting, Exiting / Down →
 //!   Removed.
+//! - **Seed join** ([`SeedJoin`]): how a starting node finds the cluster through its seed
+//!   nodes, and why only the first seed may form a new cluster by itself.
 //! - **Events** ([`ClusterEvent`], [`diff`], [`CurrentClusterState`]): what subscribers see,
 //!   computed as the difference between two states, so every node derives its events from
 //!   the states it adopted and nothing else.
@@ -60,6 +62,7 @@ mod gossip_target;
 mod leader;
 mod member;
 mod reachability;
+mod seed_join;
 mod vector_clock;
 
 pub use events::{ClusterEvent, CurrentClusterState, diff};
@@ -70,6 +73,11 @@ pub use gossip_target::{
 pub use leader::{leader_actions, weakly_up_actions};
 pub use member::{Member, MemberStatus, UniqueAddress};
 pub use reachability::{Reachability, ReachabilityRecord, ReachabilityStatus};
+pub use seed_join::{
+    DEFAULT_INIT_JOIN_RESEND_INTERVAL, DEFAULT_RETRY_UNSUCCESSFUL_JOIN_AFTER,
+    DEFAULT_SEED_NODE_TIMEOUT, SeedJoin, SeedJoinAction, SeedJoinEvent, SeedJoinSettings,
+    SeedJoinState,
+};
 pub use vector_clock::{ClockOrdering, VectorClock};
 
 use crate::Address;

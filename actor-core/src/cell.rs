@@ -35,15 +35,15 @@ pub(crate) enum SystemMsg {
 #[derive(Clone)]
 pub(crate) struct ChildKey(pub(crate) ActorPath);
 
-impl std::borrow::Borrow<str> for ChildKey {
-    fn borrow(&self) -> &str {
-        self.0.name()
+impl std::borrow::Borrow<[u8]> for ChildKey {
+    fn borrow(&self) -> &[u8] {
+        self.0.name_bytes()
     }
 }
 
 impl PartialEq for ChildKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name() == other.0.name()
+        self.0.name_bytes() == other.0.name_bytes()
     }
 }
 
@@ -57,7 +57,8 @@ impl PartialOrd for ChildKey {
 
 impl Ord for ChildKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.name().cmp(other.0.name())
+        // UTF-8 byte order is code point order, the same as `str`'s
+        self.0.name_bytes().cmp(other.0.name_bytes())
     }
 }
 

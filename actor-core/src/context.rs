@@ -126,7 +126,14 @@ impl<A: Actor> Context<A> {
 
     /// A typed ref to the child named `name`, if it exists and takes `M`.
     pub fn child<M: Send + 'static>(&self, name: &str) -> Option<ActorRef<M>> {
-        let child = self.cell.core.children.lock().by_name.get(name).cloned()?;
+        let child = self
+            .cell
+            .core
+            .children
+            .lock()
+            .by_name
+            .get(name.as_bytes())
+            .cloned()?;
         child
             .as_any()
             .downcast::<LocalCell<M>>()
@@ -157,7 +164,7 @@ impl<A: Actor> Context<A> {
             .children
             .lock()
             .by_name
-            .get(child.path().name())
+            .get(child.path().name_bytes())
             .filter(|c| c.core().id == *child.id())
             .cloned();
         match found {

@@ -169,9 +169,17 @@ impl CompactName {
         }
     }
 
+    /// The name's bytes, without the UTF-8 check (byte order is the `str` order).
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            CompactName::Inline { len, bytes } => &bytes[..*len as usize],
+            CompactName::Heap(s) => s.as_bytes(),
+        }
+    }
+
     fn as_str(&self) -> &str {
         match self {
-            // the bytes were copied from a `&str` up to `len`: valid UTF-8
+            // the bytes were copied from a `&str`: valid UTF-8, so this never falls back
             CompactName::Inline { len, bytes } => {
                 std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
             }
@@ -265,6 +273,11 @@ impl ActorPath {
     /// The last element (the actor's name); empty for the root.
     pub fn name(&self) -> &str {
         self.0.name.as_str()
+    }
+
+    /// The name's bytes (compared without a UTF-8 check on hot paths).
+    pub(crate) fn name_bytes(&self) -> &[u8] {
+        self.0.name.as_bytes()
     }
 
     /// The parent path, `None` for the root.

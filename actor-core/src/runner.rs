@@ -176,7 +176,7 @@ impl<A: Actor> Runner<A> {
     /// Removes a terminated child from the children; true if it was one.
     fn child_terminated(&mut self, id: &ActorId) -> bool {
         let mut children = self.ctx.cell.core.children.lock();
-        let name = id.path().name();
+        let name = id.path().name_bytes();
         let is_child = id.path().parent() == Some(self.ctx.path())
             && children
                 .by_name
@@ -354,7 +354,7 @@ impl<A: Actor> Runner<A> {
             .children
             .lock()
             .by_name
-            .get(child_id.path().name())
+            .get(child_id.path().name_bytes())
             .filter(|c| c.core().id == child_id)
             .cloned()?;
         let strategy = self.ctx.props.supervisor.clone();

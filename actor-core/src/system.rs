@@ -310,7 +310,13 @@ impl ActorSystem {
         let root = self.inner.root.lock().clone();
         let mut cur: Arc<dyn CellHandle> = root.ok_or_else(not_found)?;
         for e in path.elements() {
-            let next = cur.core().children.lock().by_name.get(e).cloned();
+            let next = cur
+                .core()
+                .children
+                .lock()
+                .by_name
+                .get(e.as_bytes())
+                .cloned();
             cur = next.ok_or_else(not_found)?;
         }
         if cur.core().is_dead() {
@@ -477,7 +483,11 @@ impl CellHandle for RootCell {
                 }
             }
             SystemMsg::Terminated(id) => {
-                self.core.children.lock().by_name.remove(id.path().name());
+                self.core
+                    .children
+                    .lock()
+                    .by_name
+                    .remove(id.path().name_bytes());
                 match id.path().name() {
                     "user" => {
                         if let Some(s) = system.system.lock().clone() {
@@ -537,7 +547,7 @@ fn spawn_cell<A: Actor>(
                 name: path.name().to_owned(),
             });
         }
-        if children.by_name.contains_key(path.name()) {
+        if children.by_name.contains_key(path.name_bytes()) {
             return Err(SpawnError::DuplicateName {
                 parent: pcore.id.path().clone(),
                 name: path.name().to_owned(),

@@ -26,7 +26,8 @@
 //! test can drive to exact, published phi values; the membership actor passes
 //! `tokio::time::Instant::now()`, which a paused test runtime controls.
 //!
-//! [`HeartbeatTargets`] chooses which peers a node monitors: its successors on a ring ordered
+//! [`FailureDetectorRegistry`] keeps one detector per monitored peer. [`HeartbeatTargets`]
+//! chooses which peers a node monitors: its successors on a ring ordered
 //! by a stable hash of the address, a bounded number of them, so the heartbeat cost per node
 //! stays flat as the cluster grows.
 //!
@@ -50,10 +51,12 @@
 //! ```
 
 mod history;
+mod registry;
 mod ring;
 mod settings;
 
 pub use history::HeartbeatHistory;
+pub use registry::FailureDetectorRegistry;
 pub use ring::{DEFAULT_MONITORED_PEERS, HeartbeatTargets, ring_hash};
 pub use settings::{
     DEFAULT_ACCEPTABLE_HEARTBEAT_PAUSE, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_SAMPLE_SIZE,
@@ -124,6 +127,15 @@ impl PhiAccrualFailureDetector {
             settings,
             last_heartbeat: None,
         })
+    }
+
+    /// A detector from settings already validated.
+    pub(crate) fn unchecked(settings: PhiAccrualSettings) -> Self {
+        Self {
+            history: HeartbeatHistory::new(settings.max_sample_size),
+            settings,
+            last_heartbeat: None,
+        }
     }
 
     /// The settings this detector was built with.

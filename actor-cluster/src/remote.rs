@@ -83,6 +83,7 @@
 
 mod ask;
 mod association;
+mod codec;
 mod inbound;
 mod ref_serde;
 mod registry;

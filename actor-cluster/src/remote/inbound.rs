@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actor_core::{ActorPath, ActorRef, DeadLetterReason, LookupError};
 use bytes::Bytes;
 
+use super::codec::FnvBuild;
 use super::remoting::Shared;
 use crate::wire::{self, RemoteMessage};
 
@@ -27,14 +28,14 @@ pub struct UndeliveredRemoteMessage {
 
 /// Resolved local recipients, by recipient string, so that lookups stay off the hot path.
 pub(crate) struct RefCache {
-    map: HashMap<String, Box<dyn Any + Send>>,
+    map: HashMap<String, Box<dyn Any + Send>, FnvBuild>,
     capacity: usize,
 }
 
 impl RefCache {
     pub(crate) fn new(capacity: usize) -> Self {
         RefCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             capacity,
         }
     }

@@ -8,6 +8,7 @@ use actor_core::remote_support::with_reply_exposer;
 use actor_core::{ActorId, DeadLetterReason, RefBackend, TellError, Watcher};
 
 use super::association::Incarnation;
+use super::codec;
 use super::remoting::{Command, Shared};
 use crate::wire::{self, RemoteMessage};
 
@@ -48,7 +49,7 @@ impl<M: RemoteMessage> RemoteRef<M> {
 
     fn encode(&self, msg: &M) -> Result<bytes::Bytes, wire::WireError> {
         with_reply_exposer(self.shared.exposer.clone(), || {
-            wire::encode_user(self.recipient(), None, msg)
+            codec::encode_user(self.recipient(), msg)
         })
     }
 }

@@ -95,7 +95,7 @@ impl Actor for Counter {
             CounterMsg::Data(payload) => {
                 debug_assert_eq!(payload.len(), PAYLOAD);
                 self.count += 1;
-                if self.count % ACK_EVERY == 0
+                if self.count.is_multiple_of(ACK_EVERY)
                     && let Some(d) = &self.driver
                 {
                     d.tell(DriverMsg::Progress(self.run, self.count));

@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 
-use crate::wire::{self, EnvelopeRef, RemoteMessage, WIRE_VERSION, WireError};
+use crate::wire::{EnvelopeRef, RemoteMessage, WIRE_VERSION, WireError};
 
 /// Scratch buffers above this capacity are not kept for the next message (bytes).
 const MAX_KEPT_SCRATCH: usize = 64 * 1024;
@@ -108,7 +108,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::wire::Envelope;
+    use crate::wire::{self, Envelope};
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Blob(Vec<u8>, String);

@@ -70,8 +70,11 @@ pub(crate) struct Children {
     pub(crate) closed: bool,
 }
 
+/// System messages and watchers share one lock: a message to a dead cell and a watcher
+/// registered after death are both decided against the same `dead` flag.
 #[derive(Default)]
-struct WatchState {
+struct SystemState {
+    queue: VecDeque<SystemMsg>,
     dead: bool,
     watchers: Vec<Arc<dyn CellHandle>>,
 }
@@ -81,11 +84,10 @@ pub(crate) struct CellCore {
     pub(crate) id: ActorId,
     pub(crate) system: Arc<SystemInner>,
     pub(crate) parent: Option<Arc<dyn CellHandle>>,
-    sys_queue: Mutex<VecDeque<SystemMsg>>,
+    sys: Mutex<SystemState>,
     sys_pending: AtomicBool,
     pub(crate) children: Mutex<Children>,
     next_child_name: AtomicU64,
-    watch: Mutex<WatchState>,
     /// Set when the actor starts its final stop; it takes no more messages.
     pub(crate) stopping: AtomicBool,
     /// `Context::stop` was called: stop after the current hook (only the actor's task
@@ -103,11 +105,10 @@ impl CellCore {
             id,
             system,
             parent,
-            sys_queue: Mutex::new(VecDeque::new()),
+            sys: Mutex::new(SystemState::default()),
             sys_pending: AtomicBool::new(false),
             children: Mutex::new(Children::default()),
             next_child_name: AtomicU64::new(0),
-            watch: Mutex::new(WatchState::default()),
             stopping: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
         }
@@ -121,20 +122,20 @@ impl CellCore {
 
     /// Takes every queued system message.
     pub(crate) fn take_system(&self) -> VecDeque<SystemMsg> {
-        let mut q = self.sys_queue.lock();
+        let mut st = self.sys.lock();
         self.sys_pending.store(false, Ordering::Release);
-        std::mem::take(&mut *q)
+        std::mem::take(&mut st.queue)
     }
 
     /// Queues a system message; true when the queue was empty (the actor may need waking).
     fn push_system(&self, msg: SystemMsg) -> bool {
-        if self.watch.lock().dead {
+        let mut st = self.sys.lock();
+        if st.dead {
             return false;
         }
-        let mut q = self.sys_queue.lock();
-        q.push_back(msg);
+        st.queue.push_back(msg);
         self.sys_pending.store(true, Ordering::Release);
-        q.len() == 1
+        st.queue.len() == 1
     }
 
     /// A fresh generated child name (`$a`, `$b`, ... `$ba`, ...).
@@ -160,7 +161,7 @@ impl CellCore {
 
     /// Registers `watcher`; false when this actor is already dead (the caller signals at once).
     pub(crate) fn add_watcher(&self, watcher: Arc<dyn CellHandle>) -> bool {
-        let mut w = self.watch.lock();
+        let mut w = self.sys.lock();
         if w.dead {
             return false;
         }
@@ -171,22 +172,19 @@ impl CellCore {
     }
 
     pub(crate) fn remove_watcher(&self, watcher: &crate::path::ActorId) {
-        self.watch
-            .lock()
-            .watchers
-            .retain(|x| x.core().id != *watcher);
+        self.sys.lock().watchers.retain(|x| x.core().id != *watcher);
     }
 
     /// Marks the cell dead and returns the watchers to notify. Idempotent.
     pub(crate) fn mark_dead(&self) -> Vec<Arc<dyn CellHandle>> {
-        let mut w = self.watch.lock();
-        w.dead = true;
-        self.sys_queue.lock().clear();
-        std::mem::take(&mut w.watchers)
+        let mut st = self.sys.lock();
+        st.dead = true;
+        st.queue.clear();
+        std::mem::take(&mut st.watchers)
     }
 
     pub(crate) fn is_dead(&self) -> bool {
-        self.watch.lock().dead
+        self.sys.lock().dead
     }
 
     pub(crate) fn child_list(&self) -> Vec<Arc<dyn CellHandle>> {

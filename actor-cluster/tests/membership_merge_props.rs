@@ -203,6 +203,16 @@ proptest! {
     }
 
     #[test]
+    fn the_unreachable_set_agrees_with_the_per_node_query(a in gossip()) {
+        let by_query: BTreeSet<UniqueAddress> = a
+            .members()
+            .map(Member::unique_address)
+            .filter(|n| !a.is_reachable(n))
+            .collect();
+        prop_assert_eq!(a.unreachable_nodes(), by_query);
+    }
+
+    #[test]
     fn gossip_survives_the_wire_codec(a in gossip()) {
         let bytes = postcard::to_stdvec(&a).unwrap();
         prop_assert_eq!(postcard::from_bytes::<Gossip>(&bytes).unwrap(), a);

@@ -5,10 +5,12 @@ use std::time::Duration;
 /// Default time the unreachable set must stay unchanged before the resolver decides: 7 s.
 ///
 /// Suits clusters under about 10 nodes. Larger clusters need longer, because failure
-/// detection and the gossip of unreachability take longer to settle and deciding on a
-/// half-known picture is unsafe; Akka's guidance, which we follow: about 10 s for 10 nodes,
-/// 15 s for 100 nodes, 20 s for 1000 nodes. Shorter reacts faster and risks deciding while
-/// observations are still arriving.
+/// detection and the gossip of unreachability take longer to settle everywhere and a
+/// decision on a half-known picture is unsafe. Rule of thumb (after Akka's guidance): about
+/// 10 s for up to 100 nodes, 15 s for a few hundred, 20 s or more for 1000. Shorter reacts
+/// faster and risks deciding while observations are still arriving; the total time to
+/// remove a crashed node is roughly failure detection (about 5 s with the default detector)
+/// plus this window.
 pub const DEFAULT_STABLE_AFTER: Duration = Duration::from_secs(7);
 
 /// Default wait of the minority side before it tries to take the lease: 2 s.

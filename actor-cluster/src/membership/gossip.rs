@@ -27,11 +27,18 @@ use crate::Address;
 ///   versions give an empty seen set (nobody has seen the merged state yet); the receiving
 ///   node then marks itself seen ([`Gossip::receive`]).
 ///
+/// # Growth
+///
+/// Pruning would break the merge laws, so nothing is pruned: the tombstone set and the
+/// version clock keep one entry per incarnation that ever changed the state. That is a few
+/// dozen bytes per departed node; a long-lived cluster with heavy churn would want Akka's
+/// time-based tombstone pruning, which needs a removal timestamp and is not done here.
+///
 /// # Examples
 ///
 /// ```
 /// use actor_cluster::Address;
-/// use actor_cluster::membership::{Gossip, Member, UniqueAddress};
+/// use actor_cluster::membership::{Gossip, Member};
 ///
 /// let a = Member::joining(Address::logical("sys", "a")?, 1, Vec::<String>::new());
 /// let b = Member::joining(Address::logical("sys", "b")?, 2, Vec::<String>::new());
@@ -325,11 +332,28 @@ impl Gossip {
             .is_unreachable_by_any(node, |o| self.counts_as_observer(o))
     }
 
+    /// The members some counting observer (a member that is not Down) records unreachable.
+    ///
+    /// One pass over the reachability records: use it instead of calling
+    /// [`Gossip::is_reachable`] per member.
+    pub fn unreachable_nodes(&self) -> BTreeSet<UniqueAddress> {
+        self.reachability
+            .records()
+            .filter(|(observer, subject, record)| {
+                record.status == super::ReachabilityStatus::Unreachable
+                    && self.members.contains_key(*subject)
+                    && self.counts_as_observer(observer)
+            })
+            .map(|(_, subject, _)| subject.clone())
+            .collect()
+    }
+
     /// The members some counting observer records unreachable, in member order.
     pub fn unreachable_members(&self) -> impl Iterator<Item = &Member> {
+        let unreachable = self.unreachable_nodes();
         self.members
             .iter()
-            .filter(|(node, _)| !self.is_reachable(node))
+            .filter(move |(node, _)| unreachable.contains(*node))
             .map(|(_, m)| m)
     }
 
@@ -340,8 +364,9 @@ impl Gossip {
     /// already have shut down. A Down member is neither required to have seen the state nor
     /// blocks it; the leader may then remove it.
     pub fn is_converged(&self) -> bool {
+        let unreachable = self.unreachable_nodes();
         self.members.iter().all(|(node, m)| {
-            if !self.is_reachable(node) {
+            if unreachable.contains(node) {
                 matches!(m.status, MemberStatus::Down | MemberStatus::Exiting)
             } else {
                 m.status == MemberStatus::Down || self.seen.contains(node)
@@ -354,10 +379,11 @@ impl Gossip {
         viewer: &UniqueAddress,
         mut eligible: impl FnMut(&Member) -> bool,
     ) -> Option<&'a Member> {
+        let unreachable = self.unreachable_nodes();
         let candidates = || {
             self.members
                 .iter()
-                .filter(move |(node, _)| *node == viewer || self.is_reachable(node))
+                .filter(|(node, _)| *node == viewer || !unreachable.contains(*node))
         };
         let settled = candidates()
             .map(|(_, m)| m)

@@ -19,6 +19,10 @@
 //!   ([`wire::RemoteMessage`]).
 //! - [`system_delivery`]: numbered, acknowledged, resent system messages and the quarantine
 //!   decision, as pure state machines.
+//! - [`membership`], [`failure_detector`], [`downing`]: the pure, transport-independent
+//!   parts of cluster membership (gossip state and its merge, convergence, leader, events,
+//!   seed join; phi-accrual failure detection and the monitoring ring; split brain resolver
+//!   decisions), plain data and functions taking explicit instants.
 //!
 //! Guarantees of every transport: frames from one sender to one receiver arrive in send
 //! order, at most once; a restarted node is a new incarnation with a new uid, visible in

@@ -6,7 +6,7 @@ mod remote_support;
 use std::time::Duration;
 
 use actor_cluster::remote::{Quarantined, RemoteQuarantineReason, UndeliveredRemoteMessage};
-use actor_cluster::{Address, FaultInjector, InMemoryHub};
+use actor_cluster::{Address, FaultInjector, InMemoryHub, Transport};
 use actor_core::{DeadLetter, DeadLetterReason, Props};
 use remote_support::*;
 
@@ -264,4 +264,68 @@ async fn a_restarted_node_is_not_reached_by_old_refs() {
     second.expect_msg(Ping(4)).await;
     a.shutdown().await;
     b2.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_and_terminated_survive_a_lossy_link() {
+    let hub = InMemoryHub::new();
+    let (a, b) = pair(&hub);
+    let doubler = b.kit.spawn(Props::new(|| Doubler), "d");
+    let remote = a.remoting.remote_ref::<Double>(doubler.path()).unwrap();
+    assert_eq!(remote.ask(|r| Double(3, r), ASK_TIMEOUT).await, Ok(Pong(6)));
+    let (addr_a, addr_b) = (a.remoting.local_address(), b.remoting.local_address());
+    hub.drop_with_probability(addr_a, addr_b, actor_cluster::Direction::Both, 0.6)
+        .unwrap();
+    let watcher = a.kit.probe::<()>();
+    watcher.watch(&remote).await;
+    // let the Watch get through (resent every tick until acknowledged)
+    watcher.expect_no_terminated(Duration::from_secs(3)).await;
+    doubler.stop();
+    watcher.expect_terminated(&remote).await;
+    watcher.expect_no_terminated(Duration::from_secs(5)).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_frames_are_dropped_and_the_node_keeps_serving() {
+    let hub = InMemoryHub::new();
+    let (a, b) = pair(&hub);
+    let rogue = hub.bind(Address::logical("mem", "rogue").unwrap()).unwrap();
+    for frame in [
+        &b""[..],
+        &[0xff, 1, 2][..],
+        &[actor_cluster::wire::WIRE_VERSION, 0, 200, 200, 200][..],
+        &[actor_cluster::wire::WIRE_VERSION, 9][..],
+    ] {
+        rogue
+            .send(
+                b.remoting.local_address(),
+                bytes::Bytes::copy_from_slice(frame),
+            )
+            .unwrap();
+    }
+    ask_gets_the_answer(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn ask_through_a_quarantined_ref_fails_at_once() {
+    let hub = InMemoryHub::new();
+    let (a, b) = pair(&hub);
+    let doubler = b.kit.spawn(Props::new(|| Doubler), "d");
+    let remote = a.remoting.remote_ref::<Double>(doubler.path()).unwrap();
+    assert_eq!(remote.ask(|r| Double(3, r), ASK_TIMEOUT).await, Ok(Pong(6)));
+    let watcher = a.kit.probe::<()>();
+    watcher.watch(&remote).await;
+    hub.crash(b.remoting.local_address());
+    watcher.expect_terminated(&remote).await;
+    let answer = remote.ask(|r| Double(3, r), ASK_TIMEOUT).await;
+    assert!(
+        matches!(answer, Err(actor_core::AskError::RecipientDead { .. })),
+        "{answer:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -30,20 +30,43 @@ pub(crate) enum SystemMsg {
     Terminated(ActorId),
 }
 
-/// A child's path as a map key, ordered and looked up by the child's name (the name lives in
-/// the path node, so the map holds no second copy of it).
+/// A child's path as a map key, ordered by the child's name (the name lives in the path node,
+/// so the map holds no second copy of it). The name's first eight bytes are kept in the key,
+/// so that comparisons while spawning rarely follow the pointer to the path node.
 #[derive(Clone)]
-pub(crate) struct ChildKey(pub(crate) ActorPath);
+pub(crate) struct ChildKey {
+    prefix: u64,
+    path: ActorPath,
+}
+
+impl ChildKey {
+    pub(crate) fn new(path: ActorPath) -> Self {
+        let mut buf = [0u8; 8];
+        let bytes = path.name_bytes();
+        let n = bytes.len().min(8);
+        buf[..n].copy_from_slice(&bytes[..n]);
+        // big-endian: integer order is the order of the bytes (names hold no NUL bytes, so
+        // the zero padding sorts a name before its extensions, as byte order does)
+        ChildKey {
+            prefix: u64::from_be_bytes(buf),
+            path,
+        }
+    }
+
+    pub(crate) fn path(&self) -> &ActorPath {
+        &self.path
+    }
+}
 
 impl std::borrow::Borrow<[u8]> for ChildKey {
     fn borrow(&self) -> &[u8] {
-        self.0.name_bytes()
+        self.path.name_bytes()
     }
 }
 
 impl PartialEq for ChildKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name_bytes() == other.0.name_bytes()
+        self.prefix == other.prefix && self.path.name_bytes() == other.path.name_bytes()
     }
 }
 
@@ -58,7 +81,9 @@ impl PartialOrd for ChildKey {
 impl Ord for ChildKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // UTF-8 byte order is code point order, the same as `str`'s
-        self.0.name_bytes().cmp(other.0.name_bytes())
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.path.name_bytes().cmp(other.path.name_bytes()))
     }
 }
 

@@ -547,13 +547,17 @@ fn spawn_cell<A: Actor>(
                 name: path.name().to_owned(),
             });
         }
-        if children.by_name.contains_key(path.name_bytes()) {
-            return Err(SpawnError::DuplicateName {
-                parent: pcore.id.path().clone(),
-                name: path.name().to_owned(),
-            });
+        match children.by_name.entry(ChildKey::new(path)) {
+            std::collections::btree_map::Entry::Occupied(taken) => {
+                return Err(SpawnError::DuplicateName {
+                    parent: pcore.id.path().clone(),
+                    name: taken.key().path().name().to_owned(),
+                });
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(cell.clone());
+            }
         }
-        children.by_name.insert(ChildKey(path), cell.clone());
     }
     let ctx = Context::new(
         cell.clone(),

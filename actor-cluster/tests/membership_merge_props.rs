@@ -218,3 +218,34 @@ proptest! {
         prop_assert_eq!(postcard::from_bytes::<Gossip>(&bytes).unwrap(), a);
     }
 }
+
+/// A peer's encoding of a state that breaks the invariants (a member under the wrong key,
+/// a tombstoned member still listed, a zero clock entry) is normalised on decoding.
+#[test]
+fn decoding_normalises_a_malformed_peer_state() {
+    #[derive(serde::Serialize)]
+    struct Raw {
+        members: std::collections::BTreeMap<UniqueAddress, Member>,
+        reachability: Reachability,
+        seen: BTreeSet<UniqueAddress>,
+        version: std::collections::BTreeMap<UniqueAddress, u64>,
+        tombstones: BTreeSet<UniqueAddress>,
+    }
+    let (a, b) = (node(0), node(1));
+    let member_b = Member::joining(b.address.clone(), b.uid, Vec::<String>::new());
+    let raw = Raw {
+        // b listed under a's key, and b tombstoned.
+        members: [(a.clone(), member_b)].into(),
+        reachability: Reachability::default(),
+        seen: [a.clone(), b.clone()].into(),
+        version: [(a.clone(), 0), (b.clone(), 2)].into(),
+        tombstones: [b.clone()].into(),
+    };
+    let bytes = postcard::to_stdvec(&raw).unwrap();
+    let decoded: Gossip = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(decoded.members().count(), 0);
+    assert_eq!(decoded.seen(), &BTreeSet::from([a.clone()]));
+    let clock: VectorClock = [(b.clone(), 2)].into_iter().collect();
+    assert_eq!(decoded.version(), &clock);
+    assert_eq!(decoded.merge(&decoded), decoded);
+}

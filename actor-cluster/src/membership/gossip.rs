@@ -50,12 +50,36 @@ use crate::Address;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "RawGossip")]
 pub struct Gossip {
     members: BTreeMap<UniqueAddress, Member>,
     reachability: Reachability,
     seen: BTreeSet<UniqueAddress>,
     version: VectorClock,
     tombstones: BTreeSet<UniqueAddress>,
+}
+
+/// The wire shape of a [`Gossip`]; decoding re-keys members by their own incarnation and
+/// normalises, so a peer cannot smuggle in a tombstoned or mis-keyed member.
+#[derive(Deserialize)]
+struct RawGossip {
+    members: BTreeMap<UniqueAddress, Member>,
+    reachability: Reachability,
+    seen: BTreeSet<UniqueAddress>,
+    version: VectorClock,
+    tombstones: BTreeSet<UniqueAddress>,
+}
+
+impl From<RawGossip> for Gossip {
+    fn from(raw: RawGossip) -> Self {
+        Gossip::from_parts(
+            raw.members.into_values(),
+            raw.reachability,
+            raw.seen,
+            raw.version,
+            raw.tombstones,
+        )
+    }
 }
 
 impl Gossip {

@@ -38,8 +38,22 @@ pub enum ClockOrdering {
 /// assert_eq!(left.merged(&right).compare(&left), ClockOrdering::After);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "RawVectorClock")]
 pub struct VectorClock {
     versions: BTreeMap<UniqueAddress, u64>,
+}
+
+/// The wire shape of a [`VectorClock`]; decoding drops zero entries so that equal clocks
+/// compare equal whatever a peer sent.
+#[derive(Deserialize)]
+struct RawVectorClock {
+    versions: BTreeMap<UniqueAddress, u64>,
+}
+
+impl From<RawVectorClock> for VectorClock {
+    fn from(raw: RawVectorClock) -> Self {
+        raw.versions.into_iter().collect()
+    }
 }
 
 impl VectorClock {

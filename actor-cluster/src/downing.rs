@@ -24,7 +24,9 @@
 //! All of it is pure: [`decide`] maps a [`DowningView`] to a [`Decision`], [`nodes_to_down`]
 //! lists the members to mark Down (possibly our own side, self included), and the timers
 //! are small state machines taking explicit instants ([`StabilityTracker`],
-//! [`AutoDownTracker`]).
+//! [`AutoDownTracker`]). [`SplitBrainResolver`] combines them into the provider's whole
+//! decision logic as one state machine (events in, actions out); only the leader of each
+//! side acts.
 //!
 //! # Examples
 //!
@@ -51,11 +53,13 @@
 //! ```
 
 mod auto_down;
+mod resolver;
 mod settings;
 mod stability;
 mod strategy;
 
 pub use auto_down::AutoDownTracker;
+pub use resolver::{ResolverAction, ResolverEvent, ResolverPhase, SplitBrainResolver};
 pub use settings::{
     DEFAULT_ACQUIRE_LEASE_DELAY_FOR_MINORITY, DEFAULT_STABLE_AFTER, DownAllWhenUnstable,
     DowningError, DowningSettings, DowningStrategy, MIN_DOWN_ALL_WHEN_UNSTABLE,

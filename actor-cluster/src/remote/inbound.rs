@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actor_core::{ActorPath, ActorRef, DeadLetterReason, LookupError};
 use bytes::Bytes;
 
-use super::codec::FnvBuild;
+use super::codec::FastHashBuild;
 use super::remoting::Shared;
 use crate::wire::{self, RemoteMessage};
 
@@ -28,7 +28,7 @@ pub struct UndeliveredRemoteMessage {
 
 /// Resolved local recipients, by recipient string, so that lookups stay off the hot path.
 pub(crate) struct RefCache {
-    map: HashMap<String, Box<dyn Any + Send>, FnvBuild>,
+    map: HashMap<String, Box<dyn Any + Send>, FastHashBuild>,
     capacity: usize,
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actor_core::{ActorPath, ActorSystem, LookupError};
 
 use super::ask::{self, PendingReply};
-use super::codec::FnvBuild;
+use super::codec::FastHashBuild;
 use super::inbound::{self, Deliver};
 use super::ref_serde;
 use super::remoting::{RemoteError, Shared};
@@ -38,7 +38,7 @@ pub(crate) struct TypeEntry {
 /// All registered types.
 #[derive(Default)]
 pub(crate) struct Registry {
-    by_manifest: HashMap<&'static str, Arc<TypeEntry>, FnvBuild>,
+    by_manifest: HashMap<&'static str, Arc<TypeEntry>, FastHashBuild>,
     by_type: HashMap<TypeId, Arc<TypeEntry>>,
     /// In registration order (deterministic iteration).
     ordered: Vec<Arc<TypeEntry>>,

@@ -26,7 +26,8 @@
 //! test can drive to exact, published phi values; the membership actor passes
 //! `tokio::time::Instant::now()`, which a paused test runtime controls.
 //!
-//! [`FailureDetectorRegistry`] keeps one detector per monitored peer. [`HeartbeatTargets`]
+//! [`FailureDetectorRegistry`] keeps one detector per monitored peer, and
+//! [`HeartbeatMonitor`] ties ring, detectors and suspicions together for one node. [`HeartbeatTargets`]
 //! chooses which peers a node monitors: its successors on a ring ordered
 //! by a stable hash of the address, a bounded number of them, so the heartbeat cost per node
 //! stays flat as the cluster grows.
@@ -51,11 +52,13 @@
 //! ```
 
 mod history;
+mod monitor;
 mod registry;
 mod ring;
 mod settings;
 
 pub use history::HeartbeatHistory;
+pub use monitor::{HeartbeatMonitor, ReachabilityChange};
 pub use registry::FailureDetectorRegistry;
 pub use ring::{DEFAULT_MONITORED_PEERS, HeartbeatTargets, ring_hash};
 pub use settings::{

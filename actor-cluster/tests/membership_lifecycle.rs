@@ -200,6 +200,10 @@ fn the_leader_leaves_gracefully_and_the_next_oldest_takes_over() {
     );
     net.leader_step(&b);
     net.spread();
+    // a learns from the last gossip it received that it was removed.
+    let (on_a, _) = net.state(&a).receive(net.state(&b), &a);
+    assert!(on_a.is_removed(&a));
+    assert!(!on_a.seen().contains(&a));
     for id in [&b, &c] {
         let g = net.state(id);
         assert!(g.member(&a).is_none());

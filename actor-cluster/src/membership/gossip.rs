@@ -168,6 +168,13 @@ impl Gossip {
         &self.tombstones
     }
 
+    /// Whether the incarnation `node` was removed from the cluster (tombstoned): a node that
+    /// finds itself removed in a received state must shut down, and may only come back as a
+    /// new incarnation.
+    pub fn is_removed(&self, node: &UniqueAddress) -> bool {
+        self.tombstones.contains(node)
+    }
+
     /// Whether `node` has seen this version.
     pub fn seen_by_node(&self, node: &UniqueAddress) -> bool {
         self.seen.contains(node)

@@ -184,9 +184,14 @@ fn main() {
         ("current-thread", current_thread()),
         ("multi-thread", multi_thread()),
     ] {
+        // the asker runs as a task on the runtime (as an actor or a request handler would),
+        // not on the thread that called `block_on`
         let (p50, p99) = rt.block_on(async {
             let system = ActorSystem::new("bench-ask").expect("system");
-            let r = ask_latencies(&system).await;
+            let s = system.clone();
+            let r = tokio::spawn(async move { ask_latencies(&s).await })
+                .await
+                .expect("asker");
             system.terminate().await;
             r
         });

@@ -23,6 +23,7 @@
 //!   parts of cluster membership (gossip state and its merge, convergence, leader, events,
 //!   seed join; phi-accrual failure detection and the monitoring ring; split brain resolver
 //!   decisions), plain data and functions taking explicit instants.
+//! - [`cluster`]: the cluster daemon wiring them to remoting and timers ([`Cluster::join`]).
 //!
 //! Guarantees of every transport: frames from one sender to one receiver arrive in send
 //! order, at most once; a restarted node is a new incarnation with a new uid, visible in
@@ -69,6 +70,7 @@
 
 mod address;
 mod channel;
+pub mod cluster;
 pub mod downing;
 pub mod failure_detector;
 mod fault;
@@ -83,6 +85,7 @@ pub mod wire;
 
 pub use address::{Address, AddressError};
 pub use channel::{ChannelMesh, ChannelTransport};
+pub use cluster::{Cluster, ClusterError, ClusterSettings};
 pub use fault::{Direction, FaultError, FaultInjector, LinkRule};
 pub use in_memory::{DEFAULT_FAULT_SEED, InMemoryHub, InMemoryTransport};
 pub use mesh::BindError;

@@ -146,7 +146,22 @@ impl Daemon {
                     ctx.start_single_timer(SHUTDOWN_TIMER, delay, ClusterMsg::ShutdownTick);
                 }
             }
-            SelfFate::ShutDownNow => self.shut_down(ctx),
+            SelfFate::ShutDownNow => {
+                // Tell everyone (our side above all) before going: they may have been
+                // downed with us and must learn it.
+                let others: Vec<Address> = self
+                    .gossip
+                    .members()
+                    .map(|m| m.address.clone())
+                    .filter(|a| a != &node.address)
+                    .collect();
+                for other in others {
+                    let gossip = self.gossip.clone();
+                    let from = node.clone();
+                    self.send(&other, ClusterMsg::Gossip { from, gossip });
+                }
+                self.shut_down(ctx);
+            }
         }
     }
 
@@ -171,11 +186,16 @@ impl Daemon {
             }
         }
         match self.resolver.next_deadline() {
-            Some(at) => ctx.start_single_timer(
-                DOWNING_TIMER,
-                at.saturating_duration_since(Instant::now()),
-                ClusterMsg::DowningTick,
-            ),
+            Some(at) => {
+                // A deadline already passed means the resolver is waiting for something
+                // else (leadership, a state change): check again a round later rather
+                // than spinning on a zero delay.
+                let delay = match at.saturating_duration_since(Instant::now()) {
+                    d if d.is_zero() => self.settings.gossip_interval,
+                    d => d,
+                };
+                ctx.start_single_timer(DOWNING_TIMER, delay, ClusterMsg::DowningTick);
+            }
             None => {
                 ctx.cancel_timer(DOWNING_TIMER);
             }

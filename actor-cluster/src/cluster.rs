@@ -22,7 +22,7 @@
 //!   and records its own reachability observations in the gossip.
 //! - **Downing**: the [`SplitBrainResolver`](crate::downing::SplitBrainResolver) sees every
 //!   state change; when it decides, the leader marks members Down.
-//!   Lease-majority is not wired yet (no lease is taken; the daemon logs and does not down).
+//!   Lease-majority takes the [`DowningLease`] given to [`Cluster::join_with_lease`].
 //!
 //! **A downed or removed node shuts itself down**: when its daemon sees itself Down (or
 //! tombstoned), it terminates the whole actor system. A node that left gracefully shuts
@@ -33,6 +33,7 @@
 //! event stream as [`ClusterEvent`]s.
 
 mod daemon;
+mod lease;
 pub mod protocol;
 mod settings;
 
@@ -42,6 +43,7 @@ use actor_core::{ActorRef, ActorSystem, Props, SpawnError};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+pub use lease::DowningLease;
 pub use protocol::ClusterMsg;
 pub use settings::{
     ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL,
@@ -51,7 +53,7 @@ pub use settings::{
 };
 
 use crate::Address;
-use crate::downing::{DowningError, SplitBrainResolver};
+use crate::downing::{DowningError, DowningStrategy, SplitBrainResolver};
 use crate::failure_detector::{FailureDetectorError, HeartbeatMonitor};
 use crate::membership::{ClusterEvent, CurrentClusterState, Gossip, Member, UniqueAddress, diff};
 use crate::remote::{RemoteError, Remoting};
@@ -89,6 +91,9 @@ pub enum ClusterError {
     /// Registering the daemon's message with remoting failed.
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// The lease-majority strategy needs a lease ([`Cluster::join_with_lease`]).
+    #[error("the lease-majority downing strategy needs a lease: use Cluster::join_with_lease")]
+    LeaseRequired,
     /// The daemon could not be spawned (the system is terminating).
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -189,12 +194,42 @@ impl Cluster {
     /// # Errors
     ///
     /// [`ClusterError::RemotingNotStarted`] without remoting, [`ClusterError::AlreadyJoined`]
-    /// when called twice, [`ClusterError::Settings`] for invalid settings.
+    /// when called twice, [`ClusterError::Settings`] for invalid settings,
+    /// [`ClusterError::LeaseRequired`] for lease-majority without a lease.
     pub fn join(
         system: &ActorSystem,
         settings: ClusterSettings,
     ) -> Result<Arc<Cluster>, ClusterError> {
+        Self::start(system, settings, None)
+    }
+
+    /// [`Cluster::join`] with the lease the lease-majority strategy takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cluster::join`].
+    pub fn join_with_lease(
+        system: &ActorSystem,
+        settings: ClusterSettings,
+        lease: Arc<dyn DowningLease>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        Self::start(system, settings, Some(lease))
+    }
+
+    fn start(
+        system: &ActorSystem,
+        settings: ClusterSettings,
+        lease: Option<Arc<dyn DowningLease>>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
         settings.validate()?;
+        if lease.is_none()
+            && matches!(
+                settings.downing.strategy,
+                DowningStrategy::LeaseMajority { .. }
+            )
+        {
+            return Err(ClusterError::LeaseRequired);
+        }
         let remoting = Remoting::get(system).ok_or_else(|| ClusterError::RemotingNotStarted {
             system: system.name().to_owned(),
         })?;
@@ -239,6 +274,7 @@ impl Cluster {
                 peers: Default::default(),
                 rng: None,
                 shutting_down: false,
+                lease: lease.clone(),
             })
         };
         let daemon = system.spawn_system_actor(props, DAEMON_NAME)?;

@@ -14,7 +14,7 @@ use super::protocol::{
     ClusterMsg, SelfFate, accept_join, apply_reachability, init_join_reply, monitored_members,
     receive_gossip, self_fate,
 };
-use super::{ClusterSettings, Shared, daemon_path};
+use super::{ClusterSettings, DowningLease, Shared, daemon_path};
 use crate::Address;
 use crate::downing::{DowningView, ResolverAction, ResolverEvent, SplitBrainResolver};
 use crate::failure_detector::HeartbeatMonitor;
@@ -44,6 +44,7 @@ pub(crate) struct Daemon {
     pub(crate) peers: BTreeMap<Address, ActorRef<ClusterMsg>>,
     pub(crate) rng: Option<ChaCha8Rng>,
     pub(crate) shutting_down: bool,
+    pub(crate) lease: Option<Arc<dyn DowningLease>>,
 }
 
 impl Daemon {
@@ -180,9 +181,12 @@ impl Daemon {
                         }
                     }
                 }
-                ResolverAction::AcquireLease => {
-                    tracing::warn!("lease-majority needs a lease; none is wired: not downing");
-                }
+                ResolverAction::AcquireLease => match &self.lease {
+                    Some(lease) => ctx.pipe_to_self(lease.acquire(&node.address), |acquired| {
+                        ClusterMsg::LeaseResult { acquired }
+                    }),
+                    None => tracing::warn!("lease-majority without a lease: not downing"),
+                },
             }
         }
         match self.resolver.next_deadline() {
@@ -347,6 +351,11 @@ impl Actor for Daemon {
                 self.perform_downing(actions, ctx);
             }
             ClusterMsg::ShutdownTick => self.shut_down(ctx),
+            ClusterMsg::LeaseResult { acquired } => {
+                let event = ResolverEvent::LeaseResult { acquired };
+                let actions = self.resolver.on_event(Instant::now(), event);
+                self.perform_downing(actions, ctx);
+            }
         }
         Ok(())
     }

@@ -11,8 +11,9 @@ use crate::wire::RemoteMessage;
 /// What cluster daemons send each other, plus the daemon's own timer ticks.
 ///
 /// Every node's daemon lives at [`DAEMON_PATH`](super::DAEMON_PATH) and receives this type
-/// through remoting. The tick variants are only sent by a daemon to itself; one arriving
-/// from a peer just makes the daemon do a round early, which is harmless.
+/// through remoting. The tick variants and `LeaseResult` are only sent by a daemon to
+/// itself; a peer sending them can at worst make a round happen early, or feed a lease
+/// result the resolver ignores unless it is waiting for one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClusterMsg {
     /// A joining node asks a seed whether it is a cluster member.
@@ -79,6 +80,11 @@ pub enum ClusterMsg {
     DowningTick,
     /// Timer: an Exiting node has spread its state and now shuts down.
     ShutdownTick,
+    /// Local: the downing lease attempt finished.
+    LeaseResult {
+        /// Whether the lease was acquired.
+        acquired: bool,
+    },
 }
 
 impl RemoteMessage for ClusterMsg {

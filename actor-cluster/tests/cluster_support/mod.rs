@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actor_cluster::cluster::{Cluster, ClusterSettings};
+use actor_cluster::cluster::{Cluster, ClusterError, ClusterSettings};
 use actor_cluster::membership::{ClusterEvent, CurrentClusterState, MemberStatus};
 use actor_cluster::remote::Remoting;
 use actor_cluster::{Address, Direction, FaultInjector, InMemoryHub};
@@ -40,18 +40,37 @@ pub fn address(name: &str) -> Address {
 
 /// Starts node `name` (system RNG seeded with `seed`) and joins with `settings`.
 pub fn start_node(hub: &InMemoryHub, name: &str, seed: u64, settings: ClusterSettings) -> Node {
-    let address = address(name);
-    let transport = hub.bind(address.clone()).expect("bind");
-    let system =
-        ActorSystem::with_settings(SYSTEM, Remoting::system_settings(&*transport).seed(seed))
-            .expect("system");
-    Remoting::start(&system, transport).expect("remoting");
-    let cluster = Cluster::join(&system, settings).expect("join");
+    start_node_with(hub, name, seed, |system| Cluster::join(system, settings))
+}
+
+/// Starts node `name` with remoting and joins it with `join`; panics if joining fails.
+pub fn start_node_with(
+    hub: &InMemoryHub,
+    name: &str,
+    seed: u64,
+    join: impl FnOnce(&ActorSystem) -> Result<Arc<Cluster>, ClusterError>,
+) -> Node {
+    let (system, cluster) = try_start_node_with(hub, name, seed, join);
     Node {
         system,
-        address,
-        cluster,
+        address: address(name),
+        cluster: cluster.expect("join"),
     }
+}
+
+/// Starts node `name` with remoting and returns its system and the result of `join`.
+pub fn try_start_node_with(
+    hub: &InMemoryHub,
+    name: &str,
+    seed: u64,
+    join: impl FnOnce(&ActorSystem) -> Result<Arc<Cluster>, ClusterError>,
+) -> (ActorSystem, Result<Arc<Cluster>, ClusterError>) {
+    let transport = hub.bind(address(name)).expect("bind");
+    let settings = Remoting::system_settings(&*transport).seed(seed);
+    let system = ActorSystem::with_settings(SYSTEM, settings).expect("system");
+    Remoting::start(&system, transport).expect("remoting");
+    let result = join(&system);
+    (system, result)
 }
 
 /// Starts `names.len()` nodes that all get `names` as their seed list.

@@ -144,3 +144,40 @@ async fn join_needs_remoting_and_happens_once() {
     node.system.terminate().await;
     other.terminate().await;
 }
+
+/// One three-node formation from scratch: the events node n1 sees, and the virtual time
+/// until every node is Up.
+async fn formation() -> (Vec<ClusterEvent>, Duration) {
+    let start = tokio::time::Instant::now();
+    let hub = InMemoryHub::new();
+    let seed = address("n1");
+    let settings = ClusterSettings::fast().with_seed_nodes(vec![seed]);
+    let first = start_node(&hub, "n1", 1, settings.clone());
+    let probe = TestProbe::<ClusterEvent>::new(&first.system);
+    first.cluster.subscribe(probe.actor_ref());
+    let others = [
+        start_node(&hub, "n2", 2, settings.clone()),
+        start_node(&hub, "n3", 3, settings),
+    ];
+    await_all_up(
+        &[&first, &others[0], &others[1]],
+        &[&first.address, &others[0].address, &others[1].address],
+    )
+    .await;
+    let elapsed = start.elapsed();
+    let mut events = Vec::new();
+    while let Some(event) = probe.receive_one(Duration::ZERO).await {
+        events.push(event);
+    }
+    for node in others.into_iter().chain([first]) {
+        node.system.terminate().await;
+    }
+    (events, elapsed)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_seeds_give_the_same_run() {
+    let (events, elapsed) = formation().await;
+    assert!(events.len() >= 6, "{events:?}");
+    assert_eq!(formation().await, (events, elapsed));
+}

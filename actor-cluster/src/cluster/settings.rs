@@ -237,3 +237,62 @@ impl ClusterSettings {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_fast_profile_are_valid() {
+        assert_eq!(ClusterSettings::default().validate(), Ok(()));
+        let fast = ClusterSettings::fast().build().expect("valid");
+        assert_eq!(fast.gossip_interval, FAST_GOSSIP_INTERVAL);
+        assert_eq!(fast.downing.stable_after, FAST_STABLE_AFTER);
+        assert_eq!(
+            ClusterSettings::default().gossip_interval,
+            DEFAULT_GOSSIP_INTERVAL
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let zero = Duration::ZERO;
+        let base = ClusterSettings::fast;
+        assert_eq!(
+            base().with_gossip_interval(zero).validate(),
+            Err(ClusterSettingsError::ZeroGossipInterval)
+        );
+        let mut s = base();
+        s.heartbeat_interval = zero;
+        assert_eq!(
+            s.validate(),
+            Err(ClusterSettingsError::ZeroHeartbeatInterval)
+        );
+        let mut s = base();
+        s.monitored_peers = 0;
+        assert_eq!(s.validate(), Err(ClusterSettingsError::ZeroMonitoredPeers));
+        let mut s = base();
+        s.prefer_unseen = 1.5;
+        assert_eq!(
+            s.validate(),
+            Err(ClusterSettingsError::InvalidPreferUnseen { value: 1.5 })
+        );
+        assert_eq!(
+            base().with_roles([""]).validate(),
+            Err(ClusterSettingsError::EmptyRole)
+        );
+        let mut s = base();
+        s.seed_join.seed_node_timeout = zero;
+        assert_eq!(
+            s.validate(),
+            Err(ClusterSettingsError::ZeroSeedJoinDuration {
+                name: "seed_node_timeout"
+            })
+        );
+        let s = base().with_downing(DowningSettings::default().with_stable_after(zero));
+        assert!(matches!(
+            s.validate(),
+            Err(ClusterSettingsError::Downing(DowningError::ZeroStableAfter))
+        ));
+    }
+}

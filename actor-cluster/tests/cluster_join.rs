@@ -181,3 +181,54 @@ async fn the_same_seeds_give_the_same_run() {
     assert!(events.len() >= 6, "{events:?}");
     assert_eq!(formation().await, (events, elapsed));
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_the_first_seed_forms_the_cluster_and_the_others_retry_until_it_is_up() {
+    let hub = InMemoryHub::new();
+    let seeds = vec![address("n1"), address("n2"), address("n3")];
+    let settings = ClusterSettings::fast().with_seed_nodes(seeds.clone());
+    let n2 = start_node(&hub, "n2", 2, settings.clone());
+    let n3 = start_node(&hub, "n3", 3, settings.clone());
+    // Well past the seed-node timeout: without the first seed, nobody forms an island.
+    tokio::time::sleep(actor_cluster::cluster::FAST_SEED_NODE_TIMEOUT * 5).await;
+    for node in [&n2, &n3] {
+        assert!(
+            node.cluster.state().members.is_empty(),
+            "{:?}",
+            node.cluster.state()
+        );
+        assert_eq!(node.cluster.self_member().status, MemberStatus::Joining);
+    }
+    let n1 = start_node(&hub, "n1", 1, settings);
+    let leader = await_all_up(&[&n1, &n2, &n3], &[&seeds[0], &seeds[1], &seeds[2]]).await;
+    assert_eq!(leader, seeds[0]);
+    for node in [n1, n2, n3] {
+        node.system.terminate().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn role_leaders_are_reported() {
+    let hub = InMemoryHub::new();
+    let seed = address("r1");
+    let settings = ClusterSettings::fast().with_seed_nodes(vec![seed.clone()]);
+    let r1 = start_node(&hub, "r1", 1, settings.clone());
+    let r2 = start_node(&hub, "r2", 2, settings.with_roles(["backend"]));
+    await_all_up(&[&r1, &r2], &[&r1.address, &r2.address]).await;
+    let state = r1.cluster.state();
+    assert_eq!(
+        state.role_leaders.get("backend"),
+        Some(&Some(r2.address.clone()))
+    );
+    assert!(r2.cluster.self_member().has_role("backend"));
+    let probe = TestProbe::<ClusterEvent>::new(&r1.system);
+    r1.cluster.subscribe(probe.actor_ref());
+    probe
+        .fish_for_message(|e| {
+            matches!(e, ClusterEvent::RoleLeaderChanged { role, leader: Some(l) } if role == "backend" && *l == r2.address)
+        })
+        .await;
+    for node in [r1, r2] {
+        node.system.terminate().await;
+    }
+}

@@ -46,7 +46,7 @@ use tokio::time::Instant;
 pub use lease::DowningLease;
 pub use protocol::ClusterMsg;
 pub use settings::{
-    ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL,
+    ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL, EXITING_SHUTDOWN_ROUNDS,
     FAST_ACCEPTABLE_HEARTBEAT_PAUSE, FAST_GOSSIP_INTERVAL, FAST_HEARTBEAT_INTERVAL,
     FAST_INIT_JOIN_RESEND_INTERVAL, FAST_RETRY_UNSUCCESSFUL_JOIN_AFTER, FAST_SEED_NODE_TIMEOUT,
     FAST_STABLE_AFTER,

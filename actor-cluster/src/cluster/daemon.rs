@@ -14,7 +14,7 @@ use super::protocol::{
     ClusterMsg, SelfFate, accept_join, apply_reachability, init_join_reply, monitored_members,
     receive_gossip, self_fate,
 };
-use super::{ClusterSettings, DowningLease, Shared, daemon_path};
+use super::{ClusterSettings, DowningLease, EXITING_SHUTDOWN_ROUNDS, Shared, daemon_path};
 use crate::Address;
 use crate::downing::{DowningView, ResolverAction, ResolverEvent, SplitBrainResolver};
 use crate::failure_detector::HeartbeatMonitor;
@@ -143,7 +143,7 @@ impl Daemon {
             SelfFate::Run => {}
             SelfFate::ShutDownSoon => {
                 if !ctx.is_timer_active(SHUTDOWN_TIMER) {
-                    let delay = self.settings.gossip_interval * 3;
+                    let delay = self.settings.gossip_interval * EXITING_SHUTDOWN_ROUNDS;
                     ctx.start_single_timer(SHUTDOWN_TIMER, delay, ClusterMsg::ShutdownTick);
                 }
             }

@@ -15,6 +15,13 @@ use crate::membership::{DEFAULT_PREFER_UNSEEN_PROBABILITY, SeedJoinSettings};
 /// per round); longer lowers traffic but delays convergence and every leader action.
 pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How many gossip intervals a node that left (Exiting) keeps running to spread that state
+/// before terminating its actor system: 3.
+///
+/// More rounds make it likelier that every member saw it leave before it goes silent
+/// (otherwise the failure detector has to notice); fewer let it stop sooner.
+pub const EXITING_SHUTDOWN_ROUNDS: u32 = 3;
+
 /// Gossip interval of [`ClusterSettings::fast`]: 100 ms.
 pub const FAST_GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
 

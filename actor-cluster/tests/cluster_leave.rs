@@ -4,9 +4,9 @@ mod cluster_support;
 
 use std::time::Duration;
 
-use actor_cluster::InMemoryHub;
 use actor_cluster::cluster::ClusterSettings;
 use actor_cluster::membership::{ClusterEvent, MemberStatus};
+use actor_cluster::{FaultInjector, InMemoryHub};
 use actor_testkit::TestProbe;
 use cluster_support::{address, await_all_up, fish, start_cluster};
 
@@ -72,6 +72,42 @@ async fn a_manually_downed_node_is_removed_and_shuts_down() {
         "the downed node shut down"
     );
     await_all_up(&[a, b], &[&a.address, &b.address]).await;
+    for node in &nodes[..2] {
+        node.system.terminate().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_node_rejoins_as_a_new_incarnation_replacing_the_old_one() {
+    let hub = InMemoryHub::new();
+    let settings = ClusterSettings::fast();
+    let nodes = start_cluster(&hub, &["n1", "n2", "n3"], &settings);
+    let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
+    await_all_up(&[a, b, c], &[&a.address, &b.address, &c.address]).await;
+    let old_uid = c.cluster.self_member().uid;
+
+    assert!(hub.crash(&c.address));
+    c.system.terminate().await;
+    let restarted = cluster_support::start_node(
+        &hub,
+        "n3",
+        3,
+        settings.with_seed_nodes(vec![a.address.clone()]),
+    );
+    let new_uid = restarted.cluster.self_member().uid;
+    assert_ne!(new_uid, old_uid);
+
+    await_all_up(
+        &[a, b, &restarted],
+        &[&a.address, &b.address, &restarted.address],
+    )
+    .await;
+    for node in [a, b, &restarted] {
+        let state = node.cluster.state();
+        let member = state.member(&restarted.address).expect("n3 is a member");
+        assert_eq!(member.uid, new_uid, "on {}", node.address);
+    }
+    restarted.system.terminate().await;
     for node in &nodes[..2] {
         node.system.terminate().await;
     }

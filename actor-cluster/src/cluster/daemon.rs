@@ -41,7 +41,9 @@ pub(crate) struct Daemon {
     pub(crate) seed_join: Option<SeedJoin>,
     pub(crate) monitor: HeartbeatMonitor,
     pub(crate) resolver: SplitBrainResolver,
-    pub(crate) peers: BTreeMap<Address, ActorRef<ClusterMsg>>,
+    /// Daemon refs of peers, with the member uid known when each was made (a remote ref
+    /// binds to one incarnation, so a new uid at an address needs a new ref).
+    pub(crate) peers: BTreeMap<Address, (Option<u64>, ActorRef<ClusterMsg>)>,
     pub(crate) rng: Option<ChaCha8Rng>,
     pub(crate) shutting_down: bool,
     pub(crate) lease: Option<Arc<dyn DowningLease>>,
@@ -56,10 +58,11 @@ impl Daemon {
         if to == &self.self_member.address {
             return;
         }
-        if !self.peers.contains_key(to) {
+        let uid = self.gossip.member_by_address(to).map(|m| m.uid);
+        if self.peers.get(to).is_none_or(|(known, _)| *known != uid) {
             match self.remoting.remote_ref_str::<ClusterMsg>(&daemon_path(to)) {
                 Ok(r) => {
-                    self.peers.insert(to.clone(), r);
+                    self.peers.insert(to.clone(), (uid, r));
                 }
                 Err(error) => {
                     tracing::warn!(%to, %error, "no route to the cluster daemon of a peer");
@@ -67,7 +70,7 @@ impl Daemon {
                 }
             }
         }
-        if let Some(peer) = self.peers.get(to) {
+        if let Some((_, peer)) = self.peers.get(to) {
             peer.tell(msg);
         }
     }

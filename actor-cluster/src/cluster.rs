@@ -18,9 +18,9 @@
 //!   from the system's seeded generator. A receiver that had a newer or concurrent state, or
 //!   had not yet seen the sender's, answers with its merged state.
 //! - **Failure detection**: every [`ClusterSettings::heartbeat_interval`] the node sends
-//!   heartbeats to its ring neighbours ([`HeartbeatMonitor`](crate::failure_detector::HeartbeatMonitor))
+//!   heartbeats to its ring neighbours ([`HeartbeatMonitor`])
 //!   and records its own reachability observations in the gossip.
-//! - **Downing**: the [`SplitBrainResolver`](crate::downing::SplitBrainResolver) sees every
+//! - **Downing**: the [`SplitBrainResolver`] sees every
 //!   state change; when it decides, the leader marks members Down.
 //!   Lease-majority takes the [`DowningLease`] given to [`Cluster::join_with_lease`].
 //!

@@ -185,6 +185,15 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// Offers a message without producing a dead letter: true only if the target queued it
+    /// (the event stream's delivery, which must never feed dead letters back into itself).
+    pub(crate) fn offer(&self, msg: M) -> bool {
+        match &self.inner {
+            RefInner::Local(c) => c.offer(Envelope::User(msg)),
+            RefInner::Backend(b) => b.tell(msg).is_ok(),
+        }
+    }
+
     /// Stops the actor after the message it is handling; queued messages go to dead letters.
     pub fn stop(&self) {
         match &self.inner {

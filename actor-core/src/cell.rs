@@ -249,8 +249,8 @@ impl<M: Send + 'static> LocalCell<M> {
     }
 
     /// Enqueues an envelope following the mailbox's overflow policy. Messages the policy
-    /// drops go to dead letters here; an evicted pill stops the actor at once. The error
-    /// carries an envelope that was not taken.
+    /// drops go to dead letters here (pills and signals are never dropped by a policy). The
+    /// error carries an envelope that was not taken.
     #[inline]
     pub(crate) fn enqueue(&self, env: Envelope<M>) -> Result<(), TellError<Envelope<M>>> {
         match self.mailbox.push(env) {
@@ -262,6 +262,15 @@ impl<M: Send + 'static> LocalCell<M> {
             Err(Refused::Closed(env)) => Err(TellError::Dead(env)),
             Err(Refused::Full(env)) => Err(TellError::MailboxFull(env)),
         }
+    }
+
+    /// Queues an envelope if it fits; drops it (and anything the policy evicts) silently
+    /// otherwise. True when it was queued.
+    pub(crate) fn offer(&self, env: Envelope<M>) -> bool {
+        matches!(
+            self.mailbox.push(env),
+            Ok(Pushed::Queued | Pushed::Evicted(_))
+        )
     }
 
     /// Publishes an envelope's message (if any) as a dead letter.

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
 use crate::cell::{CellHandle, LocalCell, SystemMsg};
-use crate::death_watch::WatchMode;
+use crate::death_watch::{WatchMode, Watching};
 use crate::error::{SpawnError, StashFull};
 use crate::path::{ActorId, ActorPath};
 use crate::props::{Props, Recipe};
@@ -33,7 +33,7 @@ pub(crate) struct Rare<M> {
     pub(crate) stash: VecDeque<M>,
     /// Messages to process before the mailbox (unstashed ones).
     pub(crate) front: VecDeque<M>,
-    pub(crate) watching: BTreeMap<ActorId, WatchMode<M>>,
+    pub(crate) watching: BTreeMap<ActorId, Watching<M>>,
     pub(crate) receive_timeout: Option<ReceiveTimeout<M>>,
     pub(crate) restart_stats: BTreeMap<ActorId, RestartStats>,
 }
@@ -182,9 +182,7 @@ impl<A: Actor> Context<A> {
         if target.id() == self.id() {
             return;
         }
-        self.rare()
-            .watching
-            .insert(target.id().clone(), WatchMode::Signal);
+        self.add_watch(target, WatchMode::Signal);
         target.watch_from(&self.handle());
     }
 
@@ -194,10 +192,17 @@ impl<A: Actor> Context<A> {
         if target.id() == self.id() {
             return;
         }
-        self.rare()
-            .watching
-            .insert(target.id().clone(), WatchMode::Message(msg));
+        self.add_watch(target, WatchMode::Message(msg));
         target.watch_from(&self.handle());
+    }
+
+    fn add_watch<M: Send + 'static>(&mut self, target: &ActorRef<M>, mode: WatchMode<A::Msg>) {
+        let t = target.clone();
+        let watch = Watching {
+            mode,
+            unwatch: Box::new(move |me| t.unwatch_from(me)),
+        };
+        self.rare().watching.insert(target.id().clone(), watch);
     }
 
     /// Stops watching `target`; no signal arrives for it afterwards.

@@ -32,6 +32,13 @@ impl Terminated {
     }
 }
 
+/// One watch this actor holds: how it delivers, and how to cancel it at the target.
+pub(crate) struct Watching<M> {
+    pub(crate) mode: WatchMode<M>,
+    /// Removes this actor from the target's watchers (called with this actor's id).
+    pub(crate) unwatch: Box<dyn Fn(&ActorId) + Send>,
+}
+
 /// How a watch delivers its signal.
 pub(crate) enum WatchMode<M> {
     /// Through [`Actor::terminated`](crate::Actor::terminated).

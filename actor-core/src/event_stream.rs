@@ -121,16 +121,20 @@ impl EventStream {
     }
 
     /// Delivers `event` to every subscriber of `E`; returns how many took it. A subscriber
-    /// that cannot take it (dead, or mailbox full) is skipped: the event stream never produces
-    /// dead letters of its own.
+    /// that cannot take it (dead, or its bounded mailbox full, whatever its overflow policy)
+    /// is skipped: the event stream never produces dead letters of its own.
     pub fn publish<E: Clone + Send + 'static>(&self, event: E) -> usize {
-        let subs = self.subscribers.read();
-        let Some(list) = subs.get(&TypeId::of::<E>()) else {
-            return 0;
+        // take the refs and release the lock before delivering: delivery may publish again
+        let targets: Vec<ActorRef<E>> = match self.subscribers.read().get(&TypeId::of::<E>()) {
+            Some(list) => list
+                .iter()
+                .filter_map(|(_, r)| r.downcast_ref::<ActorRef<E>>().cloned())
+                .collect(),
+            None => return 0,
         };
-        list.iter()
-            .filter_map(|(_, r)| r.downcast_ref::<ActorRef<E>>())
-            .filter(|r| !r.is_terminated() && r.try_tell(event.clone()).is_ok())
+        targets
+            .into_iter()
+            .filter(|r| !r.is_terminated() && r.offer(event.clone()))
             .count()
     }
 
@@ -147,7 +151,8 @@ impl EventStream {
     ) {
         let n = self.dead_letters.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%recipient, ?reason, message_type = std::any::type_name::<M>(), count = n + 1, "dead letter");
-        if self.has_subscribers::<DeadLetter>() {
+        // a dead letter about a dead letter is counted and logged, never published again
+        if TypeId::of::<M>() != TypeId::of::<DeadLetter>() && self.has_subscribers::<DeadLetter>() {
             self.publish(DeadLetter {
                 recipient,
                 reason,

@@ -67,6 +67,8 @@ pub(crate) enum Envelope<M> {
     PoisonPill,
     /// A watched actor or a child terminated: deliver the signal in mailbox order.
     Signal { actor: ActorId, was_child: bool },
+    /// A single timer's message could not be queued (full mailbox): the timer is over.
+    TimerDropped { key: TimerKey, generation: u64 },
 }
 
 impl<M> Envelope<M> {
@@ -78,7 +80,7 @@ impl<M> Envelope<M> {
     pub(crate) fn into_message(self) -> Option<M> {
         match self {
             Envelope::User(m) | Envelope::Timer { msg: m, .. } => Some(m),
-            Envelope::PoisonPill | Envelope::Signal { .. } => None,
+            Envelope::PoisonPill | Envelope::Signal { .. } | Envelope::TimerDropped { .. } => None,
         }
     }
 }
@@ -103,6 +105,9 @@ pub(crate) enum Pushed<M> {
 
 struct State<M> {
     queue: VecDeque<Envelope<M>>,
+    /// How many of the queued envelopes are the runtime's own (signals): they never count
+    /// against a bounded mailbox's capacity.
+    runtime: usize,
     closed: bool,
     waker: Option<Waker>,
 }
@@ -118,6 +123,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                runtime: 0,
                 closed: false,
                 waker: None,
             }),
@@ -137,7 +143,7 @@ impl<M> Mailbox<M> {
         }
         let mut outcome = Pushed::Queued;
         if let Some((capacity, policy)) = self.bound
-            && st.queue.len() >= capacity
+            && st.queue.len() - st.runtime >= capacity
         {
             // only messages are subject to the policy: a pill that does not fit is refused
             if !env.is_message() {
@@ -174,6 +180,7 @@ impl<M> Mailbox<M> {
             return;
         }
         st.queue.push_back(env);
+        st.runtime += 1;
         let waker = st.waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -204,6 +211,7 @@ impl<M> Mailbox<M> {
         let mut st = self.state.lock();
         if !st.queue.is_empty() {
             std::mem::swap(&mut st.queue, batch);
+            st.runtime = 0;
             st.waker = None;
             return Poll::Ready(());
         }
@@ -243,6 +251,7 @@ impl<M> Mailbox<M> {
     pub(crate) fn close(&self) -> VecDeque<Envelope<M>> {
         let mut st = self.state.lock();
         st.closed = true;
+        st.runtime = 0;
         st.waker = None;
         std::mem::take(&mut st.queue)
     }

@@ -90,6 +90,20 @@ impl<A: Actor> Runner<A> {
     /// Runs the actor to its end. Only `process` is awaited inline: the cold states are
     /// boxed so that an idle actor's task stays small.
     pub(crate) async fn run(mut self) {
+        // Hooks are guarded one by one; this catches a panic anywhere else (user code the
+        // runtime calls outside a hook, or a runtime bug) so the actor still stops cleanly
+        // and its watchers and parent hear of it.
+        if let Err(p) = AssertUnwindSafe(self.states()).catch_unwind().await {
+            tracing::error!(
+                actor = %self.ctx.id(),
+                panic = %panic_message(p),
+                "panic outside a hook; stopping the actor"
+            );
+        }
+        Box::pin(self.finish()).await;
+    }
+
+    async fn states(&mut self) {
         let mut state = Box::pin(self.start()).await;
         loop {
             state = match state {
@@ -99,7 +113,14 @@ impl<A: Actor> Runner<A> {
                 State::Stopping => break,
             };
         }
-        Box::pin(self.finish()).await;
+    }
+
+    /// Drops the instance; a panicking `Drop` is logged, not propagated.
+    fn drop_actor(&mut self) {
+        let actor = self.actor.take();
+        if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(actor))) {
+            tracing::error!(actor = %self.ctx.id(), panic = %panic_message(p), "actor's Drop panicked");
+        }
     }
 
     fn cold(&mut self) -> &mut Cold {
@@ -155,7 +176,12 @@ impl<A: Actor> Runner<A> {
 
     /// Delivers a termination signal according to the watch mode.
     async fn signal(&mut self, id: ActorId, was_child: bool) -> Result<(), Failure> {
-        let mode = self.ctx.rare.as_mut().and_then(|r| r.watching.remove(&id));
+        let mode = self
+            .ctx
+            .rare
+            .as_mut()
+            .and_then(|r| r.watching.remove(&id))
+            .map(|w| w.mode);
         match mode {
             Some(WatchMode::Message(m)) => self.handle(m).await,
             Some(WatchMode::Signal) => self.terminated_hook(id).await,
@@ -285,6 +311,12 @@ impl<A: Actor> Runner<A> {
                         msg
                     }
                     Envelope::PoisonPill => return State::Stopping,
+                    Envelope::TimerDropped { key, generation } => {
+                        if let Some(r) = self.ctx.rare.as_mut() {
+                            r.timers.accept(&key, generation);
+                        }
+                        continue;
+                    }
                     Envelope::Signal { actor, was_child } => {
                         if let Err(f) = Box::pin(self.signal(actor, was_child)).await {
                             return State::Suspended(f);
@@ -490,6 +522,10 @@ impl<A: Actor> Runner<A> {
     }
 
     async fn restart(&mut self, failure: Failure) -> State {
+        if self.ctx.cell.core.stop_requested.load(Ordering::Relaxed) {
+            // `ctx.stop()` was called before the failure: stop rather than restart
+            return State::Stopping;
+        }
         tracing::info!(actor = %self.ctx.id(), "restarting");
         if let Some(actor) = self.actor.as_mut() {
             let fut = actor.pre_restart(&failure, &mut self.ctx);
@@ -506,7 +542,7 @@ impl<A: Actor> Runner<A> {
             .stop_requested
             .store(false, Ordering::Relaxed);
         self.ctx.unstash_all();
-        self.actor = None;
+        self.drop_actor();
         if self.cold.as_ref().is_some_and(|c| c.stop_pending) {
             return State::Stopping;
         }
@@ -535,8 +571,15 @@ impl<A: Actor> Runner<A> {
                 tracing::error!(actor = %self.ctx.id(), cause = ?c, "stopped hook failed");
             }
         }
-        self.actor = None;
+        self.drop_actor();
         self.ctx.cancel_all_timers();
+        // leave no registration behind at the actors this one watched
+        if let Some(r) = self.ctx.rare.as_mut() {
+            let me = self.ctx.cell.core.id.clone();
+            for (_, watch) in std::mem::take(&mut r.watching) {
+                (watch.unwatch)(&me);
+            }
+        }
         let core = &self.ctx.cell.core;
         let id = core.id.clone();
 

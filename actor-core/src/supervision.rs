@@ -160,8 +160,14 @@ impl Backoff {
             .min
             .saturating_mul(2u32.saturating_pow(attempt.min(31)))
             .min(self.max);
-        base.mul_f64(1.0 + self.random_factor.max(0.0) * jitter.clamp(0.0, 1.0))
-            .min(self.max.mul_f64(1.0 + self.random_factor.max(0.0)))
+        // a NaN, negative or infinite factor counts as none; an overflow saturates
+        let factor = if self.random_factor.is_finite() {
+            self.random_factor.max(0.0)
+        } else {
+            0.0
+        };
+        let scale = 1.0 + factor * jitter.clamp(0.0, 1.0);
+        Duration::try_from_secs_f64(base.as_secs_f64() * scale).unwrap_or(Duration::MAX)
     }
 }
 
@@ -268,9 +274,15 @@ impl SupervisorStrategy {
     }
 
     /// The directive for a failure: the decider's, with `Resume` turned into `Restart` after a
-    /// panic.
+    /// panic. A decider that panics escalates: the supervisor fails with the child's failure.
     pub fn decide(&self, failure: &Failure) -> Directive {
-        match (self.0.decider)(failure) {
+        let decided =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0.decider)(failure)));
+        let Ok(directive) = decided else {
+            tracing::error!(%failure, "the supervisor's decider panicked; escalating");
+            return Directive::Escalate;
+        };
+        match directive {
             Directive::Resume if failure.is_panic() => Directive::Restart,
             d => d,
         }
@@ -417,6 +429,31 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         assert!(st.request_restart(&s, later));
         assert_eq!(st.backoff_attempt(&b, later), 0);
+    }
+
+    #[test]
+    fn backoff_saturates_instead_of_panicking() {
+        let b = Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::MAX,
+            random_factor: 0.2,
+            reset_after: Duration::MAX,
+        };
+        assert_eq!(b.delay(40, 0.5), Duration::MAX);
+        let nan = Backoff {
+            random_factor: f64::NAN,
+            ..b
+        };
+        assert_eq!(nan.delay(0, 0.5), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_panicking_decider_escalates() {
+        let s = SupervisorStrategy::one_for_one().with_decider(|_| panic!("decider bug"));
+        assert_eq!(
+            s.decide(&failure(false, FailurePhase::Message)),
+            Directive::Escalate
+        );
     }
 
     #[test]

@@ -253,7 +253,11 @@ impl ActorSystem {
         props: Props<A>,
         name: &str,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        spawn_child(&self.guardian(&self.inner.user, name)?, props, Some(name))
+        spawn_child(
+            &self.guardian(&self.inner.user, "user", name)?,
+            props,
+            Some(name),
+        )
     }
 
     /// Spawns a top-level actor under `/user` with a generated name.
@@ -264,7 +268,11 @@ impl ActorSystem {
         &self,
         props: Props<A>,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        spawn_child(&self.guardian(&self.inner.user, "$anonymous")?, props, None)
+        spawn_child(
+            &self.guardian(&self.inner.user, "user", "$anonymous")?,
+            props,
+            None,
+        )
     }
 
     /// Spawns an infrastructure actor under `/system` (stopped after all `/user` actors).
@@ -276,18 +284,23 @@ impl ActorSystem {
         props: Props<A>,
         name: &str,
     ) -> Result<ActorRef<A::Msg>, SpawnError> {
-        spawn_child(&self.guardian(&self.inner.system, name)?, props, Some(name))
+        spawn_child(
+            &self.guardian(&self.inner.system, "system", name)?,
+            props,
+            Some(name),
+        )
     }
 
     /// The guardian in `slot`, or `ParentStopping` once the system has terminated.
     fn guardian(
         &self,
         slot: &Mutex<Option<Arc<dyn CellHandle>>>,
+        guardian_name: &str,
         name: &str,
     ) -> Result<Arc<dyn CellHandle>, SpawnError> {
         let guardian = slot.lock().clone();
         guardian.ok_or_else(|| SpawnError::ParentStopping {
-            parent: ActorPath::root(self.inner.address.clone()).child("user"),
+            parent: ActorPath::root(self.inner.address.clone()).child(guardian_name),
             name: name.to_owned(),
         })
     }
@@ -499,7 +512,10 @@ impl CellHandle for RootCell {
                         system.user.lock().take();
                         system.system.lock().take();
                         system.root.lock().take();
-                        system.extensions.lock().clear();
+                        // dropped after the lock is released: an extension's Drop may use
+                        // the system's extensions
+                        let extensions = std::mem::take(&mut *system.extensions.lock());
+                        drop(extensions);
                         let _ = system.terminated.send_replace(true);
                     }
                 }
@@ -587,7 +603,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_actor_task_stays_small() {
         let system = ActorSystem::new("size").unwrap();
-        let guardian = system.guardian(&system.inner.user, "x").unwrap();
+        let guardian = system.guardian(&system.inner.user, "user", "x").unwrap();
         let core = CellCore::new(
             ActorId::new(ActorPath::parse("actor://size/user/x").unwrap(), 99),
             system.inner.clone(),

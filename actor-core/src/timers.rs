@@ -12,7 +12,8 @@ use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::cell::LocalCell;
-use crate::mailbox::Envelope;
+use crate::event_stream::DeadLetterReason;
+use crate::mailbox::{Envelope, Pushed, Refused};
 
 /// Names a timer of one actor; starting a timer with a key in use replaces the old timer.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,11 +64,33 @@ impl Timers {
         let k = key.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = cell.enqueue(Envelope::Timer {
+            let env = Envelope::Timer {
                 key: k,
                 generation,
                 msg,
-            });
+            };
+            let dropped = match cell.mailbox.push(env) {
+                Ok(Pushed::Queued) | Err(Refused::Closed(_)) => None,
+                Ok(Pushed::Evicted(old)) => {
+                    cell.dead_letter(old, DeadLetterReason::MailboxFull);
+                    None
+                }
+                Ok(Pushed::DroppedNew(env)) | Err(Refused::Full(env)) => Some(env),
+            };
+            // a full mailbox drops the message (a dead letter) and ends the timer, so that
+            // `is_timer_active` does not report it active forever
+            if let Some(env) = dropped {
+                if let Envelope::Timer {
+                    key, generation, ..
+                } = &env
+                {
+                    cell.mailbox.push_signal(Envelope::TimerDropped {
+                        key: key.clone(),
+                        generation: *generation,
+                    });
+                }
+                cell.dead_letter(env, DeadLetterReason::MailboxFull);
+            }
         });
         self.insert(key, generation, false, task.abort_handle());
     }

@@ -124,3 +124,120 @@ async fn spawns_racing_with_terminate_are_refused_or_stopped() {
     }
     assert!(total >= 20 * 8, "only {total} spawns succeeded");
 }
+
+enum TM {
+    Arm,
+    Block(tokio::sync::oneshot::Receiver<()>),
+    Fill,
+    Tick,
+    Active(actor_core::ReplyTo<bool>),
+}
+
+struct Timed;
+impl Actor for Timed {
+    type Msg = TM;
+    async fn handle(&mut self, m: TM, ctx: &mut Context<Self>) -> ActorResult {
+        match m {
+            TM::Arm => ctx.start_single_timer("t", Duration::from_secs(1), TM::Tick),
+            TM::Block(rx) => {
+                let _ = rx.await;
+            }
+            TM::Fill | TM::Tick => {}
+            TM::Active(r) => {
+                r.reply(ctx.is_timer_active("t"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Regression (review finding):
+/// without a dead letter and stays "active" forever (`timers.rs` `start_single` ignores the
+/// enqueue result).
+#[tokio::test(start_paused = true)]
+async fn a_single_timer_refused_by_a_full_mailbox_does_not_stay_active() {
+    use actor_core::{MailboxConfig, OverflowPolicy};
+    let system = ActorSystem::new("timer-full").unwrap();
+    let one = std::num::NonZeroUsize::new(1).unwrap();
+    let a = system
+        .spawn(
+            Props::new(|| Timed)
+                .with_mailbox(MailboxConfig::bounded(one, OverflowPolicy::FailSender)),
+            "a",
+        )
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    a.tell(TM::Arm);
+    tokio::task::yield_now().await;
+    a.tell(TM::Block(rx));
+    tokio::task::yield_now().await;
+    a.tell(TM::Fill); // the one slot is taken while the handler blocks
+    tokio::time::sleep(Duration::from_secs(2)).await; // the timer fires into the full mailbox
+    tx.send(()).unwrap();
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    let active = a.ask(TM::Active, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        system.dead_letter_count() > 0 || !active,
+        "timer message lost silently, timer still active: {active}"
+    );
+    assert!(
+        !active,
+        "the timer whose message was refused still counts as active"
+    );
+}
+
+/// An extension that looks at another extension when it is dropped.
+struct Ext(ActorSystem);
+impl Drop for Ext {
+    fn drop(&mut self) {
+        let _ = self.0.try_extension::<u64>();
+    }
+}
+
+/// Regression (review finding):
+/// lock (`system.rs` `system.extensions.lock().clear()`), so an extension whose `Drop` touches
+/// the system's extensions deadlocks termination.
+#[test]
+fn an_extension_dropped_at_termination_can_use_the_system() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let system = ActorSystem::new("ext-drop").unwrap();
+            system.extension(|s| Ext(s.clone()));
+            system.terminate().await;
+        });
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "terminate() deadlocked dropping an extension"
+    );
+}
+
+struct StopThenFail;
+impl Actor for StopThenFail {
+    type Msg = ();
+    async fn handle(&mut self, _: (), ctx: &mut Context<Self>) -> ActorResult {
+        ctx.stop();
+        Err(actor_core::ActorError::msg("failing after ctx.stop()"))
+    }
+}
+
+/// Regression (review finding):
+/// default strategy restarts the actor and `restart()` clears `stop_requested`
+/// (`runner.rs` restart), so the actor lives on.
+#[tokio::test(start_paused = true)]
+async fn ctx_stop_then_a_failure_still_stops() {
+    let system = ActorSystem::new("stop-fail").unwrap();
+    let probe = actor_testkit::TestProbe::<()>::new(&system);
+    let a = system.spawn(Props::new(|| StopThenFail), "a").unwrap();
+    probe.watch(&a).await;
+    a.tell(());
+    probe.expect_terminated(&a).await;
+}

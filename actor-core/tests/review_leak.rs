@@ -2,7 +2,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::time::Duration;
 
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props};
 use actor_testkit::TestProbe;

@@ -159,5 +159,5 @@ async fn publishing_to_a_full_drop_newest_subscriber_makes_no_dead_letter() {
         0,
         "the event stream made a dead letter"
     );
-    system.terminate().await;
+    // no terminate: the subscriber never finishes `started`, so it would never stop
 }

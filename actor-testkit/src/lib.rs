@@ -88,6 +88,7 @@ mod await_assert;
 mod kit;
 mod log_capture;
 mod logging;
+pub mod multi_node;
 mod probe;
 mod time;
 

@@ -1,0 +1,1 @@
+//! Distributed publish-subscribe across the cluster (work in progress).

@@ -1,0 +1,1 @@
+//! Cluster sharding: entities spread over the cluster by shard (work in progress).

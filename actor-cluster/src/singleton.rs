@@ -1,0 +1,1 @@
+//! Cluster singleton: exactly one instance of an actor across the cluster (work in progress).

@@ -163,9 +163,13 @@ impl CellCore {
         st.queue.len() == 1
     }
 
-    /// A fresh generated child name (`$a`, `$b`, ... `$ba`, ...).
+    /// A fresh generated child name: `$`, a letter counting the base-26 digits that follow
+    /// (`a` = one), then the digits (`$aa`, `$ab`, ... `$az`, `$bba`, ...). Names therefore
+    /// sort in creation order, so a new child always goes at the end of the parent's ordered
+    /// children map: the insertion path stays in cache even with a million siblings.
     pub(crate) fn generated_child_path(&self) -> ActorPath {
         let mut n = self.next_child_name.fetch_add(1, Ordering::Relaxed);
+        // u64::MAX has 14 base-26 digits; two more bytes for `$` and the length letter
         let mut buf = [0u8; 16];
         let mut i = buf.len();
         loop {
@@ -176,6 +180,9 @@ impl CellCore {
                 break;
             }
         }
+        let digits = buf.len() - i;
+        i -= 1;
+        buf[i] = b'a' + (digits - 1) as u8;
         i -= 1;
         buf[i] = b'$';
         // only ASCII letters and '$' were written

@@ -88,6 +88,7 @@ mod await_assert;
 mod kit;
 mod log_capture;
 mod logging;
+#[cfg(feature = "multi-node")]
 pub mod multi_node;
 mod probe;
 mod time;

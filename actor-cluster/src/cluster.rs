@@ -28,6 +28,11 @@
 //! tombstoned), it terminates the whole actor system. A node that left gracefully shuts
 //! down a few gossip rounds after it sees itself Exiting (time to spread that state).
 //!
+//! **Watchers of actors on a downed or removed node receive `Terminated`**: the daemon
+//! [quarantines](crate::remote::Remoting::quarantine) the remoting association of every
+//! member it sees Down (after sending it the state that downs it) or removed (after
+//! [`ClusterSettings::quarantine_removed_after`] when it left gracefully).
+//!
 //! Events: [`Cluster::subscribe`] gives an actor the current state as events, then every
 //! change as this node sees it; the same changes are also published on the system's
 //! event stream as [`ClusterEvent`]s.
@@ -46,9 +51,10 @@ use tokio::time::Instant;
 pub use lease::DowningLease;
 pub use protocol::ClusterMsg;
 pub use settings::{
-    ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL, EXITING_SHUTDOWN_ROUNDS,
-    FAST_ACCEPTABLE_HEARTBEAT_PAUSE, FAST_GOSSIP_INTERVAL, FAST_HEARTBEAT_INTERVAL,
-    FAST_INIT_JOIN_RESEND_INTERVAL, FAST_RETRY_UNSUCCESSFUL_JOIN_AFTER, FAST_SEED_NODE_TIMEOUT,
+    ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL,
+    DEFAULT_QUARANTINE_REMOVED_AFTER, EXITING_SHUTDOWN_ROUNDS, FAST_ACCEPTABLE_HEARTBEAT_PAUSE,
+    FAST_GOSSIP_INTERVAL, FAST_HEARTBEAT_INTERVAL, FAST_INIT_JOIN_RESEND_INTERVAL,
+    FAST_QUARANTINE_REMOVED_AFTER, FAST_RETRY_UNSUCCESSFUL_JOIN_AFTER, FAST_SEED_NODE_TIMEOUT,
     FAST_STABLE_AFTER,
 };
 

@@ -19,8 +19,8 @@ use crate::Address;
 use crate::downing::{DowningView, ResolverAction, ResolverEvent, SplitBrainResolver};
 use crate::failure_detector::HeartbeatMonitor;
 use crate::membership::{
-    Gossip, Member, SeedJoin, SeedJoinAction, SeedJoinEvent, UniqueAddress, diff, leader_actions,
-    select_gossip_target,
+    ClusterEvent, Gossip, Member, MemberStatus, SeedJoin, SeedJoinAction, SeedJoinEvent,
+    UniqueAddress, diff, leader_actions, select_gossip_target,
 };
 use crate::remote::Remoting;
 
@@ -131,6 +131,9 @@ impl Daemon {
         self.gossip = next;
         self.shared
             .publish(&self.gossip, &node, &events, ctx.system());
+        if self_fate(&self.gossip, &node) == SelfFate::Run {
+            self.quarantine_gone_members(&events, ctx);
+        }
         self.monitor
             .set_members(monitored_members(&self.gossip), now);
         let is_leader = self
@@ -165,6 +168,48 @@ impl Daemon {
                     self.send(&other, ClusterMsg::Gossip { from, gossip });
                 }
                 self.shut_down(ctx);
+            }
+        }
+    }
+
+    /// Closes the remoting association of every member that was downed or removed, so
+    /// watchers of actors there receive `Terminated` at once and its frames are dropped.
+    ///
+    /// A downed member is first sent the state that downs it (it may still be alive and
+    /// must learn it, as its frames are dropped from now on). A member removed after a
+    /// graceful leave is quarantined only after [`ClusterSettings::quarantine_removed_after`],
+    /// so that its last messages (a singleton hand-over) still arrive.
+    fn quarantine_gone_members(&mut self, events: &[ClusterEvent], ctx: &mut Context<Self>) {
+        for event in events {
+            match event {
+                ClusterEvent::MemberDowned(member)
+                    if member.address != self.self_member.address =>
+                {
+                    let from = self.self_node();
+                    let gossip = self.gossip.clone();
+                    self.send(&member.address, ClusterMsg::Gossip { from, gossip });
+                    self.remoting
+                        .quarantine(&member.address, member.uid, "cluster member downed");
+                }
+                ClusterEvent::MemberRemoved {
+                    member,
+                    previous_status,
+                } if member.address != self.self_member.address => {
+                    let reason = format!("cluster member removed (was {previous_status:?})");
+                    if *previous_status == MemberStatus::Exiting {
+                        let delay = self.settings.quarantine_removed_after;
+                        let (remoting, address, uid) =
+                            (self.remoting.clone(), member.address.clone(), member.uid);
+                        ctx.system().runtime().spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            remoting.quarantine(&address, uid, reason);
+                        });
+                    } else {
+                        self.remoting
+                            .quarantine(&member.address, member.uid, reason);
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -22,6 +22,18 @@ pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_secs(1);
 /// (otherwise the failure detector has to notice); fewer let it stop sooner.
 pub const EXITING_SHUTDOWN_ROUNDS: u32 = 3;
 
+/// Default delay between the removal of a member that left gracefully and the quarantine
+/// of its remoting association (which reports its watched actors terminated): 5 s.
+///
+/// A downed member is quarantined at once; one that left may still be finishing a
+/// hand-over (a cluster singleton's) when it is removed, so its last messages get this long
+/// to arrive. Shorter reports its actors terminated sooner (when the node did not report
+/// them itself while shutting down); longer waits for slower hand-overs.
+pub const DEFAULT_QUARANTINE_REMOVED_AFTER: Duration = Duration::from_secs(5);
+
+/// Quarantine delay of a removed member that left, in [`ClusterSettings::fast`]: 500 ms.
+pub const FAST_QUARANTINE_REMOVED_AFTER: Duration = Duration::from_millis(500);
+
 /// Gossip interval of [`ClusterSettings::fast`]: 100 ms.
 pub const FAST_GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -116,6 +128,9 @@ pub struct ClusterSettings {
     pub downing: DowningSettings,
     /// Seed-join timing.
     pub seed_join: SeedJoinSettings,
+    /// Delay before a member removed after leaving gracefully is quarantined
+    /// ([`DEFAULT_QUARANTINE_REMOVED_AFTER`]); a downed member is quarantined at once.
+    pub quarantine_removed_after: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -130,6 +145,7 @@ impl Default for ClusterSettings {
             monitored_peers: DEFAULT_MONITORED_PEERS,
             downing: DowningSettings::default(),
             seed_join: SeedJoinSettings::default(),
+            quarantine_removed_after: DEFAULT_QUARANTINE_REMOVED_AFTER,
         }
     }
 }
@@ -153,6 +169,7 @@ impl ClusterSettings {
                 resend_interval: FAST_INIT_JOIN_RESEND_INTERVAL,
                 retry_unsuccessful_join_after: FAST_RETRY_UNSUCCESSFUL_JOIN_AFTER,
             },
+            quarantine_removed_after: FAST_QUARANTINE_REMOVED_AFTER,
             ..Self::default()
         }
     }
@@ -190,6 +207,12 @@ impl ClusterSettings {
     /// Sets the downing strategy, keeping the other downing settings.
     pub fn with_downing_strategy(mut self, strategy: DowningStrategy) -> Self {
         self.downing = self.downing.with_strategy(strategy);
+        self
+    }
+
+    /// Sets the delay before a member removed after a graceful leave is quarantined.
+    pub fn with_quarantine_removed_after(mut self, delay: Duration) -> Self {
+        self.quarantine_removed_after = delay;
         self
     }
 

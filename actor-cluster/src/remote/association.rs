@@ -74,6 +74,17 @@ pub enum RemoteQuarantineReason {
         /// How long it was lost.
         after: Duration,
     },
+    /// [`Remoting::quarantine`](super::Remoting::quarantine) was called, e.g. by the cluster
+    /// daemon for a member that was downed or removed.
+    Requested {
+        /// The caller's reason.
+        reason: String,
+    },
+    /// The peer sent a frame that is not a valid envelope of this wire version.
+    MalformedFrame {
+        /// What the decoder reported.
+        error: String,
+    },
 }
 
 /// Published on the actor system's event stream when a peer incarnation is quarantined.

@@ -93,6 +93,12 @@ pub(crate) enum Command {
     },
     /// A local actor watched by peers terminated (from the watch proxy).
     LocalTerminated(ActorPath),
+    /// Quarantine one peer incarnation ([`Remoting::quarantine`]).
+    Quarantine {
+        node: Address,
+        uid: u64,
+        reason: String,
+    },
 }
 
 /// What remote refs, the resolver and the task share.
@@ -292,6 +298,24 @@ impl Remoting {
     /// [`RemoteError::InvalidPath`], else as `remote_ref`.
     pub fn remote_ref_str<M: RemoteMessage>(&self, path: &str) -> Result<ActorRef<M>, RemoteError> {
         self.remote_ref(&ActorPath::parse(path)?)
+    }
+
+    /// Closes the association with incarnation `uid` of `node` for good: refs bound to it
+    /// stop sending, its frames are dropped from now on, and every local watcher of an
+    /// actor there receives `Terminated` (once). A [`Quarantined`] event with
+    /// [`RemoteQuarantineReason::Requested`] is published.
+    ///
+    /// The cluster daemon calls this for a member that was downed or removed. Another
+    /// incarnation at the same address (a restarted node) is not affected; an association
+    /// whose incarnation was never learnt is taken to be `uid`. Quarantining this node itself
+    /// is ignored, and so is a call after the actor system terminated. Asynchronous: the
+    /// remoting task performs it, in order with the inbound frames it handles.
+    pub fn quarantine(&self, node: &Address, uid: u64, reason: impl Into<String>) {
+        let _ = self.shared.commands.send(Command::Quarantine {
+            node: node.clone(),
+            uid,
+            reason: reason.into(),
+        });
     }
 
     /// This node's transport address.
@@ -607,6 +631,9 @@ impl Task {
                     self.perform(&node, actions);
                 }
             }
+            Command::Quarantine { node, uid, reason } => {
+                self.requested_quarantine(&node, uid, reason);
+            }
             Command::LocalTerminated(path) => {
                 let mut todo = Vec::new();
                 for (node, assoc) in &mut self.associations {
@@ -622,6 +649,32 @@ impl Task {
                 for (node, actions) in todo {
                     self.perform(&node, actions);
                 }
+            }
+        }
+    }
+
+    /// [`Remoting::quarantine`]: quarantines `node`'s association if it is incarnation
+    /// `uid` (or not yet bound), and drops that incarnation's frames from now on.
+    fn requested_quarantine(&mut self, node: &Address, uid: u64, reason: String) {
+        if node == self.shared.transport.local_address() || uid == 0 {
+            return;
+        }
+        if !self.quarantined.insert((node.clone(), uid)) {
+            return;
+        }
+        self.last_ok = None;
+        let inc = self.shared.incarnation(node);
+        match inc.uid() {
+            Some(bound) if bound != uid => {
+                tracing::debug!(peer = %node, uid, current = bound, "quarantined an incarnation that is no longer associated");
+            }
+            bound => {
+                if bound.is_none() {
+                    inc.bind(uid);
+                }
+                // The task's association shares the current incarnation (or is made now).
+                self.association(node);
+                self.quarantine(node, RemoteQuarantineReason::Requested { reason });
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actor_cluster::cluster::{Cluster, ClusterError, ClusterSettings};
 use actor_cluster::membership::{ClusterEvent, CurrentClusterState, MemberStatus};
-use actor_cluster::remote::Remoting;
+use actor_cluster::remote::{RemoteSettings, Remoting};
 use actor_cluster::{Address, Direction, FaultInjector, InMemoryHub};
 use actor_core::ActorSystem;
 use actor_testkit::{TestProbe, await_assert};
@@ -71,6 +71,48 @@ pub fn try_start_node_with(
     Remoting::start(&system, transport).expect("remoting");
     let result = join(&system);
     (system, result)
+}
+
+/// [`try_start_node_with`] with explicit remoting settings.
+pub fn try_start_node_with_remote(
+    hub: &InMemoryHub,
+    name: &str,
+    seed: u64,
+    remote: RemoteSettings,
+    join: impl FnOnce(&ActorSystem) -> Result<Arc<Cluster>, ClusterError>,
+) -> (ActorSystem, Result<Arc<Cluster>, ClusterError>) {
+    let transport = hub.bind(address(name)).expect("bind");
+    let settings = Remoting::system_settings(&*transport).seed(seed);
+    let system = ActorSystem::with_settings(SYSTEM, settings).expect("system");
+    Remoting::start_with(&system, transport, remote).expect("remoting");
+    let result = join(&system);
+    (system, result)
+}
+
+/// [`start_cluster`] with explicit remoting settings on every node.
+pub fn start_cluster_with_remote(
+    hub: &InMemoryHub,
+    names: &[&str],
+    settings: &ClusterSettings,
+    remote: &RemoteSettings,
+) -> Vec<Node> {
+    let seeds: Vec<Address> = names.iter().map(|n| address(n)).collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let settings = settings.clone().with_seed_nodes(seeds.clone());
+            let (system, cluster) =
+                try_start_node_with_remote(hub, name, i as u64 + 1, remote.clone(), |s| {
+                    Cluster::join(s, settings)
+                });
+            Node {
+                system,
+                address: address(name),
+                cluster: cluster.expect("join"),
+            }
+        })
+        .collect()
 }
 
 /// Starts `names.len()` nodes that all get `names` as their seed list.

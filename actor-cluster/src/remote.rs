@@ -27,8 +27,11 @@
 //!
 //! Undeliverable inbound messages (unknown path, unknown manifest, an actor that takes
 //! another type, a stale uid) are logged and published as dead letters with
-//! [`DeadLetterReason::UnknownRecipient`](actor_core::DeadLetterReason); a malformed frame
-//! is logged and dropped. Nothing a peer sends can panic the node.
+//! [`DeadLetterReason::UnknownRecipient`](actor_core::DeadLetterReason). A frame that is not
+//! a valid envelope (garbage, a truncated frame, another wire version) closes that peer
+//! incarnation's association for good: it is logged, quarantined
+//! ([`RemoteQuarantineReason::MalformedFrame`]) and disconnected at the transport, while
+//! the node goes on serving every other peer. Nothing a peer sends can panic the node.
 //!
 //! Limits: a remote actor cannot be stopped through its ref (`stop` logs a warning; send it a
 //! message instead); watching a remote actor works when its message type is registered on its

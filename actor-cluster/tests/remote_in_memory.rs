@@ -6,7 +6,7 @@ mod remote_support;
 use std::time::Duration;
 
 use actor_cluster::remote::{Quarantined, RemoteQuarantineReason, UndeliveredRemoteMessage};
-use actor_cluster::{Address, FaultInjector, InMemoryHub, Transport};
+use actor_cluster::{Address, FaultInjector, InMemoryHub, Transport, TransportEvent, wire};
 use actor_core::{DeadLetter, DeadLetterReason, Props};
 use remote_support::*;
 
@@ -288,24 +288,71 @@ async fn watch_and_terminated_survive_a_lossy_link() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn garbage_frames_are_dropped_and_the_node_keeps_serving() {
+async fn a_malformed_frame_closes_that_association_and_the_node_keeps_serving() {
     let hub = InMemoryHub::new();
     let (a, b) = pair(&hub);
-    let rogue = hub.bind(Address::logical("mem", "rogue").unwrap()).unwrap();
-    for frame in [
-        &b""[..],
-        &[0xff, 1, 2][..],
-        &[actor_cluster::wire::WIRE_VERSION, 0, 200, 200, 200][..],
-        &[actor_cluster::wire::WIRE_VERSION, 9][..],
-    ] {
-        rogue
-            .send(
-                b.remoting.local_address(),
-                bytes::Bytes::copy_from_slice(frame),
-            )
+    let b_addr = b.remoting.local_address().clone();
+    let quarantines = b.kit.probe::<Quarantined>();
+    b.system().event_stream().subscribe(quarantines.actor_ref());
+    let pings = b.kit.probe::<Ping>();
+    let target = b.kit.spawn(
+        Props::new({
+            let to = pings.actor_ref().clone();
+            move || Forward(to.clone())
+        }),
+        "target",
+    );
+    let good =
+        wire::encode(&wire::user_envelope(&target.path().to_string(), None, &Ping(7)).unwrap())
             .unwrap();
+    let garbage: [&[u8]; 4] = [
+        b"",
+        &[0xff, 1, 2],
+        &[wire::WIRE_VERSION, 0, 200, 200, 200],
+        &[wire::WIRE_VERSION, 9],
+    ];
+    for (i, bad) in garbage.into_iter().enumerate() {
+        let rogue = hub
+            .bind(Address::logical("mem", &format!("rogue{i}")).unwrap())
+            .unwrap();
+        // a well-formed frame from this peer is served
+        rogue.send(&b_addr, good.clone()).unwrap();
+        pings.expect_msg(Ping(7)).await;
+        rogue
+            .send(&b_addr, bytes::Bytes::copy_from_slice(bad))
+            .unwrap();
+        let q = quarantines.expect_msg_matching(|_| true).await;
+        assert_eq!(
+            (&q.address, q.uid),
+            (rogue.local_address(), Some(rogue.local_uid())),
+            "frame {i}"
+        );
+        assert!(
+            matches!(q.reason, RemoteQuarantineReason::MalformedFrame { .. }),
+            "{q:?}"
+        );
+        // the transport association is closed too
+        let events = rogue.events();
+        loop {
+            match events.recv_async().await.unwrap() {
+                TransportEvent::Disconnected { peer, .. } if peer == b_addr => break,
+                _ => continue,
+            }
+        }
+        // for good: this incarnation is not served any more, well-formed frames or not
+        rogue.send(&b_addr, good.clone()).unwrap();
+        rogue
+            .send(&b_addr, bytes::Bytes::copy_from_slice(bad))
+            .unwrap();
+        pings.expect_no_msg(Duration::from_millis(500)).await;
+        quarantines.expect_no_msg(Duration::from_millis(100)).await;
     }
+    // every other peer is served as before
     ask_gets_the_answer(&a, &b).await;
+    let from_a = a.remoting.remote_ref::<Ping>(target.path()).unwrap();
+    from_a.tell(Ping(8));
+    pings.expect_msg(Ping(8)).await;
+    quarantines.expect_no_msg(Duration::from_millis(100)).await;
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -448,10 +448,7 @@ impl Task {
         }
         let envelope = match wire::decode_ref(&frame) {
             Ok(envelope) => envelope,
-            Err(error) => {
-                tracing::warn!(peer = %from, %error, "malformed frame dropped");
-                return;
-            }
+            Err(error) => return self.malformed(&from, from_uid, error.to_string()),
         };
         match envelope {
             EnvelopeRef::User {
@@ -632,7 +629,8 @@ impl Task {
                 }
             }
             Command::Quarantine { node, uid, reason } => {
-                self.requested_quarantine(&node, uid, reason);
+                let reason = RemoteQuarantineReason::Requested { reason };
+                self.quarantine_incarnation(&node, uid, reason);
             }
             Command::LocalTerminated(path) => {
                 let mut todo = Vec::new();
@@ -653,20 +651,26 @@ impl Task {
         }
     }
 
-    /// [`Remoting::quarantine`]: quarantines `node`'s association if it is incarnation
-    /// `uid` (or not yet bound), and drops that incarnation's frames from now on.
-    fn requested_quarantine(&mut self, node: &Address, uid: u64, reason: String) {
+    /// Quarantines incarnation `uid` of `node`: its association if it is the current one
+    /// (or not yet bound), and its frames from now on. False if it already was, or if
+    /// `node` is this node.
+    fn quarantine_incarnation(
+        &mut self,
+        node: &Address,
+        uid: u64,
+        reason: RemoteQuarantineReason,
+    ) -> bool {
         if node == self.shared.transport.local_address() || uid == 0 {
-            return;
+            return false;
         }
         if !self.quarantined.insert((node.clone(), uid)) {
-            return;
+            return false;
         }
         self.last_ok = None;
         let inc = self.shared.incarnation(node);
         match inc.uid() {
             Some(bound) if bound != uid => {
-                tracing::debug!(peer = %node, uid, current = bound, "quarantined an incarnation that is no longer associated");
+                tracing::debug!(peer = %node, uid, current = bound, ?reason, "quarantined an incarnation that is no longer associated");
             }
             bound => {
                 if bound.is_none() {
@@ -674,8 +678,23 @@ impl Task {
                 }
                 // The task's association shares the current incarnation (or is made now).
                 self.association(node);
-                self.quarantine(node, RemoteQuarantineReason::Requested { reason });
+                self.quarantine(node, reason);
             }
+        }
+        true
+    }
+
+    /// A frame from `node` (incarnation `uid`) is not a valid envelope: the association is
+    /// closed for good, at the transport too, and the node goes on serving everyone else.
+    fn malformed(&mut self, node: &Address, uid: u64, error: String) {
+        tracing::warn!(peer = %node, uid, %error, "malformed frame: closing the association with this peer incarnation");
+        let reason = RemoteQuarantineReason::MalformedFrame { error };
+        if self.quarantine_incarnation(node, uid, reason) {
+            let (transport, peer) = (self.shared.transport.clone(), node.clone());
+            self.shared
+                .system
+                .runtime()
+                .spawn(async move { transport.disconnect(&peer).await });
         }
     }
 

@@ -123,7 +123,7 @@ mod routing;
 mod settings;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actor_core::{ActorPath, ActorRef, ActorSystem, DeadLetterReason, Props};
 use parking_lot::{Mutex, RwLock};
@@ -165,8 +165,6 @@ pub(crate) struct Shared {
     self_node: UniqueAddress,
     settings: PubSubSettings,
     table: RwLock<Table>,
-    /// Turn counter for group and `send` target choice.
-    turn: AtomicUsize,
     /// Messages told to remote endpoints or registered actors (one per node per publish).
     remote_sends: AtomicU64,
 }
@@ -243,7 +241,6 @@ impl DistributedPubSub {
             self_node: cluster.self_member().unique_address(),
             settings,
             table: RwLock::new(Table::default()),
-            turn: AtomicUsize::new(0),
             remote_sends: AtomicU64::new(0),
         });
         let seed = system.random_u64();
@@ -645,7 +642,7 @@ impl DistributedPubSub {
         if nodes == 0 {
             return false;
         }
-        let turn = self.shared.turn.fetch_add(1, Ordering::Relaxed) % nodes;
+        let turn = targets.turn.fetch_add(1, Ordering::Relaxed) % nodes;
         match targets.remote.values().nth(turn) {
             Some(target) => self.tell_remote(target, msg),
             None => self.tell_local(targets, msg).is_ok(),

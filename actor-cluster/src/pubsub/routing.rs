@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use actor_core::{ActorPath, ActorRef};
@@ -51,6 +52,8 @@ pub(crate) struct Targets {
     pub(crate) local: Option<Arc<dyn Any + Send + Sync>>,
     /// Other nodes' endpoints, by node.
     pub(crate) remote: BTreeMap<UniqueAddress, RemoteTarget>,
+    /// Turn counter when one node of several is chosen (groups, `send`).
+    pub(crate) turn: AtomicUsize,
 }
 
 impl Targets {

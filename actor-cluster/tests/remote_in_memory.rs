@@ -303,7 +303,7 @@ async fn a_malformed_frame_closes_that_association_and_the_node_keeps_serving() 
         "target",
     );
     let good =
-        wire::encode(&wire::user_envelope(&target.path().to_string(), None, &Ping(7)).unwrap())
+        wire::encode(&wire::user_envelope(target.path().to_string(), None, &Ping(7)).unwrap())
             .unwrap();
     let garbage: [&[u8]; 4] = [
         b"",
@@ -313,7 +313,7 @@ async fn a_malformed_frame_closes_that_association_and_the_node_keeps_serving() 
     ];
     for (i, bad) in garbage.into_iter().enumerate() {
         let rogue = hub
-            .bind(Address::logical("mem", &format!("rogue{i}")).unwrap())
+            .bind(Address::logical("mem", format!("rogue{i}")).unwrap())
             .unwrap();
         // a well-formed frame from this peer is served
         rogue.send(&b_addr, good.clone()).unwrap();

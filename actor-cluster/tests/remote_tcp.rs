@@ -105,7 +105,7 @@ async fn tcp_a_malformed_frame_closes_that_association_and_the_node_keeps_servin
     let rogue = tcp_transport().await;
     let rogue_events = rogue.events();
     let good =
-        wire::encode(&wire::user_envelope(&target.path().to_string(), None, &Ping(7)).unwrap())
+        wire::encode(&wire::user_envelope(target.path().to_string(), None, &Ping(7)).unwrap())
             .unwrap();
     rogue.send(&b_addr, good.clone()).unwrap();
     pings.expect_msg(Ping(7)).await;

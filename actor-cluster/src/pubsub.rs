@@ -220,6 +220,7 @@ impl DistributedPubSub {
         let not_joined = || PubSubError::ClusterNotJoined {
             system: system.name().to_owned(),
         };
+        settings.validate()?;
         let cluster = Cluster::get(system).ok_or_else(not_joined)?;
         let remoting = Remoting::get(system).ok_or_else(not_joined)?;
         let slot = system.extension(|_| PubSubSlot::default());
@@ -233,7 +234,6 @@ impl DistributedPubSub {
                 })
             };
         }
-        settings.validate()?;
         remoting.register::<MediatorMsg>()?;
         let shared = Arc::new(Shared {
             system: system.clone(),

@@ -121,6 +121,7 @@ mod protocol;
 mod registry;
 mod routing;
 mod settings;
+mod text;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,6 +136,7 @@ pub use settings::{
     DEFAULT_MAX_NAME_LENGTH, DEFAULT_MAX_REGISTERED_PATHS, DEFAULT_MAX_SUBSCRIBERS_PER_TOPIC,
     DEFAULT_MAX_TOPICS, DEFAULT_REMOVED_TTL, PubSubSettings, PubSubSettingsError,
 };
+pub use text::Text;
 
 use crate::Address;
 use crate::cluster::Cluster;

@@ -1,1 +1,249 @@
-//! Cluster singleton: exactly one instance of an actor across the cluster (work in progress).
+//! Cluster singleton: exactly one instance of an actor across the cluster, on the oldest node.
+//!
+//! Spawn a [`ClusterSingletonManager`] for the singleton on **every** node (it lives at
+//! [`singleton_manager_path`], `/user/singleton-manager-<type_name>`), and talk to the
+//! singleton through a [`ClusterSingletonProxy`] from any node.
+//!
+//! # Where it runs
+//!
+//! The host is [`singleton_host`]: the oldest member (lowest up-number, ties by address)
+//! carrying the configured role whose status is Up, Leaving or Exiting, **reachable or not**.
+//! Manager and proxy use this one function. Reachability is deliberately not an input: a
+//! host that merely became unreachable stays the host until the downing decision marks it
+//! Down and the leader removes it. (Moving on unreachability is how other implementations
+//! ended up with two singletons during a partition.) In a healthy cluster without roles the
+//! host is the oldest node, which the leader also is.
+//!
+//! # When it starts and stops
+//!
+//! The manager turns the membership into a [`Duty`] ([`duty`]) and runs a pure state machine
+//! ([`state_machine`]) that the actor only executes:
+//!
+//! - A new host starts its singleton only after the previous host **confirmed the hand-over**,
+//!   or after the previous host was **removed** (a crashed host counts once the downing
+//!   decision marked it Down and the leader removed it). Never on a timeout alone.
+//! - Graceful leave: the leaving host stops its singleton, releases its lease, then sends
+//!   `HandOverDone` to the oldest Up member with the role. That member asks with
+//!   `HandOverToMe` (every [`SingletonSettings::hand_over_retry_interval`], at most
+//!   [`SingletonSettings::max_hand_over_retries`] times, then it waits for the removal) and is
+//!   answered `HandOverInProgress` until the old instance is gone. Every step is logged
+//!   (`tracing`, debug; a give-up at warn).
+//! - Without a lease: host → spawn the child (named `type_name`); not host → stop it.
+//! - With a lease ([`SingletonSettings::with_lease`]): host → acquire; held → spawn the child,
+//!   giving it the lease's fencing token through [`SingletonContext`]; not held → retry after
+//!   [`SingletonSettings::acquire_retry_interval`]. Lease lost → the child is stopped at once;
+//!   the lease is acquired again only after the child has terminated and only while this node
+//!   is still the host. An acquire result that arrives after this node stopped being the host
+//!   is released. Lease results, timers and cluster events are all messages to the manager,
+//!   which never awaits inline, so nothing interleaves with an acquire in flight. The lease's
+//!   owner must be this node's address plus uid ([`lease_owner`]); the manager checks it.
+//! - The child is death-watched. A failure goes through normal supervision (the manager's
+//!   default strategy restarts it). **A child that stops itself** makes the manager release
+//!   the lease; it is **not spawned again until the next host change** (this node stops being
+//!   the host and becomes it again). Put a supervisor or watchdog in the singleton if it must
+//!   come back by itself.
+//! - A manager that is restarted re-subscribes to the membership and reconciles from scratch.
+//!
+//! # Proxy
+//!
+//! [`ClusterSingletonProxy::spawn`] gives an `ActorRef<M>` that forwards every message to the
+//! running singleton. It asks the host's manager where the singleton is (every
+//! [`ProxySettings::identify_interval`] until it learns it), follows a hand-over to the new
+//! host, and death-watches the singleton. While no singleton is known it buffers messages
+//! (at most [`ProxySettings::buffer_size`], default [`DEFAULT_BUFFER_SIZE`]; when full, the
+//! oldest goes to dead letters) and sends them in order once it is found. `ask` through the
+//! proxy works (register the reply type with [`Remoting::register`] on every node). Delivery
+//! is at most once: a message sent just before the singleton dies can be lost.
+//!
+//! # Diagnostics
+//!
+//! [`ManagerMsg::status`] asks a manager for its [`ManagerStatus`] (active? host? token?).
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use actor_cluster::cluster::{Cluster, ClusterSettings};
+//! use actor_cluster::remote::Remoting;
+//! use actor_cluster::singleton::{ClusterSingletonManager, ClusterSingletonProxy, ProxySettings, SingletonSettings};
+//! use actor_cluster::wire::RemoteMessage;
+//! use actor_cluster::{Address, InMemoryHub};
+//! use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, ReplyTo};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Next(ReplyTo<u64>);
+//! impl RemoteMessage for Next { const MANIFEST: &'static str = "doc.Next"; }
+//!
+//! #[derive(Default)]
+//! struct Counter(u64);
+//! impl Actor for Counter {
+//!     type Msg = Next;
+//!     async fn handle(&mut self, Next(reply): Next, _: &mut Context<Self>) -> ActorResult {
+//!         self.0 += 1;
+//!         reply.reply(self.0);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = InMemoryHub::new();
+//! let address = Address::logical("doc", "a")?;
+//! let transport = hub.bind(address.clone())?;
+//! let system = ActorSystem::with_settings("doc", Remoting::system_settings(&*transport))?;
+//! Remoting::start(&system, transport)?;
+//! Cluster::join(&system, ClusterSettings::fast().with_seed_nodes(vec![address]))?;
+//!
+//! ClusterSingletonManager::spawn(&system, Props::new(Counter::default), SingletonSettings::new("counter"))?;
+//! let proxy = ClusterSingletonProxy::spawn::<Next>(&system, ProxySettings::new("counter"))?;
+//! let n = proxy.ask(Next, Duration::from_secs(30)).await?;
+//! assert_eq!(n, 1);
+//! system.terminate().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod host;
+mod manager;
+mod protocol;
+mod proxy;
+mod settings;
+pub mod state_machine;
+
+use actor_coordination::lease::LeaseOwner;
+use actor_core::{ActorSystem, SpawnError};
+
+use crate::remote::{RemoteError, Remoting};
+
+pub use host::{Duty, can_host, duty, singleton_host};
+pub use manager::{ClusterSingletonManager, SingletonContext};
+pub use protocol::{ManagerMsg, ManagerStatus, SingletonLocation};
+pub use proxy::ClusterSingletonProxy;
+pub use settings::{
+    DEFAULT_ACQUIRE_RETRY_INTERVAL, DEFAULT_BUFFER_SIZE, DEFAULT_HAND_OVER_RETRY_INTERVAL,
+    DEFAULT_IDENTIFY_INTERVAL, DEFAULT_MAX_HAND_OVER_RETRIES, DEFAULT_SPAWN_RETRY_INTERVAL,
+    MAX_BUFFER_SIZE, ProxySettings, SingletonSettings,
+};
+
+/// Prefix of a manager's actor name; the type name follows.
+pub const MANAGER_NAME_PREFIX: &str = "singleton-manager-";
+
+/// The actor name of the manager of `type_name`: `singleton-manager-<type_name>`.
+pub fn manager_name(type_name: &str) -> String {
+    format!("{MANAGER_NAME_PREFIX}{type_name}")
+}
+
+/// The path of the manager of `type_name` in system `system_name`:
+/// `actor://<system>/user/singleton-manager-<type_name>`.
+///
+/// # Examples
+///
+/// ```
+/// use actor_cluster::singleton::singleton_manager_path;
+///
+/// assert_eq!(
+///     singleton_manager_path("prod", "job-scheduler"),
+///     "actor://prod/user/singleton-manager-job-scheduler",
+/// );
+/// ```
+pub fn singleton_manager_path(system_name: &str, type_name: &str) -> String {
+    format!(
+        "{}{system_name}/user/{}",
+        actor_core::PATH_SCHEME,
+        manager_name(type_name)
+    )
+}
+
+/// The path of the manager of `type_name` on the node at `address`
+/// (`actor://<system>@host:port/user/singleton-manager-<type_name>`).
+pub fn singleton_manager_path_at(address: &crate::Address, type_name: &str) -> String {
+    format!(
+        "{}{address}/user/{}",
+        actor_core::PATH_SCHEME,
+        manager_name(type_name)
+    )
+}
+
+/// The lease owner a singleton lease on this node must have: the node's address plus its
+/// uid, so a restarted node is a new owner. `None` until remoting is started.
+///
+/// # Examples
+///
+/// ```
+/// use actor_cluster::remote::Remoting;
+/// use actor_cluster::singleton::lease_owner;
+/// use actor_cluster::{Address, InMemoryHub};
+/// use actor_core::ActorSystem;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = InMemoryHub::new();
+/// let transport = hub.bind(Address::logical("doc", "a")?)?;
+/// let system = ActorSystem::with_settings("doc", Remoting::system_settings(&*transport))?;
+/// assert!(lease_owner(&system).is_none());
+/// Remoting::start(&system, transport)?;
+/// let owner = lease_owner(&system).unwrap();
+/// assert_eq!(owner.id(), "doc@a:0");
+/// # system.terminate().await;
+/// # Ok(())
+/// # }
+/// ```
+pub fn lease_owner(system: &ActorSystem) -> Option<LeaseOwner> {
+    let remoting = Remoting::get(system)?;
+    Some(LeaseOwner::for_node(
+        remoting.local_address(),
+        remoting.local_uid(),
+    ))
+}
+
+/// Errors of the singleton's constructors and settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SingletonError {
+    /// The type name is not a valid actor name.
+    #[error("invalid singleton type name `{type_name}`: {reason}")]
+    InvalidTypeName {
+        /// The rejected name.
+        type_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid singleton setting `{setting}`: {reason}")]
+    InvalidSetting {
+        /// The setting's name.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A manager must be named `singleton-manager-<type_name>`, or proxies cannot find it.
+    #[error("a singleton manager for `{type_name}` must be named `{expected}`, not `{given}`")]
+    MisnamedManager {
+        /// The singleton's type name.
+        type_name: String,
+        /// The name that routing needs.
+        expected: String,
+        /// The name that was asked for.
+        given: String,
+    },
+    /// The system has not joined a cluster ([`Cluster::join`](crate::Cluster::join)).
+    #[error("actor system `{system}` has not joined a cluster")]
+    ClusterNotJoined {
+        /// The system's name.
+        system: String,
+    },
+    /// The lease's owner is not this node (address plus uid).
+    #[error("the singleton lease belongs to `{found}`, but this node is `{expected}`")]
+    LeaseOwnerMismatch {
+        /// This node's owner identity.
+        expected: String,
+        /// The lease's configured owner.
+        found: String,
+    },
+    /// Registering a message type with remoting failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The actor could not be spawned.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}

@@ -1,0 +1,455 @@
+//! The manager actor: runs the [`Machine`] on membership changes, lease results, hand-over
+//! messages and timers, and performs its actions (spawn, stop, acquire, release, send).
+
+use std::sync::Arc;
+
+use actor_coordination::lease::{Acquired, FencingToken, Lease};
+use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SpawnError};
+use tracing::{debug, info, warn};
+
+use super::host::{duty, singleton_host};
+use super::protocol::{Inner, ManagerMsg, ManagerStatus, SingletonLocation};
+use super::state_machine::{Action, Event, Machine, Phase};
+use super::{
+    SingletonError, SingletonSettings, lease_owner, manager_name, singleton_manager_path_at,
+};
+use crate::Address;
+use crate::cluster::Cluster;
+use crate::membership::{ClusterEvent, UniqueAddress};
+use crate::remote::Remoting;
+use crate::wire::RemoteMessage;
+
+const ACQUIRE_RETRY_TIMER: &str = "singleton-acquire-retry";
+const HAND_OVER_RETRY_TIMER: &str = "singleton-hand-over-retry";
+const SPAWN_RETRY_TIMER: &str = "singleton-spawn-retry";
+
+/// What a singleton instance is told when it is created: where it runs and its fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingletonContext {
+    /// The singleton's type name.
+    pub type_name: String,
+    /// The node it runs on.
+    pub node: Address,
+    /// The lease's fencing token for this holding, if a lease gates the singleton. Pass it
+    /// with every write to a resource that rejects older tokens.
+    pub fencing_token: Option<FencingToken>,
+}
+
+type Factory<A> = Arc<dyn Fn(&SingletonContext) -> Props<A> + Send + Sync>;
+
+/// Spawns the per-node manager of a cluster singleton. See the [module docs](super).
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterSingletonManager;
+
+impl ClusterSingletonManager {
+    /// Spawns the manager of `settings.type_name` on this node at
+    /// `/user/singleton-manager-<type_name>`; call it on every node. The singleton is spawned
+    /// from `singleton` as the manager's child named `type_name` while this node hosts it.
+    ///
+    /// # Errors
+    /// [`SingletonError::ClusterNotJoined`], invalid settings
+    /// ([`SingletonError::InvalidTypeName`], [`SingletonError::InvalidSetting`]),
+    /// [`SingletonError::LeaseOwnerMismatch`] when the lease's owner is not this node,
+    /// [`SingletonError::Remote`] when a message type's manifest clashes,
+    /// [`SingletonError::Spawn`] when a manager of that name exists already.
+    pub fn spawn<A: Actor>(
+        system: &ActorSystem,
+        singleton: Props<A>,
+        settings: SingletonSettings,
+    ) -> Result<ActorRef<ManagerMsg>, SingletonError>
+    where
+        A::Msg: RemoteMessage,
+    {
+        Self::spawn_with(system, move |_| singleton.clone(), settings)
+    }
+
+    /// Like [`spawn`](Self::spawn), with a factory that builds the singleton's props from a
+    /// [`SingletonContext`] (node, fencing token) each time it is started.
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_with<A: Actor>(
+        system: &ActorSystem,
+        factory: impl Fn(&SingletonContext) -> Props<A> + Send + Sync + 'static,
+        settings: SingletonSettings,
+    ) -> Result<ActorRef<ManagerMsg>, SingletonError>
+    where
+        A::Msg: RemoteMessage,
+    {
+        let name = manager_name(&settings.type_name);
+        Self::spawn_named(system, &name, factory, settings)
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with) under an explicit actor name, which must be
+    /// `singleton-manager-<type_name>`: any other name is refused, since proxies find the
+    /// manager by that name and a misnamed one would silently break routing.
+    ///
+    /// # Errors
+    /// [`SingletonError::MisnamedManager`], else as [`spawn`](Self::spawn).
+    pub fn spawn_named<A: Actor>(
+        system: &ActorSystem,
+        name: &str,
+        factory: impl Fn(&SingletonContext) -> Props<A> + Send + Sync + 'static,
+        settings: SingletonSettings,
+    ) -> Result<ActorRef<ManagerMsg>, SingletonError>
+    where
+        A::Msg: RemoteMessage,
+    {
+        settings.validate()?;
+        let expected = manager_name(&settings.type_name);
+        if name != expected {
+            return Err(SingletonError::MisnamedManager {
+                type_name: settings.type_name.clone(),
+                expected,
+                given: name.to_owned(),
+            });
+        }
+        let cluster = Cluster::get(system).ok_or_else(|| SingletonError::ClusterNotJoined {
+            system: system.name().to_owned(),
+        })?;
+        let remoting = Remoting::get(system).ok_or_else(|| SingletonError::ClusterNotJoined {
+            system: system.name().to_owned(),
+        })?;
+        if let Some(lease) = &settings.lease
+            && let Some(expected) = lease_owner(system)
+            && lease.settings().owner() != &expected
+        {
+            return Err(SingletonError::LeaseOwnerMismatch {
+                expected: expected.to_string(),
+                found: lease.settings().owner().to_string(),
+            });
+        }
+        remoting.register::<ManagerMsg>()?;
+        remoting.register::<ManagerStatus>()?;
+        remoting.register::<SingletonLocation>()?;
+        remoting.register::<A::Msg>()?;
+        let me = cluster.self_member().unique_address();
+        let factory: Factory<A> = Arc::new(factory);
+        let props = Props::new(move || Manager::<A> {
+            settings: settings.clone(),
+            factory: factory.clone(),
+            cluster: cluster.clone(),
+            remoting: remoting.clone(),
+            me: me.clone(),
+            machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries),
+            child: None,
+            incarnation: 0,
+            host: None,
+            events: None,
+        });
+        Ok(system.spawn(props, name)?)
+    }
+}
+
+struct Manager<A: Actor> {
+    settings: SingletonSettings,
+    factory: Factory<A>,
+    cluster: Arc<Cluster>,
+    remoting: Arc<Remoting>,
+    me: UniqueAddress,
+    machine: Machine,
+    child: Option<ActorRef<A::Msg>>,
+    /// Number of the current child incarnation (to ignore a stale termination).
+    incarnation: u64,
+    host: Option<Address>,
+    events: Option<ActorRef<ClusterEvent>>,
+}
+
+impl<A: Actor> Manager<A> {
+    fn type_name(&self) -> &str {
+        &self.settings.type_name
+    }
+
+    fn lease(&self) -> Option<Arc<dyn Lease>> {
+        self.settings.lease.clone()
+    }
+
+    fn status(&self) -> ManagerStatus {
+        let token = match self.machine.phase() {
+            Phase::Active { token } => token.map(FencingToken::value),
+            _ => None,
+        };
+        ManagerStatus {
+            active: self.child.is_some() && matches!(self.machine.phase(), Phase::Active { .. }),
+            phase: self.machine.phase().name().to_owned(),
+            host: self.host.clone(),
+            fencing_token: token,
+            holds_lease: self.machine.holds_lease(),
+        }
+    }
+
+    fn location(&self) -> SingletonLocation {
+        match (self.machine.phase(), &self.child) {
+            (Phase::Active { .. }, Some(child)) => {
+                SingletonLocation::Here(child.path().to_string())
+            }
+            (Phase::HandedOver { to: Some(to) }, _) => {
+                SingletonLocation::MovedTo(to.address.clone())
+            }
+            _ => SingletonLocation::NotHere,
+        }
+    }
+
+    fn on_membership(&mut self, ctx: &mut Context<Self>) {
+        let state = self.cluster.state();
+        let role = self.settings.role.as_deref();
+        let host = singleton_host(&state.members, role).map(|m| m.address.clone());
+        if host != self.host {
+            debug!(singleton = %self.type_name(), node = %self.me.address, from = ?self.host, to = ?host, "singleton host changed");
+            self.host = host;
+        }
+        let duty = duty(&state.members, &self.me, role);
+        if &duty != self.machine.duty() {
+            debug!(singleton = %self.type_name(), node = %self.me.address, ?duty, "singleton duty");
+        }
+        self.step(Event::Duty(duty), ctx);
+    }
+
+    fn step(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let mut queue = vec![event];
+        while let Some(event) = queue.pop() {
+            let before = self.machine.phase().name();
+            let actions = self.machine.on_event(event);
+            let after = self.machine.phase().name();
+            if before != after {
+                debug!(singleton = %self.type_name(), node = %self.me.address, from = before, to = after, "singleton manager phase");
+            }
+            for action in actions {
+                if let Some(follow_up) = self.perform(action, ctx) {
+                    queue.push(follow_up);
+                }
+            }
+        }
+    }
+
+    /// Performs one action; an event to feed back when the action completed at once.
+    fn perform(&mut self, action: Action, ctx: &mut Context<Self>) -> Option<Event> {
+        match action {
+            Action::Spawn { token } => {
+                self.spawn_child(token, ctx);
+                None
+            }
+            Action::StopChild => match self.child.take() {
+                Some(child) => {
+                    info!(singleton = %self.type_name(), node = %self.me.address, "stopping singleton");
+                    ctx.stop_child(&child);
+                    // the child's termination arrives later; keep it known until then
+                    self.child = Some(child);
+                    None
+                }
+                None => {
+                    ctx.cancel_timer(SPAWN_RETRY_TIMER);
+                    Some(Event::ChildTerminated)
+                }
+            },
+            Action::Acquire { attempt } => {
+                if let Some(lease) = self.lease() {
+                    debug!(singleton = %self.type_name(), node = %self.me.address, attempt, "acquiring singleton lease");
+                    let me = ctx.myself().clone();
+                    ctx.pipe_to_self(
+                        async move {
+                            let on_lost = Box::new(move |reason| {
+                                me.tell(ManagerMsg::internal(Inner::LeaseLost { attempt, reason }))
+                            });
+                            lease.acquire_with_lost_callback(on_lost).await
+                        },
+                        move |result| {
+                            let result = match result {
+                                Ok(Acquired::Held(token)) => Ok(Some(token)),
+                                Ok(Acquired::NotHeld) => Ok(None),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            ManagerMsg::internal(Inner::Acquired { attempt, result })
+                        },
+                    );
+                }
+                None
+            }
+            Action::Release => {
+                if let Some(lease) = self.lease() {
+                    debug!(singleton = %self.type_name(), node = %self.me.address, "releasing singleton lease");
+                    ctx.pipe_to_self(async move { lease.release().await }, |r| {
+                        ManagerMsg::internal(Inner::Released(r.map_err(|e| e.to_string())))
+                    });
+                    None
+                } else {
+                    Some(Event::Released)
+                }
+            }
+            Action::ScheduleAcquireRetry => {
+                ctx.start_single_timer(
+                    ACQUIRE_RETRY_TIMER,
+                    self.settings.acquire_retry_interval,
+                    ManagerMsg::internal(Inner::AcquireRetry),
+                );
+                None
+            }
+            Action::ScheduleHandOverRetry => {
+                ctx.start_single_timer(
+                    HAND_OVER_RETRY_TIMER,
+                    self.settings.hand_over_retry_interval,
+                    ManagerMsg::internal(Inner::HandOverRetry),
+                );
+                None
+            }
+            Action::SendHandOverToMe { to } => {
+                debug!(singleton = %self.type_name(), node = %self.me.address, previous = %to, "HandOverToMe");
+                self.send(&to, Inner::HandOverToMe(self.me.clone()));
+                None
+            }
+            Action::SendHandOverInProgress { to } => {
+                debug!(singleton = %self.type_name(), node = %self.me.address, successor = %to, "HandOverInProgress");
+                self.send(&to, Inner::HandOverInProgress(self.me.clone()));
+                None
+            }
+            Action::SendHandOverDone { to } => {
+                info!(singleton = %self.type_name(), node = %self.me.address, successor = %to, "HandOverDone");
+                self.send(&to, Inner::HandOverDone(self.me.clone()));
+                None
+            }
+            Action::GaveUpAsking { from } => {
+                warn!(singleton = %self.type_name(), node = %self.me.address, previous = %from, retries = self.settings.max_hand_over_retries, "no hand-over confirmation; waiting for the previous host's removal");
+                None
+            }
+        }
+    }
+
+    fn send(&self, to: &UniqueAddress, msg: Inner) {
+        let path = singleton_manager_path_at(&to.address, self.type_name());
+        match self.remoting.remote_ref_str::<ManagerMsg>(&path) {
+            Ok(manager) => manager.tell(ManagerMsg(msg)),
+            Err(e) => {
+                debug!(singleton = %self.type_name(), %path, error = %e, "peer manager not reachable")
+            }
+        }
+    }
+
+    fn spawn_child(&mut self, token: Option<FencingToken>, ctx: &mut Context<Self>) {
+        if self.child.is_some() {
+            return;
+        }
+        let context = SingletonContext {
+            type_name: self.type_name().to_owned(),
+            node: self.me.address.clone(),
+            fencing_token: token,
+        };
+        let props = (self.factory)(&context);
+        match ctx.spawn(props, &self.settings.type_name) {
+            Ok(child) => {
+                self.incarnation += 1;
+                ctx.watch_with(
+                    &child,
+                    ManagerMsg::internal(Inner::ChildTerminated(self.incarnation)),
+                );
+                info!(singleton = %self.type_name(), node = %self.me.address, fencing_token = ?token.map(FencingToken::value), "singleton started");
+                self.child = Some(child);
+            }
+            Err(SpawnError::DuplicateName { .. }) => {
+                // a predecessor (from before a manager restart) is still stopping
+                ctx.start_single_timer(
+                    SPAWN_RETRY_TIMER,
+                    self.settings.spawn_retry_interval,
+                    ManagerMsg::internal(Inner::SpawnRetry),
+                );
+            }
+            Err(e) => {
+                warn!(singleton = %self.type_name(), error = %e, "could not spawn the singleton")
+            }
+        }
+    }
+}
+
+impl<A: Actor> Actor for Manager<A> {
+    type Msg = ManagerMsg;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        let events = ctx
+            .myself()
+            .adapt(|_: ClusterEvent| ManagerMsg::internal(Inner::Cluster));
+        // after a restart the old subscription (same actor identity) is still registered
+        self.cluster.unsubscribe(&events);
+        self.cluster.subscribe(&events);
+        self.events = Some(events);
+        // a child left over from before a restart is stopped; spawning waits for its name
+        if let Some(stale) = ctx.child::<A::Msg>(&self.settings.type_name) {
+            ctx.stop_child(&stale);
+        }
+        self.on_membership(ctx);
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: ManagerMsg, ctx: &mut Context<Self>) -> ActorResult {
+        match msg.0 {
+            Inner::Cluster => self.on_membership(ctx),
+            Inner::Status(reply) => {
+                reply.reply(self.status());
+            }
+            Inner::Locate(reply) => {
+                reply.reply(self.location());
+            }
+            Inner::HandOverToMe(from) => {
+                debug!(singleton = %self.type_name(), node = %self.me.address, successor = %from, "received HandOverToMe");
+                self.step(Event::HandOverToMe { from }, ctx)
+            }
+            Inner::HandOverInProgress(from) => {
+                debug!(singleton = %self.type_name(), node = %self.me.address, previous = %from, "received HandOverInProgress");
+                self.step(Event::HandOverInProgress { from }, ctx)
+            }
+            Inner::HandOverDone(from) => {
+                info!(singleton = %self.type_name(), node = %self.me.address, previous = %from, "received HandOverDone");
+                self.step(Event::HandOverDone { from }, ctx)
+            }
+            Inner::Acquired { attempt, result } => {
+                let token = match result {
+                    Ok(token) => {
+                        debug!(singleton = %self.type_name(), node = %self.me.address, attempt, held = token.is_some(), "lease acquire result");
+                        token
+                    }
+                    Err(error) => {
+                        warn!(singleton = %self.type_name(), node = %self.me.address, attempt, %error, "lease acquire failed");
+                        None
+                    }
+                };
+                self.step(Event::Acquired { attempt, token }, ctx)
+            }
+            Inner::LeaseLost { attempt, reason } => {
+                warn!(singleton = %self.type_name(), node = %self.me.address, attempt, %reason, "singleton lease lost");
+                self.step(Event::LeaseLost { attempt }, ctx)
+            }
+            Inner::Released(result) => {
+                if let Err(error) = result {
+                    warn!(singleton = %self.type_name(), %error, "lease release failed (it expires after its ttl)");
+                }
+                self.step(Event::Released, ctx)
+            }
+            Inner::AcquireRetry => self.step(Event::AcquireRetry, ctx),
+            Inner::HandOverRetry => self.step(Event::HandOverRetry, ctx),
+            Inner::SpawnRetry => {
+                if let Phase::Active { token } = *self.machine.phase() {
+                    self.spawn_child(token, ctx);
+                }
+            }
+            Inner::ChildTerminated(incarnation) => {
+                if incarnation == self.incarnation && self.child.is_some() {
+                    self.child = None;
+                    info!(singleton = %self.type_name(), node = %self.me.address, "singleton stopped");
+                    self.step(Event::ChildTerminated, ctx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(events) = self.events.take() {
+            self.cluster.unsubscribe(&events);
+        }
+        // the child stopped before this hook (children first): let the lease go now
+        if let Some(lease) = self.lease()
+            && lease.check_lease()
+            && let Err(error) = lease.release().await
+        {
+            warn!(singleton = %self.type_name(), %error, "lease release on stop failed");
+        }
+    }
+}

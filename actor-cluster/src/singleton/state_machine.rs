@@ -1,0 +1,732 @@
+//! The manager's state machine: lease gate, hand-over and the singleton's life, as one pure
+//! transition function.
+//!
+//! [`Machine::on_event`] takes one [`Event`] (a new [`Duty`], a lease result, a hand-over
+//! message, a timer, the child's termination) and returns the [`Action`]s the manager actor
+//! performs (spawn, stop, acquire, release, send, arm a timer). Nothing here does I/O or reads
+//! a clock, so every path is unit tested without actors.
+//!
+//! The rules:
+//! - The singleton may run when the duty is [`Duty::Host`], or [`Duty::TakeOver`] from a
+//!   previous host that confirmed the hand-over ([`Event::HandOverDone`]). A previous host
+//!   that is removed turns the duty into `Host`. A timeout alone never lets it run.
+//! - With a lease: acquire first (one request in flight at a time), retry after the acquire
+//!   interval, spawn once held. A lost lease stops the child at once; it is re-acquired
+//!   only after the child terminated and only while the singleton may still run. An acquire
+//!   result that arrives when the manager no longer wants the lease is released.
+//! - Stopping: the child is stopped, then (with a lease still held) the lease released, and
+//!   only then does the manager tell a successor [`Event::HandOverDone`]-style that it is done.
+//! - A child that stops by itself releases the lease and is not spawned again until the duty
+//!   stops allowing it to run (the next host change).
+
+use actor_coordination::lease::FencingToken;
+
+use super::host::Duty;
+use crate::membership::UniqueAddress;
+
+/// Why the singleton is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// This node may no longer run it (not the host, or leaving).
+    NotHost,
+    /// The lease was lost.
+    LeaseLost,
+    /// The singleton stopped by itself.
+    SelfStopped,
+}
+
+/// Where the manager is in the singleton's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing runs here and nothing is asked of this node.
+    Standby,
+    /// Next in line: asking the previous host to hand over; `requests` sent so far.
+    TakingOver {
+        /// The previous host.
+        from: UniqueAddress,
+        /// Requests sent so far.
+        requests: u32,
+    },
+    /// Waiting for the lease.
+    Acquiring,
+    /// The lease was not acquired; waiting for the retry timer.
+    AcquireBackoff,
+    /// The singleton runs (or is being spawned) with this fencing token.
+    Active {
+        /// The lease's token, if a lease gates the singleton.
+        token: Option<FencingToken>,
+    },
+    /// The child was told to stop; waiting for its termination.
+    Stopping {
+        /// Why.
+        reason: StopReason,
+    },
+    /// The child terminated; waiting for the lease release.
+    Releasing {
+        /// Why the child was stopped.
+        reason: StopReason,
+    },
+    /// The singleton stopped by itself; not spawned again until the next host change.
+    SelfStopped,
+    /// This node left the host role and has nothing running; `to` was told.
+    HandedOver {
+        /// The successor told, if any.
+        to: Option<UniqueAddress>,
+    },
+}
+
+impl Phase {
+    /// A short name for logs and status queries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Standby => "standby",
+            Phase::TakingOver { .. } => "taking-over",
+            Phase::Acquiring => "acquiring-lease",
+            Phase::AcquireBackoff => "acquire-backoff",
+            Phase::Active { .. } => "active",
+            Phase::Stopping { .. } => "stopping",
+            Phase::Releasing { .. } => "releasing-lease",
+            Phase::SelfStopped => "self-stopped",
+            Phase::HandedOver { .. } => "handed-over",
+        }
+    }
+}
+
+/// An input of the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The duty computed from the current membership (sent on every membership change).
+    Duty(Duty),
+    /// The lease acquire that was in flight returned: `Some(token)` if held.
+    Acquired {
+        /// The attempt's number (see [`Action::Acquire`]).
+        attempt: u64,
+        /// The token if the lease is held, `None` if not held or failed.
+        token: Option<FencingToken>,
+    },
+    /// The holding obtained by `attempt` was lost.
+    LeaseLost {
+        /// The attempt that obtained it.
+        attempt: u64,
+    },
+    /// A lease release finished.
+    Released,
+    /// The acquire retry timer fired.
+    AcquireRetry,
+    /// The hand-over retry timer fired.
+    HandOverRetry,
+    /// The singleton child terminated.
+    ChildTerminated,
+    /// `from` asks this node to hand the singleton over.
+    HandOverToMe {
+        /// The asking node.
+        from: UniqueAddress,
+    },
+    /// The previous host is still stopping its singleton.
+    HandOverInProgress {
+        /// The previous host.
+        from: UniqueAddress,
+    },
+    /// The previous host has stopped its singleton and released its lease.
+    HandOverDone {
+        /// The previous host.
+        from: UniqueAddress,
+    },
+}
+
+/// An output of the machine, performed by the manager actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Spawn the singleton child with this token.
+    Spawn {
+        /// The lease's fencing token, if a lease gates the singleton.
+        token: Option<FencingToken>,
+    },
+    /// Stop the singleton child.
+    StopChild,
+    /// Start acquiring the lease (report as [`Event::Acquired`] with this attempt).
+    Acquire {
+        /// The attempt's number, also given to its lost-callback.
+        attempt: u64,
+    },
+    /// Release the lease (report [`Event::Released`]).
+    Release,
+    /// Arm the acquire retry timer.
+    ScheduleAcquireRetry,
+    /// Arm the hand-over retry timer.
+    ScheduleHandOverRetry,
+    /// Send `HandOverToMe` to the manager of `to`.
+    SendHandOverToMe {
+        /// The previous host.
+        to: UniqueAddress,
+    },
+    /// Send `HandOverInProgress` to the manager of `to`.
+    SendHandOverInProgress {
+        /// The asking node.
+        to: UniqueAddress,
+    },
+    /// Send `HandOverDone` to the manager of `to`.
+    SendHandOverDone {
+        /// The successor.
+        to: UniqueAddress,
+    },
+    /// Requests to the previous host are exhausted: wait for its removal (log a warning).
+    GaveUpAsking {
+        /// The previous host.
+        from: UniqueAddress,
+    },
+}
+
+/// The manager's state: the phase plus what the phase needs to remember.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    phase: Phase,
+    duty: Duty,
+    has_lease: bool,
+    max_requests: u32,
+    /// Previous hosts that confirmed the hand-over to this node.
+    confirmed: Option<UniqueAddress>,
+    /// Whether an acquire is in flight.
+    acquiring: bool,
+    /// The attempt whose holding this node has, if any.
+    holding: Option<u64>,
+    /// Whether a release is in flight.
+    releasing: bool,
+    next_attempt: u64,
+}
+
+impl Machine {
+    /// A machine in [`Phase::Standby`]; `has_lease` when a lease gates the singleton;
+    /// `max_requests` hand-over requests before waiting for removal.
+    pub fn new(has_lease: bool, max_requests: u32) -> Self {
+        Machine {
+            phase: Phase::Standby,
+            duty: Duty::Standby { host: None },
+            has_lease,
+            max_requests: max_requests.max(1),
+            confirmed: None,
+            acquiring: false,
+            holding: None,
+            releasing: false,
+            next_attempt: 1,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The current duty.
+    pub fn duty(&self) -> &Duty {
+        &self.duty
+    }
+
+    /// Whether the lease is held (by this manager's last successful acquire).
+    pub fn holds_lease(&self) -> bool {
+        self.holding.is_some()
+    }
+
+    /// Whether the singleton may run here now.
+    pub fn may_run(&self) -> bool {
+        match &self.duty {
+            Duty::Host => true,
+            Duty::TakeOver { from } => self.confirmed.as_ref() == Some(from),
+            Duty::HandOver { .. } | Duty::Standby { .. } => false,
+        }
+    }
+
+    /// Whether nothing runs, is held or is in flight here.
+    fn quiet(&self) -> bool {
+        !self.acquiring
+            && !self.releasing
+            && self.holding.is_none()
+            && matches!(
+                self.phase,
+                Phase::Standby
+                    | Phase::TakingOver { .. }
+                    | Phase::AcquireBackoff
+                    | Phase::SelfStopped
+                    | Phase::HandedOver { .. }
+            )
+    }
+
+    /// Applies `event`; returns the actions to perform, in order.
+    pub fn on_event(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Duty(duty) => {
+                if let Duty::TakeOver { from } = &duty
+                    && self.confirmed.as_ref() != Some(from)
+                {
+                    self.confirmed = None;
+                }
+                self.duty = duty;
+                self.reconcile(&mut out);
+            }
+            Event::HandOverDone { from } => {
+                if matches!(&self.duty, Duty::TakeOver { from: f } if *f == from) {
+                    self.confirmed = Some(from);
+                    self.reconcile(&mut out);
+                }
+            }
+            Event::HandOverInProgress { .. } => {}
+            Event::HandOverToMe { from } => {
+                if self.quiet() && !self.may_run() {
+                    out.push(Action::SendHandOverDone { to: from });
+                } else {
+                    out.push(Action::SendHandOverInProgress { to: from });
+                }
+            }
+            Event::HandOverRetry => {
+                if let Phase::TakingOver { from, requests } = &mut self.phase {
+                    if *requests < self.max_requests {
+                        *requests += 1;
+                        out.push(Action::SendHandOverToMe { to: from.clone() });
+                        out.push(Action::ScheduleHandOverRetry);
+                    } else {
+                        out.push(Action::GaveUpAsking { from: from.clone() });
+                    }
+                }
+            }
+            Event::AcquireRetry => {
+                if self.phase == Phase::AcquireBackoff {
+                    if self.may_run() {
+                        self.start_acquire(&mut out);
+                    } else {
+                        self.phase = Phase::Standby;
+                        self.reconcile(&mut out);
+                    }
+                }
+            }
+            Event::Acquired { attempt, token } => {
+                self.acquiring = false;
+                match token {
+                    Some(token) if self.phase == Phase::Acquiring && self.may_run() => {
+                        self.holding = Some(attempt);
+                        self.phase = Phase::Active { token: Some(token) };
+                        out.push(Action::Spawn { token: Some(token) });
+                    }
+                    Some(_) => {
+                        // a late grant: nobody here wants it any more
+                        self.release(&mut out);
+                    }
+                    None if self.phase == Phase::Acquiring => {
+                        self.phase = Phase::AcquireBackoff;
+                        out.push(Action::ScheduleAcquireRetry);
+                    }
+                    None => {}
+                }
+            }
+            Event::LeaseLost { attempt } => {
+                if self.holding == Some(attempt) {
+                    self.holding = None;
+                    match self.phase {
+                        Phase::Active { .. } => {
+                            self.phase = Phase::Stopping {
+                                reason: StopReason::LeaseLost,
+                            };
+                            out.push(Action::StopChild);
+                        }
+                        Phase::Releasing { reason } => self.finish_stop(reason, &mut out),
+                        _ => {}
+                    }
+                }
+            }
+            Event::ChildTerminated => match self.phase {
+                Phase::Stopping { reason } => self.after_child(reason, &mut out),
+                Phase::Active { .. } => self.after_child(StopReason::SelfStopped, &mut out),
+                _ => {}
+            },
+            Event::Released => {
+                self.releasing = false;
+                if let Phase::Releasing { reason } = self.phase {
+                    self.finish_stop(reason, &mut out);
+                } else {
+                    self.reconcile(&mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn after_child(&mut self, reason: StopReason, out: &mut Vec<Action>) {
+        if self.holding.is_some() {
+            self.phase = Phase::Releasing { reason };
+            self.release(out);
+        } else {
+            self.finish_stop(reason, out);
+        }
+    }
+
+    fn finish_stop(&mut self, reason: StopReason, out: &mut Vec<Action>) {
+        self.phase = match reason {
+            StopReason::SelfStopped => Phase::SelfStopped,
+            StopReason::LeaseLost | StopReason::NotHost => Phase::Standby,
+        };
+        self.reconcile(out);
+    }
+
+    fn release(&mut self, out: &mut Vec<Action>) {
+        self.holding = None;
+        self.releasing = true;
+        out.push(Action::Release);
+    }
+
+    fn start_acquire(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::Acquiring;
+        if !self.acquiring {
+            self.acquiring = true;
+            let attempt = self.next_attempt;
+            self.next_attempt += 1;
+            out.push(Action::Acquire { attempt });
+        }
+    }
+
+    fn start(&mut self, out: &mut Vec<Action>) {
+        if self.has_lease {
+            self.start_acquire(out);
+        } else {
+            self.phase = Phase::Active { token: None };
+            out.push(Action::Spawn { token: None });
+        }
+    }
+
+    /// Brings the phase in line with the duty.
+    fn reconcile(&mut self, out: &mut Vec<Action>) {
+        let may_run = self.may_run();
+        match self.phase.clone() {
+            // stopping or releasing: the completion reconciles again
+            Phase::Stopping { .. } | Phase::Releasing { .. } => {}
+            Phase::Active { .. } => {
+                if !may_run {
+                    self.phase = Phase::Stopping {
+                        reason: StopReason::NotHost,
+                    };
+                    out.push(Action::StopChild);
+                }
+            }
+            // running, about to, or stopped by itself: nothing to do while it may run
+            Phase::Acquiring | Phase::AcquireBackoff | Phase::SelfStopped if may_run => {}
+            Phase::Standby | Phase::TakingOver { .. } | Phase::HandedOver { .. } if may_run => {
+                self.start(out)
+            }
+            // not allowed to run, and nothing running: standby, take-over or hand-over
+            Phase::Acquiring
+            | Phase::AcquireBackoff
+            | Phase::SelfStopped
+            | Phase::Standby
+            | Phase::TakingOver { .. }
+            | Phase::HandedOver { .. } => self.idle(out),
+        }
+    }
+
+    /// The phase when the singleton may not run here and nothing runs.
+    fn idle(&mut self, out: &mut Vec<Action>) {
+        match self.duty.clone() {
+            Duty::TakeOver { from } => {
+                let asking = matches!(&self.phase, Phase::TakingOver { from: f, .. } if *f == from);
+                if !asking {
+                    self.phase = Phase::TakingOver {
+                        from: from.clone(),
+                        requests: 1,
+                    };
+                    out.push(Action::SendHandOverToMe { to: from });
+                    out.push(Action::ScheduleHandOverRetry);
+                }
+            }
+            Duty::HandOver { to } => {
+                if self.acquiring || self.releasing || self.holding.is_some() {
+                    // a grant still in flight is released when it arrives; tell the
+                    // successor only once nothing is held
+                    self.phase = Phase::Standby;
+                    return;
+                }
+                let told = matches!(&self.phase, Phase::HandedOver { to: t } if *t == to);
+                if !told {
+                    if let Some(to) = &to {
+                        out.push(Action::SendHandOverDone { to: to.clone() });
+                    }
+                    self.phase = Phase::HandedOver { to };
+                }
+            }
+            Duty::Host | Duty::Standby { .. } => self.phase = Phase::Standby,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Address;
+
+    fn node(name: &str) -> UniqueAddress {
+        UniqueAddress::new(Address::logical("sys", name).expect("address"), 1)
+    }
+
+    fn token(n: u64) -> Option<FencingToken> {
+        Some(FencingToken::new(n))
+    }
+
+    #[test]
+    fn without_a_lease_the_host_spawns_and_a_standby_stops() {
+        let mut m = Machine::new(false, 3);
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Host)),
+            vec![Action::Spawn { token: None }]
+        );
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Standby {
+                host: Some(node("b"))
+            })),
+            vec![Action::StopChild]
+        );
+        assert_eq!(m.on_event(Event::ChildTerminated), vec![]);
+        assert_eq!(m.phase(), &Phase::Standby);
+    }
+
+    #[test]
+    fn with_a_lease_the_host_acquires_then_spawns_with_the_token() {
+        let mut m = Machine::new(true, 3);
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Host)),
+            vec![Action::Acquire { attempt: 1 }]
+        );
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 1,
+                token: None
+            }),
+            vec![Action::ScheduleAcquireRetry]
+        );
+        assert_eq!(
+            m.on_event(Event::AcquireRetry),
+            vec![Action::Acquire { attempt: 2 }]
+        );
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 2,
+                token: token(4)
+            }),
+            vec![Action::Spawn { token: token(4) }]
+        );
+        assert!(m.holds_lease());
+    }
+
+    #[test]
+    fn a_lost_lease_stops_at_once_and_reacquires_after_the_child_terminated() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        m.on_event(Event::Acquired {
+            attempt: 1,
+            token: token(1),
+        });
+        assert_eq!(
+            m.on_event(Event::LeaseLost { attempt: 1 }),
+            vec![Action::StopChild]
+        );
+        // nothing is acquired while the child still runs
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert_eq!(
+            m.on_event(Event::ChildTerminated),
+            vec![Action::Acquire { attempt: 2 }]
+        );
+    }
+
+    #[test]
+    fn a_stale_loss_is_ignored() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        m.on_event(Event::Acquired {
+            attempt: 1,
+            token: token(1),
+        });
+        assert_eq!(m.on_event(Event::LeaseLost { attempt: 7 }), vec![]);
+        assert!(matches!(m.phase(), Phase::Active { .. }));
+    }
+
+    #[test]
+    fn a_late_grant_after_losing_the_host_role_is_released() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Standby { host: None })),
+            vec![]
+        );
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 1,
+                token: token(3)
+            }),
+            vec![Action::Release]
+        );
+        assert!(!m.holds_lease());
+        assert_eq!(m.phase(), &Phase::Standby);
+    }
+
+    #[test]
+    fn one_acquire_in_flight_at_a_time() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        m.on_event(Event::Duty(Duty::Standby { host: None }));
+        // host again while the first acquire is still in flight: no second request
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 1,
+                token: token(2)
+            }),
+            vec![Action::Spawn { token: token(2) }]
+        );
+    }
+
+    #[test]
+    fn a_self_stopped_singleton_releases_and_stays_down_until_the_next_host_change() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        m.on_event(Event::Acquired {
+            attempt: 1,
+            token: token(1),
+        });
+        assert_eq!(m.on_event(Event::ChildTerminated), vec![Action::Release]);
+        assert_eq!(m.on_event(Event::Released), vec![]);
+        assert_eq!(m.phase(), &Phase::SelfStopped);
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        m.on_event(Event::Duty(Duty::Standby { host: None }));
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Host)),
+            vec![Action::Acquire { attempt: 2 }]
+        );
+    }
+
+    #[test]
+    fn take_over_waits_for_confirmation_never_for_a_timeout() {
+        let mut m = Machine::new(false, 2);
+        let a = node("a");
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::TakeOver { from: a.clone() })),
+            vec![
+                Action::SendHandOverToMe { to: a.clone() },
+                Action::ScheduleHandOverRetry
+            ]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverRetry),
+            vec![
+                Action::SendHandOverToMe { to: a.clone() },
+                Action::ScheduleHandOverRetry
+            ]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverRetry),
+            vec![Action::GaveUpAsking { from: a.clone() }]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverInProgress { from: a.clone() }),
+            vec![]
+        );
+        // a confirmation from someone else does not count
+        assert_eq!(m.on_event(Event::HandOverDone { from: node("x") }), vec![]);
+        assert_eq!(
+            m.on_event(Event::HandOverDone { from: a.clone() }),
+            vec![Action::Spawn { token: None }]
+        );
+        // the old host is removed: still running
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+    }
+
+    #[test]
+    fn removal_of_the_previous_host_lets_the_take_over_start() {
+        let mut m = Machine::new(false, 2);
+        m.on_event(Event::Duty(Duty::TakeOver { from: node("a") }));
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Host)),
+            vec![Action::Spawn { token: None }]
+        );
+    }
+
+    #[test]
+    fn a_leaving_host_stops_releases_then_confirms() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        m.on_event(Event::Acquired {
+            attempt: 1,
+            token: token(1),
+        });
+        let b = node("b");
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::HandOver {
+                to: Some(b.clone())
+            })),
+            vec![Action::StopChild]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverInProgress { to: b.clone() }]
+        );
+        assert_eq!(m.on_event(Event::ChildTerminated), vec![Action::Release]);
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverInProgress { to: b.clone() }]
+        );
+        assert_eq!(
+            m.on_event(Event::Released),
+            vec![Action::SendHandOverDone { to: b.clone() }]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverDone { to: b }]
+        );
+    }
+
+    #[test]
+    fn a_standby_that_never_ran_confirms_at_once() {
+        let mut m = Machine::new(false, 3);
+        m.on_event(Event::Duty(Duty::Standby { host: None }));
+        let b = node("b");
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverDone { to: b }]
+        );
+    }
+
+    #[test]
+    fn the_host_does_not_confirm_while_it_still_may_run() {
+        let mut m = Machine::new(false, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        let b = node("b");
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverInProgress { to: b }]
+        );
+    }
+
+    #[test]
+    fn a_leaving_host_with_an_acquire_in_flight_confirms_after_releasing_the_late_grant() {
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::Duty(Duty::Host));
+        let b = node("b");
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::HandOver {
+                to: Some(b.clone())
+            })),
+            vec![]
+        );
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 1,
+                token: token(1)
+            }),
+            vec![Action::Release]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverInProgress { to: b.clone() }]
+        );
+        assert_eq!(
+            m.on_event(Event::Released),
+            vec![Action::SendHandOverDone { to: b }]
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Cluster singleton without a lease, on the in-memory transport under a paused clock: one
+//! instance on the oldest node, failover after a crash, hand-over on a graceful leave, role
+//! restriction, the proxy's buffer, and the manager's typed errors.
+
+mod cluster_support;
+mod singleton_support;
+
+use std::time::Duration;
+
+use actor_cluster::cluster::ClusterSettings;
+use actor_cluster::membership::ClusterEvent;
+use actor_cluster::singleton::{
+    ClusterSingletonManager, ProxySettings, SingletonError, SingletonSettings,
+    singleton_manager_path,
+};
+use actor_cluster::{FaultInjector, InMemoryHub};
+use actor_core::{ActorSystem, DeadLetter, Props};
+use actor_testkit::TestProbe;
+use cluster_support::{address, await_all_up, fish, start_node};
+use singleton_support::{
+    Cmd, Notes, Recorder, SingletonNode, TYPE_NAME, Timeline, add_singleton, shutdown,
+    start_singleton_cluster, who,
+};
+use tokio::time::Instant;
+
+/// Seeds every fault test runs with.
+const SEEDS: u64 = 20;
+
+/// Longest wait for the cluster and the first instance.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// Bound on the time from a crash to the singleton running on the next oldest node, with
+/// `ClusterSettings::fast()` (detection ~0.5 s, stable-after 1 s, removal, gossip rounds).
+const FAILOVER_BOUND: Duration = Duration::from_secs(10);
+
+/// Bound on the time from `leave()` to the singleton running on the next oldest node.
+const HAND_OVER_BOUND: Duration = Duration::from_secs(5);
+
+/// Proxies that look for the singleton often, so tests see moves quickly.
+fn proxy_settings() -> ProxySettings {
+    ProxySettings::new(TYPE_NAME).with_identify_interval(Duration::from_millis(200))
+}
+
+fn singleton_settings() -> SingletonSettings {
+    SingletonSettings::new(TYPE_NAME).with_hand_over_retry_interval(Duration::from_millis(200))
+}
+
+async fn three_nodes(
+    hub: &InMemoryHub,
+    seed: u64,
+    timeline: &Timeline,
+    notes: &Notes,
+) -> Vec<SingletonNode> {
+    let nodes = start_singleton_cluster(
+        hub,
+        &["n1", "n2", "n3"],
+        seed,
+        &ClusterSettings::fast(),
+        |_, _| singleton_settings(),
+        &proxy_settings(),
+        timeline,
+        notes,
+    );
+    let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
+    let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();
+    await_all_up(&refs, &addresses).await;
+    nodes
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_nodes_run_exactly_one_singleton_on_the_oldest() {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let nodes = three_nodes(&hub, 1, &timeline, &notes).await;
+    timeline.await_start("n1", t0, SETTLE).await;
+    for n in &nodes {
+        assert_eq!(who(&n.proxy, SETTLE).await.node, "n1", "via {}", n.name);
+        let status = n.status().await;
+        assert_eq!(status.host.as_ref(), Some(&address("n1")), "{status:?}");
+        assert_eq!(status.active, n.name == "n1", "{}: {status:?}", n.name);
+    }
+    // a while later still exactly one instance, the same one
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(timeline.assert_no_overlap(), 1);
+    assert_eq!(timeline.running(), vec!["n1".to_owned()]);
+    shutdown(nodes).await;
+}
+
+async fn failover_after_crash(seed: u64) -> Duration {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let mut nodes = three_nodes(&hub, seed, &timeline, &notes).await;
+    timeline.await_start("n1", t0, SETTLE).await;
+    for n in &nodes[1..] {
+        who(&n.proxy, SETTLE).await;
+    }
+    // before: through the proxies of n2 and n3
+    for i in 0..5 {
+        nodes[1].proxy.tell(Cmd::Note(i));
+        nodes[2].proxy.tell(Cmd::Note(100 + i));
+    }
+    notes
+        .await_notes("n1", &[0, 1, 2, 3, 4, 100, 101, 102, 103, 104], SETTLE)
+        .await;
+
+    let events = TestProbe::<ClusterEvent>::new(&nodes[1].node.system);
+    nodes[1].node.cluster.subscribe(events.actor_ref());
+    let n1 = nodes.remove(0);
+    let crashed_at = Instant::now();
+    assert!(hub.crash(&n1.node.address));
+    n1.node.system.terminate().await;
+    // in between: once n1 is downed the proxies buffer (no singleton is known)
+    fish(
+        &events,
+        SETTLE,
+        |e| matches!(e, ClusterEvent::MemberDowned(m) if m.address == address("n1")),
+    )
+    .await;
+    for i in 5..10 {
+        nodes[0].proxy.tell(Cmd::Note(i));
+        nodes[1].proxy.tell(Cmd::Note(100 + i));
+    }
+    let started = timeline.await_start("n2", crashed_at, FAILOVER_BOUND).await;
+    // after: the buffered notes and new ones reach the new instance
+    for i in 10..15 {
+        nodes[0].proxy.tell(Cmd::Note(i));
+        nodes[1].proxy.tell(Cmd::Note(100 + i));
+    }
+    let expected: Vec<u32> = (5..15).chain(105..115).collect();
+    notes.await_notes("n2", &expected, SETTLE).await;
+    assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    shutdown(nodes).await;
+    started.at - crashed_at
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_singleton_fails_over_to_the_next_oldest_after_a_crash_over_20_seeds() {
+    let mut worst = Duration::ZERO;
+    for seed in 1..=SEEDS {
+        worst = worst.max(failover_after_crash(seed).await);
+    }
+    assert!(worst <= FAILOVER_BOUND, "{worst:?}");
+}
+
+async fn graceful_leave(seed: u64) -> Duration {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let mut nodes = three_nodes(&hub, seed, &timeline, &notes).await;
+    timeline.await_start("n1", t0, SETTLE).await;
+    who(&nodes[2].proxy, SETTLE).await;
+
+    let left_at = Instant::now();
+    nodes[0].node.cluster.leave();
+    for i in 0..10 {
+        nodes[2].proxy.tell(Cmd::Note(i));
+    }
+    let started = timeline.await_start("n2", left_at, HAND_OVER_BOUND).await;
+    let n1 = nodes.remove(0);
+    assert!(
+        n1.node.system.await_termination(SETTLE).await,
+        "the leaving node shuts down"
+    );
+    for i in 10..20 {
+        nodes[1].proxy.tell(Cmd::Note(i));
+    }
+    notes
+        .await_notes("n2", &(10..20).collect::<Vec<_>>(), SETTLE)
+        .await;
+    assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    // the old instance stopped before the new one started
+    let entries = timeline.entries();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.node.as_str(), e.mark))
+            .collect::<Vec<_>>(),
+        vec![
+            ("n1", singleton_support::Mark::Start),
+            ("n1", singleton_support::Mark::Stop),
+            ("n2", singleton_support::Mark::Start),
+        ]
+    );
+    shutdown(nodes).await;
+    started.at - left_at
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_leave_hands_over_without_two_instances_over_20_seeds() {
+    let mut worst = Duration::ZERO;
+    for seed in 1..=SEEDS {
+        worst = worst.max(graceful_leave(seed).await);
+    }
+    assert!(worst <= HAND_OVER_BOUND, "{worst:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_restricted_singleton_runs_on_the_oldest_node_with_the_role() {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let names = ["n1", "n2", "n3"];
+    let seeds: Vec<_> = names.iter().map(|n| address(n)).collect();
+    let t0 = Instant::now();
+    let nodes: Vec<SingletonNode> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut settings = ClusterSettings::fast().with_seed_nodes(seeds.clone());
+            if i > 0 {
+                settings = settings.with_roles(["control-plane"]);
+            }
+            let node = start_node(&hub, name, i as u64 + 1, settings);
+            add_singleton(
+                node,
+                name,
+                singleton_settings().with_role("control-plane"),
+                proxy_settings().with_role("control-plane"),
+                &timeline,
+                &notes,
+            )
+        })
+        .collect();
+    let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
+    let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();
+    let leader = await_all_up(&refs, &addresses).await;
+    assert_eq!(leader, address("n1"), "the leader lacks the role");
+    timeline.await_start("n2", t0, SETTLE).await;
+    for n in &nodes {
+        assert_eq!(who(&n.proxy, SETTLE).await.node, "n2", "via {}", n.name);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(timeline.assert_no_overlap(), 1);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_proxy_buffers_a_bounded_number_and_drops_the_oldest_to_dead_letters() {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let seeds = vec![address("n1"), address("n2")];
+    let n1 = start_node(
+        &hub,
+        "n1",
+        1,
+        ClusterSettings::fast().with_seed_nodes(seeds.clone()),
+    );
+    await_all_up(&[&n1], &[&n1.address]).await;
+    let dead = TestProbe::<DeadLetter>::new(&n1.system);
+    n1.system.event_stream().subscribe(dead.actor_ref());
+    // nobody has the role yet: the proxy on n1 buffers
+    let n1 = add_singleton(
+        n1,
+        "n1",
+        singleton_settings().with_role("worker"),
+        proxy_settings().with_role("worker").with_buffer_size(3),
+        &timeline,
+        &notes,
+    );
+    for i in 1..=5 {
+        n1.proxy.tell(Cmd::Note(i));
+    }
+    let mut dropped = Vec::new();
+    while dropped.len() < 2 {
+        let letter = dead.receive_one(SETTLE).await.expect("a dead letter");
+        if let Some(Cmd::Note(n)) = letter.message.take::<Cmd>() {
+            dropped.push(n);
+        }
+    }
+    assert_eq!(dropped, vec![1, 2], "the oldest are dropped");
+    // a node with the role joins: the three newest notes arrive, in order
+    let n2 = start_node(
+        &hub,
+        "n2",
+        2,
+        ClusterSettings::fast()
+            .with_seed_nodes(seeds)
+            .with_roles(["worker"]),
+    );
+    let n2 = add_singleton(
+        n2,
+        "n2",
+        singleton_settings().with_role("worker"),
+        proxy_settings().with_role("worker"),
+        &timeline,
+        &notes,
+    );
+    notes.await_notes("n2", &[3, 4, 5], SETTLE).await;
+    let order: Vec<u32> = notes.all().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(order, vec![3, 4, 5]);
+    shutdown(vec![n1, n2]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_that_stops_itself_is_not_respawned_until_the_next_host_change() {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let nodes = three_nodes(&hub, 3, &timeline, &notes).await;
+    timeline.await_start("n1", t0, SETTLE).await;
+    nodes[1].proxy.tell(Cmd::StopYourself);
+    timeline.await_none_running(SETTLE).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(timeline.running().is_empty());
+    let status = nodes[0].status().await;
+    assert_eq!(status.phase, "self-stopped");
+    assert!(!status.active);
+    assert_eq!(timeline.assert_no_overlap(), 1);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_misnamed_manager_and_bad_settings_are_typed_errors() {
+    let system = ActorSystem::new("plain").expect("system");
+    let err = ClusterSingletonManager::spawn_named(
+        &system,
+        "job-scheduler",
+        |_| Props::new(|| -> Recorder { unreachable!("never spawned") }),
+        SingletonSettings::new("job-scheduler"),
+    )
+    .expect_err("misnamed");
+    match err {
+        SingletonError::MisnamedManager {
+            expected, given, ..
+        } => {
+            assert_eq!(expected, "singleton-manager-job-scheduler");
+            assert_eq!(given, "job-scheduler");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        singleton_manager_path("plain", "job-scheduler"),
+        "actor://plain/user/singleton-manager-job-scheduler"
+    );
+    let err = ClusterSingletonManager::spawn(
+        &system,
+        Props::new(|| -> Recorder { unreachable!("never spawned") }),
+        SingletonSettings::new("bad/name"),
+    )
+    .expect_err("invalid name");
+    assert!(
+        matches!(&err, SingletonError::InvalidTypeName { type_name, .. } if type_name == "bad/name"),
+        "{err:?}"
+    );
+    let err = ClusterSingletonManager::spawn(
+        &system,
+        Props::new(|| -> Recorder { unreachable!("never spawned") }),
+        SingletonSettings::new("ok").with_acquire_retry_interval(Duration::ZERO),
+    )
+    .expect_err("zero interval");
+    assert!(
+        matches!(
+            err,
+            SingletonError::InvalidSetting {
+                setting: "acquire_retry_interval",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = ClusterSingletonManager::spawn(
+        &system,
+        Props::new(|| -> Recorder { unreachable!("never spawned") }),
+        SingletonSettings::new("ok"),
+    )
+    .expect_err("no cluster");
+    assert!(
+        matches!(&err, SingletonError::ClusterNotJoined { system } if system == "plain"),
+        "{err:?}"
+    );
+    system.terminate().await;
+}

@@ -588,7 +588,11 @@ impl Task {
             self.quarantined.insert((node.clone(), uid));
         }
         self.shared.replace_incarnation(node);
-        tracing::warn!(peer = %node, ?uid, ?reason, "association quarantined; watched actors there are reported terminated");
+        if matches!(reason, RemoteQuarantineReason::Requested { .. }) {
+            tracing::info!(peer = %node, ?uid, ?reason, "association quarantined; watched actors there are reported terminated");
+        } else {
+            tracing::warn!(peer = %node, ?uid, ?reason, "association quarantined; watched actors there are reported terminated");
+        }
         for (watcher, id) in assoc.quarantine() {
             watcher.notify_terminated(id);
         }

@@ -1,1 +1,548 @@
-//! Cluster sharding: entities spread over the cluster by shard (work in progress).
+//! Cluster sharding: entities spread over the nodes by shard, moved when nodes join or leave,
+//! never running on two nodes at once.
+//!
+//! [`ClusterSharding::start`] runs a **shard region** for an entity type on this node and
+//! returns a [`ShardRegion`] handle; send it the entity messages from anywhere. A
+//! [`MessageExtractor`] names each message's entity; the entity's shard is a stable hash
+//! ([`default_shard_id`], FNV-1a) of its id modulo [`ShardingSettings::number_of_shards`]
+//! (default [`DEFAULT_NUMBER_OF_SHARDS`], fixed for the life of the cluster).
+//!
+//! # Parts
+//!
+//! - **Region** (one per node per type, `/user/sharding-<type>`): asks the coordinator once
+//!   where a shard lives and caches the answer; buffers messages for shards whose home is
+//!   being resolved or moving (bounded by [`ShardingSettings::buffer_size`], overflow to dead
+//!   letters); forwards messages for remote shards to the home region; hosts local shards.
+//! - **Coordinator** ([`ShardCoordinator`], an ordinary actor run as a cluster singleton):
+//!   allocates shards with a pluggable [`ShardAllocationStrategy`] (default
+//!   [`LeastShardAllocationStrategy`]), rebalances every
+//!   [`ShardingSettings::rebalance_interval`] and when regions join or leave (at most
+//!   [`ShardingSettings::max_simultaneous_rebalance`] shards at once), and reallocates the
+//!   shards of a region whose node died. It keeps no state of its own worth saving: a new
+//!   coordinator rebuilds the allocation from the lock table
+//!   ([`RunnerStorage::list_locks`]) and the regions that register.
+//! - **Shard** (a child of the region): starts entities on their first message (the
+//!   entity's [`EntityContext`] lets it ask for passivation), passivates idle ones after
+//!   [`ShardingSettings::passivation_idle_timeout`], buffers the messages of an entity
+//!   that is passivating and delivers them to a fresh instance.
+//!
+//! # Shard locks
+//!
+//! The lock table in [`RunnerStorage`] is the truth of where a shard runs. A shard serves
+//! only once `acquire` returned its lock (buffering until then, retrying every
+//! [`ShardingSettings::retry_interval`] while another runner holds it); the region refreshes
+//! its locks every [`ShardingSettings::lock_refresh_interval`] in one call; a shard whose
+//! refresh did not return it, or whose local deadline (start of the last successful
+//! acquire/refresh + ttl − [`ShardingSettings::lock_safety_margin`]) passed, **fences itself**:
+//! it stops at once. So a shard is never active on two nodes, even across a partition: the
+//! new home's acquire succeeds only once the old holder released the lock or the lock
+//! expired, and the old holder stopped before that. Runners register in the storage with
+//! their incarnation (the node's uid), so a restarted node never inherits its old locks.
+//!
+//! # Hand-off
+//!
+//! Moving shard `s` from region A (a [`HandOff`] state machine at the coordinator):
+//! 1. the coordinator tells every region `BeginHandOff(s)`: each stops routing to `s`,
+//!    buffers its messages, and acknowledges;
+//! 2. then it tells A `HandOff(s)`: A's shard delivers what it already queued, sends every
+//!    entity the stop message ([`ShardingSettings::with_stop_message`], a poison pill by
+//!    default, so entities can flush), waits for all to stop, releases the lock and reports;
+//! 3. only then the shard is allocated again and started at its new home, and the buffered
+//!    messages flow there. A hand-off that takes longer than
+//!    [`ShardingSettings::hand_off_timeout`] is aborted and the shard stays at A.
+//!
+//! Messages for `s` that were in flight to A when it stopped the shard are sent back through
+//! A's region to the new home, so none is lost and none reaches an entity on two nodes.
+//!
+//! # Failure
+//!
+//! When a node is downed, its region's death (remote death-watch) makes the coordinator
+//! reallocate its shards at once; the new homes acquire the locks once the dead runner's
+//! locks expired (at most one lock ttl), and entities start on their first message.
+//! Messages sent to the dead node before that are lost (delivery is at most once).
+//! With [`ShardingSettings::remember_entities`], the entity ids travel with a hand-off and
+//! the entities are restarted at the new home; after a crash they are not (the ids lived
+//! only on the crashed node).
+//!
+//! # Introspection
+//!
+//! [`ShardRegion::state`] (local shards and entity counts), [`ClusterSharding::distribution`]
+//! (the coordinator's allocation) and [`ShardMapChanged`] on the coordinator node's event
+//! stream.
+//!
+//! # Examples
+//!
+//! One node, in-memory lock table, a coordinator spawned directly:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use actor_cluster::sharding::{ClusterSharding, EntityContext, ShardingSettings};
+//! use actor_cluster::wire::RemoteMessage;
+//! use actor_coordination::runner_storage::MemoryRunnerStorage;
+//! use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, ReplyTo};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Add { counter: String, by: u64, reply: ReplyTo<u64> }
+//! impl RemoteMessage for Add { const MANIFEST: &'static str = "doc.Add"; }
+//!
+//! struct Counter(u64);
+//! impl Actor for Counter {
+//!     type Msg = Add;
+//!     async fn handle(&mut self, msg: Add, _: &mut Context<Self>) -> ActorResult {
+//!         self.0 += msg.by;
+//!         msg.reply.reply(self.0);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let system = ActorSystem::new("doc")?;
+//! let settings = ShardingSettings::new(Arc::new(MemoryRunnerStorage::default())).build()?;
+//! let sharding = ClusterSharding::get(&system);
+//! let coordinator = sharding.spawn_coordinator("counter", &settings)?;
+//! let region = sharding.start_with_coordinator(
+//!     "counter",
+//!     |_: EntityContext<Add>| Props::new(|| Counter(0)),
+//!     settings,
+//!     |msg: &Add| msg.counter.clone(),
+//!     coordinator,
+//! )?;
+//! let add = |by| move |reply| Add { counter: "c-1".into(), by, reply };
+//! region.actor_ref().ask(add(2), Duration::from_secs(5)).await?;
+//! assert_eq!(region.actor_ref().ask(add(3), Duration::from_secs(5)).await?, 5);
+//! system.terminate().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`RunnerStorage`]: actor_coordination::runner_storage::RunnerStorage
+//! [`RunnerStorage::list_locks`]: actor_coordination::runner_storage::RunnerStorage::list_locks
+
+mod allocation;
+mod coordinator;
+mod extractor;
+mod hand_off;
+mod lock;
+mod protocol;
+mod region;
+mod settings;
+mod shard;
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_coordination::runner_storage::{Runner, RunnerAddress, RunnerId, ShardId};
+use actor_core::{Actor, ActorRef, ActorSystem, AskError, Props, SpawnError};
+use parking_lot::Mutex;
+
+pub use allocation::{Allocation, LeastShardAllocationStrategy, ShardAllocationStrategy};
+pub use coordinator::{CoordinatorSettings, ShardCoordinator};
+pub use extractor::{MessageExtractor, default_shard_id, fnv1a_32};
+pub use hand_off::{HandOff, HandOffAction, HandOffEvent, HandOffState};
+pub use lock::{LockAction, LockEvent, LockState, LockTiming};
+pub use protocol::{CoordinatorMsg, RegionCtl, RegionState, ShardDistribution, ShardMapChanged};
+pub use settings::{
+    DEFAULT_BUFFER_SIZE, DEFAULT_HAND_OFF_TIMEOUT, DEFAULT_LOCK_SAFETY_MARGIN,
+    DEFAULT_MAX_SIMULTANEOUS_REBALANCE, DEFAULT_NUMBER_OF_SHARDS, DEFAULT_PASSIVATION_IDLE_TIMEOUT,
+    DEFAULT_REBALANCE_INTERVAL, DEFAULT_RETRY_INTERVAL, ShardingSettings, StopMessage,
+};
+pub use shard::EntityContext;
+
+use crate::remote::{RemoteError, Remoting};
+use crate::wire::RemoteMessage;
+use region::{Region, RegionMsg, RegionSetup};
+
+/// Errors of the sharding API.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardingError {
+    /// A setting is invalid.
+    #[error("invalid sharding setting {field}: {reason}")]
+    InvalidSettings {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The entity type name is not `[A-Za-z0-9_.-]+` of at most 255 bytes.
+    #[error("invalid entity type name {name:?}: must be 1 to 255 of [A-Za-z0-9_.-]")]
+    InvalidTypeName {
+        /// The rejected name.
+        name: String,
+    },
+    /// A region for this type already runs on this node.
+    #[error("sharding for entity type {type_name:?} is already started on this node")]
+    AlreadyStarted {
+        /// The type.
+        type_name: String,
+    },
+    /// No region for this type runs on this node (or it takes another message type).
+    #[error("no shard region for entity type {type_name:?} on this node")]
+    NotStarted {
+        /// The type.
+        type_name: String,
+    },
+    /// An actor could not be spawned.
+    #[error("could not spawn a sharding actor: {0}")]
+    Spawn(#[from] SpawnError),
+    /// A message type could not be registered with remoting.
+    #[error("remoting: {0}")]
+    Remote(#[from] RemoteError),
+    /// A question to a region or the coordinator was not answered.
+    #[error("no answer: {0}")]
+    Ask(#[from] AskError),
+    /// The coordinator singleton could not be started.
+    #[error("coordinator singleton: {0}")]
+    Singleton(String),
+}
+
+/// The name of the region actor of `type_name` (under `/user`).
+pub fn region_name(type_name: &str) -> String {
+    format!("sharding-{type_name}")
+}
+
+/// The name of a directly spawned coordinator of `type_name` (under `/user`), and the
+/// singleton type name of the coordinator.
+pub fn coordinator_name(type_name: &str) -> String {
+    format!("sharding-coordinator-{type_name}")
+}
+
+/// A handle to this node's shard region of one entity type.
+pub struct ShardRegion<M: Send + 'static> {
+    type_name: String,
+    region: ActorRef<RegionMsg<M>>,
+    entry: ActorRef<M>,
+}
+
+impl<M: Send + 'static> Clone for ShardRegion<M> {
+    fn clone(&self) -> Self {
+        Self {
+            type_name: self.type_name.clone(),
+            region: self.region.clone(),
+            entry: self.entry.clone(),
+        }
+    }
+}
+
+impl<M: Send + 'static> std::fmt::Debug for ShardRegion<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardRegion")
+            .field("type_name", &self.type_name)
+            .field("region", self.region.path())
+            .finish()
+    }
+}
+
+impl<M: Send + 'static> ShardRegion<M> {
+    /// The entity type.
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// Sends `msg` to its entity, wherever it lives.
+    pub fn tell(&self, msg: M) {
+        self.entry.tell(msg);
+    }
+
+    /// A ref that routes every message it is told to its entity (`ask` works through it).
+    pub fn actor_ref(&self) -> ActorRef<M> {
+        self.entry.clone()
+    }
+
+    /// The shards running in this region and their entity counts.
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::Ask`] when the region does not answer within `timeout`.
+    pub async fn state(&self, timeout: Duration) -> Result<RegionState, ShardingError> {
+        Ok(self.region.ask(RegionMsg::GetState, timeout).await?)
+    }
+
+    /// Hands off every shard of this region to other regions, then stops the region; returns
+    /// at once (watch [`ShardRegion::is_terminated`] or use
+    /// [`ShardRegion::graceful_shutdown_and_wait`]). Call it before leaving the cluster.
+    pub fn graceful_shutdown(&self) {
+        self.region.tell(RegionMsg::GracefulShutdown);
+    }
+
+    /// [`ShardRegion::graceful_shutdown`], then waits until the region stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::Ask`] with a timeout when the region still runs after `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not cancel the shutdown.
+    pub async fn graceful_shutdown_and_wait(&self, timeout: Duration) -> Result<(), ShardingError> {
+        self.graceful_shutdown();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.region.is_terminated() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ShardingError::Ask(AskError::Timeout {
+                    recipient: self.region.path().clone(),
+                    after: timeout,
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Whether the region has stopped.
+    pub fn is_terminated(&self) -> bool {
+        self.region.is_terminated()
+    }
+}
+
+/// The sharding extension of one actor system: starts and finds its regions.
+pub struct ClusterSharding {
+    system: ActorSystem,
+    regions: Mutex<BTreeMap<String, Box<dyn Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for ClusterSharding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSharding")
+            .field("system", &self.system.name())
+            .field("types", &self.regions.lock().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn check_type_name(type_name: &str) -> Result<(), ShardingError> {
+    ShardId::new(type_name, 0)
+        .map(|_| ())
+        .map_err(|_| ShardingError::InvalidTypeName {
+            name: type_name.chars().take(80).collect(),
+        })
+}
+
+/// This node's runner: its transport address and uid (remoting), or the system's name and
+/// uid without remoting.
+fn runner_of(system: &ActorSystem) -> Result<Runner, ShardingError> {
+    let (host, port, incarnation) = match Remoting::get(system) {
+        Some(remoting) => {
+            let address = remoting.local_address();
+            (
+                format!("{}@{}", address.system(), address.host()),
+                address.port(),
+                remoting.local_uid(),
+            )
+        }
+        None => (format!("{}@local", system.name()), 0, system.uid()),
+    };
+    let address = RunnerAddress::new(host, port).map_err(|e| ShardingError::InvalidSettings {
+        field: "runner address",
+        reason: e.to_string(),
+    })?;
+    Ok(Runner::new(address, incarnation))
+}
+
+fn register_types<M: RemoteMessage>(system: &ActorSystem) -> Result<(), ShardingError> {
+    if let Some(remoting) = Remoting::get(system) {
+        remoting.register::<CoordinatorMsg>()?;
+        remoting.register::<RegionCtl>()?;
+        remoting.register::<ShardDistribution>()?;
+        remoting.register::<M>()?;
+    }
+    Ok(())
+}
+
+impl ClusterSharding {
+    /// The sharding extension of `system` (created on first use).
+    pub fn get(system: &ActorSystem) -> Arc<ClusterSharding> {
+        system.extension(|system| ClusterSharding {
+            system: system.clone(),
+            regions: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The coordinator settings derived from `settings`.
+    pub fn coordinator_settings<M>(
+        type_name: &str,
+        settings: &ShardingSettings<M>,
+    ) -> CoordinatorSettings {
+        CoordinatorSettings {
+            type_name: type_name.to_owned(),
+            storage: settings.storage.clone(),
+            strategy: settings.strategy(),
+            rebalance_interval: settings.rebalance_interval,
+            hand_off_timeout: settings.hand_off_timeout,
+            retry_interval: settings.retry_interval,
+            lock_ttl: settings.lock_ttl,
+        }
+    }
+
+    /// Spawns the coordinator of `type_name` directly on this node, at
+    /// `/user/sharding-coordinator-<type_name>` (for single-node use and tests; clusters run
+    /// it as a singleton through [`ClusterSharding::start`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::InvalidTypeName`], [`ShardingError::Spawn`] (also when one runs here
+    /// already), [`ShardingError::Remote`].
+    pub fn spawn_coordinator<M: RemoteMessage>(
+        &self,
+        type_name: &str,
+        settings: &ShardingSettings<M>,
+    ) -> Result<ActorRef<CoordinatorMsg>, ShardingError> {
+        check_type_name(type_name)?;
+        register_types::<M>(&self.system)?;
+        let props = ShardCoordinator::props(Self::coordinator_settings(type_name, settings));
+        Ok(self.system.spawn(props, &coordinator_name(type_name))?)
+    }
+
+    /// Starts this node's region of `type_name`, talking to `coordinator` (a direct ref or
+    /// a singleton proxy). `entity_props` builds an entity from its [`EntityContext`].
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::InvalidTypeName`], [`ShardingError::InvalidSettings`],
+    /// [`ShardingError::AlreadyStarted`], [`ShardingError::Spawn`],
+    /// [`ShardingError::Remote`] when a message type clashes with another's manifest.
+    pub fn start_with_coordinator<E, F, X>(
+        &self,
+        type_name: &str,
+        entity_props: F,
+        settings: ShardingSettings<E::Msg>,
+        extractor: X,
+        coordinator: ActorRef<CoordinatorMsg>,
+    ) -> Result<ShardRegion<E::Msg>, ShardingError>
+    where
+        E: Actor,
+        E::Msg: RemoteMessage,
+        F: Fn(EntityContext<E::Msg>) -> Props<E> + Send + Sync + 'static,
+        X: MessageExtractor<E::Msg>,
+    {
+        self.start_region::<E>(
+            type_name,
+            Some(Arc::new(entity_props)),
+            settings,
+            Arc::new(extractor),
+            coordinator,
+        )
+    }
+
+    /// Starts a proxy region of `type_name`: it routes messages to the entities on other
+    /// nodes and hosts none itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClusterSharding::start_with_coordinator`].
+    pub fn start_proxy_with_coordinator<M, X>(
+        &self,
+        type_name: &str,
+        settings: ShardingSettings<M>,
+        extractor: X,
+        coordinator: ActorRef<CoordinatorMsg>,
+    ) -> Result<ShardRegion<M>, ShardingError>
+    where
+        M: RemoteMessage,
+        X: MessageExtractor<M>,
+    {
+        self.start_region::<NoEntity<M>>(
+            type_name,
+            None,
+            settings,
+            Arc::new(extractor),
+            coordinator,
+        )
+    }
+
+    fn start_region<E>(
+        &self,
+        type_name: &str,
+        factory: Option<shard::EntityFactory<E>>,
+        settings: ShardingSettings<E::Msg>,
+        extractor: Arc<dyn MessageExtractor<E::Msg>>,
+        coordinator: ActorRef<CoordinatorMsg>,
+    ) -> Result<ShardRegion<E::Msg>, ShardingError>
+    where
+        E: Actor,
+        E::Msg: RemoteMessage,
+    {
+        check_type_name(type_name)?;
+        let settings = settings.build()?;
+        register_types::<E::Msg>(&self.system)?;
+        let mut regions = self.regions.lock();
+        if regions.contains_key(type_name) {
+            return Err(ShardingError::AlreadyStarted {
+                type_name: type_name.to_owned(),
+            });
+        }
+        let runner = runner_of(&self.system)?;
+        let storage = settings.storage.clone();
+        let setup = RegionSetup::<E> {
+            type_name: type_name.to_owned(),
+            settings,
+            extractor,
+            factory,
+            coordinator,
+            runner: runner.id.clone(),
+        };
+        let region = self
+            .system
+            .spawn(Region::props(setup), &region_name(type_name))?;
+        // Register the runner with its incarnation (diagnostics, machine ids); locks do not
+        // depend on it, so a failure is only logged.
+        self.system.runtime().spawn(async move {
+            if let Err(error) = storage.register(&runner, true).await {
+                tracing::warn!(%error, runner = %runner.id, "runner registration failed");
+            }
+        });
+        let handle = ShardRegion {
+            type_name: type_name.to_owned(),
+            entry: region.adapt(RegionMsg::Deliver),
+            region,
+        };
+        regions.insert(type_name.to_owned(), Box::new(handle.clone()));
+        Ok(handle)
+    }
+
+    /// The region of `type_name` started on this node, if it takes `M`.
+    pub fn region<M: Send + 'static>(&self, type_name: &str) -> Option<ShardRegion<M>> {
+        self.regions
+            .lock()
+            .get(type_name)
+            .and_then(|any| any.downcast_ref::<ShardRegion<M>>())
+            .cloned()
+    }
+
+    /// Asks `coordinator` for the current allocation.
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::Ask`] when it does not answer within `timeout`.
+    pub async fn distribution(
+        coordinator: &ActorRef<CoordinatorMsg>,
+        timeout: Duration,
+    ) -> Result<ShardDistribution, ShardingError> {
+        Ok(coordinator
+            .ask(|reply| CoordinatorMsg::GetDistribution { reply }, timeout)
+            .await?)
+    }
+}
+
+/// The entity type of a proxy region: never instantiated.
+struct NoEntity<M>(std::marker::PhantomData<fn(M)>);
+
+impl<M: Send + 'static> Actor for NoEntity<M> {
+    type Msg = M;
+    async fn handle(&mut self, _: M, _: &mut actor_core::Context<Self>) -> actor_core::ActorResult {
+        Ok(())
+    }
+}
+
+/// The runner id of this node as sharding registers it (for diagnostics and tests).
+///
+/// # Errors
+///
+/// [`ShardingError::InvalidSettings`] when the node's address is not a valid runner address.
+pub fn runner_id(system: &ActorSystem) -> Result<RunnerId, ShardingError> {
+    runner_of(system).map(|r| r.id)
+}

@@ -1,0 +1,501 @@
+//! The shard coordinator of one entity type: an ordinary actor, run as a cluster singleton
+//! (or spawned directly on one node). It decides where shards live, runs rebalances and
+//! hand-offs, and notices dead regions.
+//!
+//! The lock table in runner storage is the truth of where a shard runs: a new coordinator
+//! (after the singleton moved) first reads [`RunnerStorage::list_locks`] and maps each locked
+//! shard to the region of the runner holding it once that region registers, so nothing is
+//! lost when the coordinator moves. Shards locked by runners that do not register within one
+//! lock ttl are treated as free (their locks have expired by then, or the new home's acquire
+//! waits until they do).
+//!
+//! [`RunnerStorage::list_locks`]: actor_coordination::runner_storage::RunnerStorage::list_locks
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_coordination::runner_storage::RunnerStorage;
+use actor_core::{Actor, ActorRef, ActorResult, Context, Props};
+
+use super::allocation::{Allocation, ShardAllocationStrategy};
+use super::hand_off::{HandOff, HandOffAction, HandOffEvent};
+use super::protocol::{CoordinatorMsg, RegionCtl, ShardDistribution, ShardMapChanged};
+
+/// What a coordinator is built from.
+#[derive(Clone)]
+pub struct CoordinatorSettings {
+    /// The entity type (also the shard group in the lock table).
+    pub type_name: String,
+    /// The lock table.
+    pub storage: Arc<dyn RunnerStorage>,
+    /// Where shards go.
+    pub strategy: Arc<dyn ShardAllocationStrategy>,
+    /// Interval of the periodic rebalance.
+    pub rebalance_interval: Duration,
+    /// Longest a hand-off may take.
+    pub hand_off_timeout: Duration,
+    /// Retry interval (reading the lock table).
+    pub retry_interval: Duration,
+    /// The storage's lock ttl: how long locked shards wait for their holder to register.
+    pub lock_ttl: Duration,
+}
+
+impl std::fmt::Debug for CoordinatorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorSettings")
+            .field("type_name", &self.type_name)
+            .field("rebalance_interval", &self.rebalance_interval)
+            .field("hand_off_timeout", &self.hand_off_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+struct RegionEntry {
+    ctl: ActorRef<RegionCtl>,
+    runner: String,
+    shutting_down: bool,
+}
+
+/// The coordinator actor; its props come from [`ShardCoordinator::props`].
+pub struct ShardCoordinator {
+    settings: CoordinatorSettings,
+    rebuilt: bool,
+    regions: BTreeMap<String, RegionEntry>,
+    proxies: BTreeMap<String, ActorRef<RegionCtl>>,
+    shards: BTreeMap<u32, String>,
+    /// Locked in storage by a runner whose region has not registered (yet).
+    orphans: BTreeMap<u32, String>,
+    hand_offs: BTreeMap<u32, HandOff>,
+    /// Home requests waiting for a hand-off or an orphan to resolve.
+    deferred: BTreeMap<u32, Vec<ActorRef<RegionCtl>>>,
+    remembered: BTreeMap<u32, Vec<String>>,
+}
+
+impl ShardCoordinator {
+    /// The coordinator's props (hand them to the singleton manager, or spawn them on one
+    /// node).
+    pub fn props(settings: CoordinatorSettings) -> Props<Self> {
+        Props::new(move || ShardCoordinator {
+            settings: settings.clone(),
+            rebuilt: false,
+            regions: BTreeMap::new(),
+            proxies: BTreeMap::new(),
+            shards: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            hand_offs: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            remembered: BTreeMap::new(),
+        })
+    }
+
+    fn read_locks(&self, ctx: &mut Context<Self>) {
+        let storage = self.settings.storage.clone();
+        let group = self.settings.type_name.clone();
+        ctx.pipe_to_self(
+            async move {
+                storage
+                    .list_locks()
+                    .await
+                    .map(|locks| {
+                        locks
+                            .into_iter()
+                            .filter(|l| l.shard.group() == group)
+                            .map(|l| (l.shard.number(), l.holder.to_string()))
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string())
+            },
+            |locks| CoordinatorMsg::LocksListed { locks },
+        );
+    }
+
+    fn distribution(&self) -> ShardDistribution {
+        let mut regions: BTreeMap<String, BTreeSet<u32>> = self
+            .regions
+            .keys()
+            .map(|k| (k.clone(), BTreeSet::new()))
+            .collect();
+        for (shard, key) in &self.shards {
+            regions.entry(key.clone()).or_default().insert(*shard);
+        }
+        ShardDistribution {
+            regions,
+            handing_off: self.hand_offs.keys().copied().collect(),
+        }
+    }
+
+    /// The allocation among regions that may take shards.
+    fn eligible(&self) -> Allocation {
+        let mut current: Allocation = self
+            .regions
+            .iter()
+            .filter(|(_, r)| !r.shutting_down)
+            .map(|(k, _)| (k.clone(), BTreeSet::new()))
+            .collect();
+        for (shard, key) in &self.shards {
+            if let Some(set) = current.get_mut(key) {
+                set.insert(*shard);
+            }
+        }
+        current
+    }
+
+    fn publish(&self, ctx: &Context<Self>) {
+        ctx.system().event_stream().publish(ShardMapChanged {
+            type_name: self.settings.type_name.clone(),
+            distribution: self.distribution(),
+        });
+    }
+
+    fn all_region_refs(&self) -> Vec<(String, ActorRef<RegionCtl>)> {
+        self.regions
+            .iter()
+            .map(|(k, r)| (k.clone(), r.ctl.clone()))
+            .chain(self.proxies.iter().map(|(k, r)| (k.clone(), r.clone())))
+            .collect()
+    }
+
+    /// Allocates `shard` (if some region may take it) and tells its new home.
+    fn allocate(&mut self, shard: u32, ctx: &Context<Self>) -> Option<ActorRef<RegionCtl>> {
+        if let Some(key) = self.shards.get(&shard) {
+            return self.regions.get(key).map(|r| r.ctl.clone());
+        }
+        let key = self.settings.strategy.allocate(shard, &self.eligible())?;
+        let home = self.regions.get(&key)?.ctl.clone();
+        self.shards.insert(shard, key);
+        home.tell(RegionCtl::HostShard {
+            shard,
+            entities: self.remembered.remove(&shard).unwrap_or_default(),
+        });
+        self.publish(ctx);
+        Some(home)
+    }
+
+    fn answer_deferred(&mut self, shard: u32, ctx: &Context<Self>) {
+        let Some(waiting) = self.deferred.remove(&shard) else {
+            return;
+        };
+        if let Some(home) = self.allocate(shard, ctx) {
+            for region in waiting {
+                region.tell(RegionCtl::ShardHome {
+                    shard,
+                    home: home.clone(),
+                });
+            }
+        }
+    }
+
+    fn begin_hand_off(&mut self, shard: u32, ctx: &mut Context<Self>) {
+        if self.hand_offs.contains_key(&shard) {
+            return;
+        }
+        let Some(from) = self.shards.get(&shard).cloned() else {
+            return;
+        };
+        let everyone = self.all_region_refs();
+        for (_, region) in &everyone {
+            region.tell(RegionCtl::BeginHandOff { shard });
+        }
+        let keys = everyone.into_iter().map(|(k, _)| k).collect();
+        let (hand_off, actions) = HandOff::begin(shard, from, keys);
+        self.hand_offs.insert(shard, hand_off);
+        ctx.start_single_timer(
+            format!("hand-off-{shard}"),
+            self.settings.hand_off_timeout,
+            CoordinatorMsg::HandOffTimeout { shard },
+        );
+        self.run_hand_off_actions(shard, actions, ctx);
+        self.publish(ctx);
+    }
+
+    fn hand_off_event(&mut self, shard: u32, event: HandOffEvent, ctx: &mut Context<Self>) {
+        let Some(hand_off) = self.hand_offs.get_mut(&shard) else {
+            return;
+        };
+        let actions = hand_off.on_event(event);
+        self.run_hand_off_actions(shard, actions, ctx);
+    }
+
+    fn run_hand_off_actions(
+        &mut self,
+        shard: u32,
+        actions: Vec<HandOffAction>,
+        ctx: &mut Context<Self>,
+    ) {
+        for action in actions {
+            let Some(hand_off) = self.hand_offs.get(&shard) else {
+                return;
+            };
+            let from = hand_off.from.clone();
+            match action {
+                HandOffAction::SendHandOff => {
+                    if let Some(region) = self.regions.get(&from) {
+                        region.ctl.tell(RegionCtl::HandOff { shard });
+                    }
+                }
+                HandOffAction::Complete | HandOffAction::Abort => {
+                    self.hand_offs.remove(&shard);
+                    ctx.cancel_timer(format!("hand-off-{shard}"));
+                    if action == HandOffAction::Complete {
+                        if self.shards.get(&shard) == Some(&from) {
+                            self.shards.remove(&shard);
+                        }
+                        // Start it at its new home at once, so the move completes without
+                        // waiting for the next message.
+                        self.deferred.entry(shard).or_default();
+                    }
+                    self.answer_deferred(shard, ctx);
+                    self.finish_shutdown_of(&from);
+                    self.publish(ctx);
+                }
+            }
+        }
+    }
+
+    /// A leaving region with no shards and no hand-off left is done.
+    fn finish_shutdown_of(&mut self, key: &str) {
+        let Some(region) = self.regions.get(key) else {
+            return;
+        };
+        if !region.shutting_down
+            || self.shards.values().any(|k| k == key)
+            || self.hand_offs.values().any(|h| h.from == key)
+        {
+            return;
+        }
+        if let Some(region) = self.regions.remove(key) {
+            region.ctl.tell(RegionCtl::ShutdownDone);
+        }
+    }
+
+    fn region_gone(&mut self, key: &str, ctx: &mut Context<Self>) {
+        let runner = match self.regions.remove(key) {
+            Some(entry) => entry.runner,
+            None if self.proxies.remove(key).is_some() => "proxy".to_owned(),
+            None => return,
+        };
+        tracing::info!(
+            region = key,
+            runner,
+            type_name = %self.settings.type_name,
+            "region terminated"
+        );
+        let lost: Vec<u32> = self
+            .shards
+            .iter()
+            .filter(|(_, k)| k.as_str() == key)
+            .map(|(s, _)| *s)
+            .collect();
+        for shard in &lost {
+            self.shards.remove(shard);
+        }
+        let moving: Vec<u32> = self.hand_offs.keys().copied().collect();
+        for shard in moving {
+            self.hand_off_event(shard, HandOffEvent::RegionGone(key.to_owned()), ctx);
+        }
+        for (_, region) in self.all_region_refs() {
+            region.tell(RegionCtl::RegionTerminated {
+                region: key.to_owned(),
+            });
+        }
+        // Re-home the lost shards at once; their new homes acquire the locks once the dead
+        // runner's locks expire.
+        for shard in lost {
+            self.deferred.entry(shard).or_default();
+            self.answer_deferred(shard, ctx);
+        }
+        self.publish(ctx);
+    }
+
+    fn rebalance(&mut self, ctx: &mut Context<Self>) {
+        let in_progress: BTreeSet<u32> = self.hand_offs.keys().copied().collect();
+        let moving = self
+            .settings
+            .strategy
+            .rebalance(&self.eligible(), &in_progress);
+        for shard in moving {
+            self.begin_hand_off(shard, ctx);
+        }
+    }
+
+    fn on_msg(&mut self, msg: CoordinatorMsg, ctx: &mut Context<Self>) {
+        match msg {
+            CoordinatorMsg::Register {
+                region,
+                runner,
+                proxy,
+            } => {
+                let key = region.path().to_string();
+                region.tell(RegionCtl::Registered {
+                    coordinator: ctx.myself().clone(),
+                });
+                if proxy {
+                    if !self.proxies.contains_key(&key) {
+                        ctx.watch_with(
+                            &region,
+                            CoordinatorMsg::RegionTerminated {
+                                region: key.clone(),
+                            },
+                        );
+                        self.proxies.insert(key, region);
+                    }
+                    return;
+                }
+                if self.regions.contains_key(&key) {
+                    return;
+                }
+                ctx.watch_with(
+                    &region,
+                    CoordinatorMsg::RegionTerminated {
+                        region: key.clone(),
+                    },
+                );
+                let claimed: Vec<u32> = self
+                    .orphans
+                    .iter()
+                    .filter(|(_, holder)| **holder == runner)
+                    .map(|(s, _)| *s)
+                    .collect();
+                self.regions.insert(
+                    key.clone(),
+                    RegionEntry {
+                        ctl: region,
+                        runner,
+                        shutting_down: false,
+                    },
+                );
+                for shard in claimed {
+                    self.orphans.remove(&shard);
+                    self.shards.insert(shard, key.clone());
+                    self.answer_deferred(shard, ctx);
+                }
+                // Shards nobody could take before (no region) can go here now.
+                let waiting: Vec<u32> = self
+                    .deferred
+                    .keys()
+                    .filter(|s| !self.orphans.contains_key(s) && !self.hand_offs.contains_key(s))
+                    .copied()
+                    .collect();
+                for shard in waiting {
+                    self.answer_deferred(shard, ctx);
+                }
+                self.publish(ctx);
+                self.rebalance(ctx);
+            }
+            CoordinatorMsg::GetShardHome { shard, region } => {
+                if self.hand_offs.contains_key(&shard) || self.orphans.contains_key(&shard) {
+                    self.deferred.entry(shard).or_default().push(region);
+                    return;
+                }
+                match self.allocate(shard, ctx) {
+                    Some(home) => region.tell(RegionCtl::ShardHome { shard, home }),
+                    None => self.deferred.entry(shard).or_default().push(region),
+                }
+            }
+            CoordinatorMsg::BeginHandOffAck { shard, region } => {
+                self.hand_off_event(shard, HandOffEvent::Ack(region), ctx);
+            }
+            CoordinatorMsg::ShardStopped { shard, entities } => {
+                if !entities.is_empty() {
+                    self.remembered.insert(shard, entities);
+                }
+                self.hand_off_event(shard, HandOffEvent::Stopped, ctx);
+            }
+            CoordinatorMsg::GracefulShutdown { region } => {
+                let key = region.path().to_string();
+                let Some(entry) = self.regions.get_mut(&key) else {
+                    region.tell(RegionCtl::ShutdownDone);
+                    return;
+                };
+                entry.shutting_down = true;
+                let shards: Vec<u32> = self
+                    .shards
+                    .iter()
+                    .filter(|(_, k)| **k == key)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for shard in shards {
+                    self.begin_hand_off(shard, ctx);
+                }
+                self.finish_shutdown_of(&key);
+            }
+            CoordinatorMsg::GetDistribution { reply } => {
+                reply.reply(self.distribution());
+            }
+            CoordinatorMsg::RegionTerminated { region } => self.region_gone(&region, ctx),
+            CoordinatorMsg::Rebalance => {
+                self.rebalance(ctx);
+                ctx.start_single_timer(
+                    "rebalance",
+                    self.settings.rebalance_interval,
+                    CoordinatorMsg::Rebalance,
+                );
+            }
+            CoordinatorMsg::HandOffTimeout { shard } => {
+                tracing::warn!(shard, type_name = %self.settings.type_name, "hand-off timed out");
+                self.hand_off_event(shard, HandOffEvent::TimedOut, ctx);
+            }
+            CoordinatorMsg::OrphansExpired => {
+                let orphans: Vec<u32> = std::mem::take(&mut self.orphans).into_keys().collect();
+                for shard in orphans {
+                    self.answer_deferred(shard, ctx);
+                }
+            }
+            CoordinatorMsg::LocksListed { .. } => {}
+        }
+    }
+}
+
+impl Actor for ShardCoordinator {
+    type Msg = CoordinatorMsg;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        self.read_locks(ctx);
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: CoordinatorMsg, ctx: &mut Context<Self>) -> ActorResult {
+        if let CoordinatorMsg::LocksListed { locks } = msg {
+            if self.rebuilt {
+                return Ok(());
+            }
+            match locks {
+                Ok(locks) => {
+                    self.orphans = locks.into_iter().collect();
+                    self.rebuilt = true;
+                    if !self.orphans.is_empty() {
+                        ctx.start_single_timer(
+                            "orphans",
+                            self.settings.lock_ttl,
+                            CoordinatorMsg::OrphansExpired,
+                        );
+                    }
+                    ctx.start_single_timer(
+                        "rebalance",
+                        self.settings.rebalance_interval,
+                        CoordinatorMsg::Rebalance,
+                    );
+                    ctx.unstash_all();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "coordinator could not read the lock table; retrying");
+                    let storage_retry = self.settings.retry_interval;
+                    ctx.start_single_timer("read-locks", storage_retry, CoordinatorMsg::Rebalance);
+                }
+            }
+            return Ok(());
+        }
+        if !self.rebuilt {
+            if matches!(msg, CoordinatorMsg::Rebalance) {
+                // The retry of the lock-table read.
+                self.read_locks(ctx);
+            } else if ctx.stash(msg).is_err() {
+                tracing::warn!("coordinator stash full while rebuilding: message dropped");
+            }
+            return Ok(());
+        }
+        self.on_msg(msg, ctx);
+        Ok(())
+    }
+}

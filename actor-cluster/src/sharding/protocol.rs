@@ -1,0 +1,176 @@
+//! The messages between regions and the coordinator, and the introspection answers. All of
+//! them cross nodes ([`RemoteMessage`]); regions are named by the path of their control actor
+//! (the *region key*).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actor_core::{ActorRef, ReplyTo};
+use serde::{Deserialize, Serialize};
+
+use crate::wire::RemoteMessage;
+
+/// What the coordinator of one entity type receives.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CoordinatorMsg {
+    /// A region (or, with `proxy`, a proxy that hosts nothing) announces itself; `runner` is
+    /// its runner id (`host:port#incarnation`), the holder name of its shard locks.
+    Register {
+        /// The region's control actor.
+        region: ActorRef<RegionCtl>,
+        /// Its runner id.
+        runner: String,
+        /// A proxy: never allocated a shard.
+        proxy: bool,
+    },
+    /// Where does `shard` live? Answered with [`RegionCtl::ShardHome`] to `region`.
+    GetShardHome {
+        /// The shard.
+        shard: u32,
+        /// Who asks.
+        region: ActorRef<RegionCtl>,
+    },
+    /// `region` stopped routing to `shard` (answer to [`RegionCtl::BeginHandOff`]).
+    BeginHandOffAck {
+        /// The shard.
+        shard: u32,
+        /// The region key.
+        region: String,
+    },
+    /// The old home stopped `shard` and released its lock (answer to [`RegionCtl::HandOff`]);
+    /// `entities` are the ids to restart elsewhere (remember-entities, else empty).
+    ShardStopped {
+        /// The shard.
+        shard: u32,
+        /// Remembered entity ids.
+        entities: Vec<String>,
+    },
+    /// `region` leaves: move all its shards away, then answer [`RegionCtl::ShutdownDone`].
+    GracefulShutdown {
+        /// The region leaving.
+        region: ActorRef<RegionCtl>,
+    },
+    /// Asks for the current allocation.
+    GetDistribution {
+        /// Where the answer goes.
+        reply: ReplyTo<ShardDistribution>,
+    },
+    /// Internal: a watched region terminated.
+    RegionTerminated {
+        /// The region key.
+        region: String,
+    },
+    /// Internal: the periodic rebalance check.
+    Rebalance,
+    /// Internal: the lock table read at start (shard number, holder runner id), or the error.
+    LocksListed {
+        /// The live locks of this type's shard group.
+        locks: Result<Vec<(u32, String)>, String>,
+    },
+    /// Internal: shards still locked by runners that never registered are considered free.
+    OrphansExpired,
+    /// Internal: the hand-off of `shard` timed out.
+    HandOffTimeout {
+        /// The shard.
+        shard: u32,
+    },
+}
+
+impl RemoteMessage for CoordinatorMsg {
+    const MANIFEST: &'static str = "sharding.CoordinatorMsg";
+}
+
+/// What a region's control actor receives from the coordinator.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RegionCtl {
+    /// Registration accepted by `coordinator` (the actual coordinator, watched by the region).
+    Registered {
+        /// The coordinator.
+        coordinator: ActorRef<CoordinatorMsg>,
+    },
+    /// `shard` lives at `home`.
+    ShardHome {
+        /// The shard.
+        shard: u32,
+        /// The home region's control actor.
+        home: ActorRef<RegionCtl>,
+    },
+    /// Host `shard` (acquire its lock, start it, and start `entities`).
+    HostShard {
+        /// The shard.
+        shard: u32,
+        /// Entity ids to start at once (remember-entities).
+        entities: Vec<String>,
+    },
+    /// Stop routing to `shard`; buffer its messages; acknowledge.
+    BeginHandOff {
+        /// The shard.
+        shard: u32,
+    },
+    /// Stop `shard` here (its entities get the stop message), release its lock, report.
+    HandOff {
+        /// The shard.
+        shard: u32,
+    },
+    /// The region `region` is gone: forget the homes there.
+    RegionTerminated {
+        /// The region key.
+        region: String,
+    },
+    /// A graceful shutdown finished: every shard moved away.
+    ShutdownDone,
+}
+
+impl RemoteMessage for RegionCtl {
+    const MANIFEST: &'static str = "sharding.RegionCtl";
+}
+
+/// The coordinator's view: which region hosts which shards, and which shards are moving.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardDistribution {
+    /// Region key to the shards it hosts (every registered region, also with none).
+    pub regions: BTreeMap<String, BTreeSet<u32>>,
+    /// Shards being handed off.
+    pub handing_off: BTreeSet<u32>,
+}
+
+impl ShardDistribution {
+    /// The total number of allocated shards.
+    pub fn shard_count(&self) -> usize {
+        self.regions.values().map(BTreeSet::len).sum()
+    }
+
+    /// The region key hosting `shard`, if allocated.
+    pub fn home_of(&self, shard: u32) -> Option<&str> {
+        self.regions
+            .iter()
+            .find(|(_, shards)| shards.contains(&shard))
+            .map(|(key, _)| key.as_str())
+    }
+}
+
+impl RemoteMessage for ShardDistribution {
+    const MANIFEST: &'static str = "sharding.ShardDistribution";
+}
+
+/// Published on the coordinator's event stream whenever the allocation changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardMapChanged {
+    /// The entity type.
+    pub type_name: String,
+    /// The allocation after the change.
+    pub distribution: ShardDistribution,
+}
+
+/// One region's local view: the shards it runs and their live entity counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionState {
+    /// Shard to the number of entities running in it.
+    pub shards: BTreeMap<u32, usize>,
+}
+
+impl RegionState {
+    /// Entities running in this region.
+    pub fn entity_count(&self) -> usize {
+        self.shards.values().sum()
+    }
+}

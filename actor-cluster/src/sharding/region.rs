@@ -1,0 +1,562 @@
+//! The shard region: one per node per entity type. It routes each message to its shard's
+//! home (asking the coordinator once per shard and caching the answer), buffers messages
+//! whose home is unknown or moving (bounded; overflow to dead letters), hosts the local
+//! shards as children, refreshes their locks in one storage call, and takes part in
+//! hand-offs.
+//!
+//! Children: `ctl` (takes [`RegionCtl`] from the coordinator; its path is the region's key),
+//! `in` (takes entity messages forwarded by other regions) and one `shard-<n>` per local
+//! shard.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use actor_coordination::runner_storage::{RunnerId, ShardId};
+use actor_core::{
+    Actor, ActorRef, ActorResult, ActorSystem, Context, DeadLetterReason, Props, ReplyTo,
+    Terminated,
+};
+use tokio::time::Instant;
+
+use super::extractor::MessageExtractor;
+use super::lock::{LockEvent, LockTiming};
+use super::protocol::{CoordinatorMsg, RegionCtl, RegionState};
+use super::settings::ShardingSettings;
+use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
+use crate::remote::Remoting;
+use crate::wire::RemoteMessage;
+
+/// Name of a region's control child.
+pub(crate) const CTL_NAME: &str = "ctl";
+/// Name of a region's ingress child (entity messages from other regions).
+pub(crate) const INGRESS_NAME: &str = "in";
+
+/// Messages of a region actor (local only).
+pub enum RegionMsg<M> {
+    /// An entity message to route.
+    Deliver(M),
+    /// A message from the coordinator (through the `ctl` child).
+    Ctl(RegionCtl),
+    /// A local shard holds its lock now.
+    LockHeld {
+        /// The shard.
+        shard: u32,
+    },
+    /// A local shard finished its hand-off.
+    HandedOff {
+        /// The shard.
+        shard: u32,
+        /// Remembered entity ids.
+        entities: Vec<String>,
+    },
+    /// The retry timer: register, ask for missing homes.
+    Retry,
+    /// Refresh the locks of the local shards.
+    RefreshLocks,
+    /// A refresh call finished.
+    Refreshed {
+        /// When it started.
+        started: Instant,
+        /// The shards asked for.
+        asked: Vec<u32>,
+        /// The shards still held, or `None` on a storage error.
+        held: Option<Vec<u32>>,
+    },
+    /// The watched coordinator terminated.
+    CoordinatorTerminated,
+    /// Leave: hand off every shard, then stop.
+    GracefulShutdown,
+    /// Local shards and their entity counts.
+    GetState(ReplyTo<RegionState>),
+    /// Internal: the answer to a [`RegionMsg::GetState`] is ready.
+    StateReady(RegionState, ReplyTo<RegionState>),
+}
+
+/// Where a shard lives, as this region knows it.
+enum Home<M> {
+    Local,
+    Remote { key: String, ingress: ActorRef<M> },
+}
+
+/// The region actor.
+pub(crate) struct Region<E: Actor>
+where
+    E::Msg: RemoteMessage,
+{
+    type_name: String,
+    settings: ShardingSettings<E::Msg>,
+    extractor: Arc<dyn MessageExtractor<E::Msg>>,
+    factory: Option<EntityFactory<E>>,
+    coordinator: ActorRef<CoordinatorMsg>,
+    runner: RunnerId,
+    ctl: Option<ActorRef<RegionCtl>>,
+    key: String,
+    registered: bool,
+    homes: BTreeMap<u32, Home<E::Msg>>,
+    pending: BTreeMap<u32, VecDeque<E::Msg>>,
+    buffered: usize,
+    shards: BTreeMap<u32, ActorRef<ShardMsg<E::Msg>>>,
+    /// Shards whose lock is held (refreshed every interval).
+    locked: BTreeSet<u32>,
+    refreshing: bool,
+    shutting_down: bool,
+}
+
+/// Forwards what it receives to its parent region.
+struct Forward<T: Send + 'static, M: Send + 'static> {
+    parent: ActorRef<RegionMsg<M>>,
+    wrap: fn(T) -> RegionMsg<M>,
+}
+
+impl<T: Send + 'static, M: Send + 'static> Actor for Forward<T, M> {
+    type Msg = T;
+    async fn handle(&mut self, msg: T, _: &mut Context<Self>) -> ActorResult {
+        self.parent.tell((self.wrap)(msg));
+        Ok(())
+    }
+}
+
+/// Everything a region is built from.
+pub(crate) struct RegionSetup<E: Actor> {
+    pub(crate) type_name: String,
+    pub(crate) settings: ShardingSettings<E::Msg>,
+    pub(crate) extractor: Arc<dyn MessageExtractor<E::Msg>>,
+    pub(crate) factory: Option<EntityFactory<E>>,
+    pub(crate) coordinator: ActorRef<CoordinatorMsg>,
+    pub(crate) runner: RunnerId,
+}
+
+impl<E: Actor> Region<E>
+where
+    E::Msg: RemoteMessage,
+{
+    pub(crate) fn props(setup: RegionSetup<E>) -> Props<Self> {
+        let setup = Arc::new(setup);
+        Props::new(move || Region {
+            type_name: setup.type_name.clone(),
+            settings: setup.settings.clone(),
+            extractor: setup.extractor.clone(),
+            factory: setup.factory.clone(),
+            coordinator: setup.coordinator.clone(),
+            runner: setup.runner.clone(),
+            ctl: None,
+            key: String::new(),
+            registered: false,
+            homes: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            buffered: 0,
+            shards: BTreeMap::new(),
+            locked: BTreeSet::new(),
+            refreshing: false,
+            shutting_down: false,
+        })
+    }
+
+    fn register(&self) {
+        if let Some(ctl) = &self.ctl {
+            self.coordinator.tell(CoordinatorMsg::Register {
+                region: ctl.clone(),
+                runner: self.runner.to_string(),
+                proxy: self.factory.is_none(),
+            });
+        }
+    }
+
+    fn request_home(&self, shard: u32) {
+        if let Some(ctl) = &self.ctl
+            && self.registered
+        {
+            self.coordinator.tell(CoordinatorMsg::GetShardHome {
+                shard,
+                region: ctl.clone(),
+            });
+        }
+    }
+
+    fn dead_letter(&self, ctx: &Context<Self>, msg: E::Msg) {
+        ctx.system().publish_dead_letter(
+            ctx.path().clone(),
+            msg,
+            DeadLetterReason::UnknownRecipient,
+        );
+    }
+
+    fn route(&mut self, msg: E::Msg, ctx: &mut Context<Self>) {
+        let entity_id = self.extractor.entity_id(&msg);
+        let shard = self
+            .extractor
+            .shard_id(&entity_id, self.settings.number_of_shards);
+        match self.homes.get(&shard) {
+            Some(Home::Local) => match self.shards.get(&shard) {
+                Some(actor) => actor.tell(ShardMsg::Deliver { entity_id, msg }),
+                None => {
+                    let actor = self.start_shard(shard, Vec::new(), ctx);
+                    match actor {
+                        Some(actor) => actor.tell(ShardMsg::Deliver { entity_id, msg }),
+                        None => self.dead_letter(ctx, msg),
+                    }
+                }
+            },
+            Some(Home::Remote { ingress, .. }) => ingress.tell(msg),
+            None => self.buffer(shard, msg, ctx),
+        }
+    }
+
+    fn buffer(&mut self, shard: u32, msg: E::Msg, ctx: &mut Context<Self>) {
+        if self.buffered >= self.settings.buffer_size {
+            tracing::warn!(
+                type_name = %self.type_name,
+                shard,
+                limit = self.settings.buffer_size,
+                "region buffer full: message dropped to dead letters"
+            );
+            return self.dead_letter(ctx, msg);
+        }
+        let queue = self.pending.entry(shard).or_default();
+        let first = queue.is_empty();
+        queue.push_back(msg);
+        self.buffered += 1;
+        if first {
+            self.request_home(shard);
+        }
+    }
+
+    fn flush(&mut self, shard: u32, ctx: &mut Context<Self>) {
+        if let Some(queue) = self.pending.remove(&shard) {
+            self.buffered -= queue.len();
+            for msg in queue {
+                self.route(msg, ctx);
+            }
+        }
+    }
+
+    fn start_shard(
+        &mut self,
+        shard: u32,
+        remembered: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) -> Option<ActorRef<ShardMsg<E::Msg>>> {
+        if let Some(existing) = self.shards.get(&shard) {
+            return Some(existing.clone());
+        }
+        let factory = self.factory.clone()?;
+        let lock_id = match ShardId::new(self.type_name.clone(), shard) {
+            Ok(id) => id,
+            Err(error) => {
+                tracing::error!(%error, "invalid shard id");
+                return None;
+            }
+        };
+        let setup = ShardSetup {
+            shard,
+            lock_id,
+            runner: self.runner.clone(),
+            storage: self.settings.storage.clone(),
+            timing: LockTiming {
+                ttl: self.settings.lock_ttl,
+                safety_margin: self.settings.lock_safety_margin,
+            },
+            retry_interval: self.settings.retry_interval,
+            idle_timeout: self.settings.passivation_idle_timeout,
+            hand_off_timeout: self.settings.hand_off_timeout,
+            buffer_size: self.settings.buffer_size,
+            remember: self.settings.remember_entities,
+            stop_message: self.settings.stop_message.clone(),
+            region: ctx.myself().clone(),
+            factory,
+        };
+        match ctx.spawn(Shard::props(setup, remembered), &format!("shard-{shard}")) {
+            Ok(actor) => {
+                self.shards.insert(shard, actor.clone());
+                Some(actor)
+            }
+            Err(error) => {
+                tracing::warn!(shard, %error, "could not start shard");
+                None
+            }
+        }
+    }
+
+    fn ingress_of(
+        &self,
+        ctx: &Context<Self>,
+        home: &ActorRef<RegionCtl>,
+    ) -> Option<ActorRef<E::Msg>> {
+        let path = home.path().parent()?.child(INGRESS_NAME);
+        let system: &ActorSystem = ctx.system();
+        match Remoting::get(system) {
+            Some(remoting) => remoting.remote_ref::<E::Msg>(&path).ok(),
+            None => system.lookup::<E::Msg>(&path).ok(),
+        }
+    }
+
+    fn on_ctl(&mut self, msg: RegionCtl, ctx: &mut Context<Self>) {
+        match msg {
+            RegionCtl::Registered { coordinator } => {
+                if !self.registered {
+                    self.registered = true;
+                    ctx.watch_with(&coordinator, RegionMsg::CoordinatorTerminated);
+                    let waiting: Vec<u32> = self.pending.keys().copied().collect();
+                    for shard in waiting {
+                        self.request_home(shard);
+                    }
+                    if self.shutting_down {
+                        self.request_shutdown();
+                    }
+                }
+            }
+            RegionCtl::ShardHome { shard, home } => {
+                let key = home.path().to_string();
+                if key == self.key {
+                    if self.factory.is_some() {
+                        self.homes.insert(shard, Home::Local);
+                        self.start_shard(shard, Vec::new(), ctx);
+                    }
+                } else if let Some(ingress) = self.ingress_of(ctx, &home) {
+                    self.homes.insert(shard, Home::Remote { key, ingress });
+                }
+                self.flush(shard, ctx);
+            }
+            RegionCtl::HostShard { shard, entities } => {
+                if self.factory.is_some() {
+                    self.homes.insert(shard, Home::Local);
+                    self.start_shard(shard, entities, ctx);
+                    self.flush(shard, ctx);
+                }
+            }
+            RegionCtl::BeginHandOff { shard } => {
+                self.homes.remove(&shard);
+                self.coordinator.tell(CoordinatorMsg::BeginHandOffAck {
+                    shard,
+                    region: self.key.clone(),
+                });
+            }
+            RegionCtl::HandOff { shard } => {
+                self.homes.remove(&shard);
+                match self.shards.get(&shard) {
+                    Some(actor) => actor.tell(ShardMsg::HandOff),
+                    None => self.coordinator.tell(CoordinatorMsg::ShardStopped {
+                        shard,
+                        entities: Vec::new(),
+                    }),
+                }
+            }
+            RegionCtl::RegionTerminated { region } => {
+                let gone: Vec<u32> = self
+                    .homes
+                    .iter()
+                    .filter(|(_, home)| matches!(home, Home::Remote { key, .. } if *key == region))
+                    .map(|(shard, _)| *shard)
+                    .collect();
+                for shard in gone {
+                    self.homes.remove(&shard);
+                }
+            }
+            RegionCtl::ShutdownDone => {
+                if self.shutting_down {
+                    ctx.stop();
+                }
+            }
+        }
+    }
+
+    fn request_shutdown(&self) {
+        if let Some(ctl) = &self.ctl {
+            self.coordinator.tell(CoordinatorMsg::GracefulShutdown {
+                region: ctl.clone(),
+            });
+        }
+    }
+
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.refreshing || self.locked.is_empty() {
+            return;
+        }
+        let asked: Vec<u32> = self.locked.iter().copied().collect();
+        let ids: Vec<ShardId> = asked
+            .iter()
+            .filter_map(|n| ShardId::new(self.type_name.clone(), *n).ok())
+            .collect();
+        self.refreshing = true;
+        let storage = self.settings.storage.clone();
+        let runner = self.runner.clone();
+        let started = Instant::now();
+        ctx.pipe_to_self(
+            async move { storage.refresh(&runner, &ids).await },
+            move |result| RegionMsg::Refreshed {
+                started,
+                asked,
+                held: match result {
+                    Ok(held) => Some(held.iter().map(ShardId::number).collect()),
+                    Err(error) => {
+                        tracing::warn!(%error, "shard lock refresh failed");
+                        None
+                    }
+                },
+            },
+        );
+    }
+}
+
+/// Asks each shard for its entity count (`timeout` each; a shard that does not answer counts
+/// zero).
+async fn shard_counts<M: Send + 'static>(
+    shards: Vec<(u32, ActorRef<ShardMsg<M>>)>,
+    timeout: std::time::Duration,
+) -> RegionState {
+    let mut state = RegionState::default();
+    for (shard, actor) in shards {
+        let count = actor.ask(ShardMsg::Count, timeout).await.unwrap_or(0);
+        state.shards.insert(shard, count);
+    }
+    state
+}
+
+impl<E: Actor> Actor for Region<E>
+where
+    E::Msg: RemoteMessage,
+{
+    type Msg = RegionMsg<E::Msg>;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
+        let me = ctx.myself().clone();
+        let ctl = ctx.spawn(
+            Props::new(move || Forward {
+                parent: me.clone(),
+                wrap: RegionMsg::Ctl,
+            }),
+            CTL_NAME,
+        )?;
+        let me = ctx.myself().clone();
+        ctx.spawn(
+            Props::new(move || Forward {
+                parent: me.clone(),
+                wrap: RegionMsg::Deliver,
+            }),
+            INGRESS_NAME,
+        )?;
+        self.key = ctl.path().to_string();
+        self.ctl = Some(ctl);
+        self.register();
+        ctx.start_single_timer("retry", self.settings.retry_interval, RegionMsg::Retry);
+        ctx.start_single_timer(
+            "refresh",
+            self.settings.lock_refresh_interval,
+            RegionMsg::RefreshLocks,
+        );
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            RegionMsg::Deliver(msg) => self.route(msg, ctx),
+            RegionMsg::Ctl(ctl) => self.on_ctl(ctl, ctx),
+            RegionMsg::LockHeld { shard } => {
+                if self.shards.contains_key(&shard) {
+                    self.locked.insert(shard);
+                }
+            }
+            RegionMsg::HandedOff { shard, entities } => {
+                self.locked.remove(&shard);
+                self.coordinator
+                    .tell(CoordinatorMsg::ShardStopped { shard, entities });
+            }
+            RegionMsg::Retry => {
+                if self.registered {
+                    let waiting: Vec<u32> = self
+                        .pending
+                        .keys()
+                        .filter(|s| !self.homes.contains_key(s))
+                        .copied()
+                        .collect();
+                    for shard in waiting {
+                        self.request_home(shard);
+                    }
+                    if self.shutting_down {
+                        self.request_shutdown();
+                    }
+                } else {
+                    self.register();
+                }
+                ctx.start_single_timer("retry", self.settings.retry_interval, RegionMsg::Retry);
+            }
+            RegionMsg::RefreshLocks => {
+                self.refresh(ctx);
+                ctx.start_single_timer(
+                    "refresh",
+                    self.settings.lock_refresh_interval,
+                    RegionMsg::RefreshLocks,
+                );
+            }
+            RegionMsg::Refreshed {
+                started,
+                asked,
+                held,
+            } => {
+                self.refreshing = false;
+                if let Some(held) = held {
+                    for shard in asked {
+                        let Some(actor) = self.shards.get(&shard) else {
+                            continue;
+                        };
+                        if held.contains(&shard) {
+                            actor.tell(ShardMsg::Lock(LockEvent::Refreshed { started }));
+                        } else {
+                            self.locked.remove(&shard);
+                            actor.tell(ShardMsg::Lock(LockEvent::RefreshLost));
+                        }
+                    }
+                }
+            }
+            RegionMsg::CoordinatorTerminated => {
+                self.registered = false;
+                self.register();
+            }
+            RegionMsg::GracefulShutdown => {
+                self.shutting_down = true;
+                if self.registered {
+                    self.request_shutdown();
+                }
+            }
+            RegionMsg::StateReady(state, reply) => {
+                reply.reply(state);
+            }
+            RegionMsg::GetState(reply) => {
+                let shards: Vec<_> = self.shards.iter().map(|(s, a)| (*s, a.clone())).collect();
+                let timeout = self.settings.retry_interval;
+                ctx.pipe_to_self(shard_counts(shards, timeout), |state| {
+                    RegionMsg::StateReady(state, reply)
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn terminated(&mut self, terminated: Terminated, ctx: &mut Context<Self>) -> ActorResult {
+        let Some(shard) = terminated
+            .path()
+            .name()
+            .strip_prefix("shard-")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return Ok(());
+        };
+        if self
+            .shards
+            .get(&shard)
+            .is_some_and(|actor| terminated.is(actor))
+        {
+            self.shards.remove(&shard);
+            self.locked.remove(&shard);
+            if matches!(self.homes.get(&shard), Some(Home::Local)) {
+                // Fenced or failed: ask again where it lives now.
+                self.homes.remove(&shard);
+            }
+            if self.pending.contains_key(&shard) {
+                self.request_home(shard);
+            }
+        }
+        let _ = ctx;
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! Sharding on one node (no remoting), once on the in-memory runner storage and once on
+//! SQLite: shard-lock refusal, passivation with buffered messages, idle passivation, the
+//! region's bounded buffer and its one-question-per-shard cache.
+
+#[path = "cluster_support/mod.rs"]
+mod cluster_support;
+mod sharding_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_cluster::sharding::{
+    ClusterSharding, CoordinatorMsg, RegionCtl, ShardRegion, ShardingSettings, default_shard_id,
+    runner_id,
+};
+use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
+use actor_core::ActorSystem;
+use actor_testkit::{TestProbe, await_assert};
+use parking_lot::Mutex;
+use sharding_support::{
+    ASK, Backend, Cmd, Counter, Event, Log, Storage, TYPE, entity_of, get, get_eventually,
+    settings, starts,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+
+struct Local {
+    system: ActorSystem,
+    region: ShardRegion<Cmd>,
+    log: Log,
+}
+
+fn start_local(settings: ShardingSettings<Cmd>) -> Local {
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let sharding = ClusterSharding::get(&system);
+    let coordinator = sharding
+        .spawn_coordinator(TYPE, &settings)
+        .expect("coordinator");
+    let region = sharding
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            settings,
+            entity_of,
+            coordinator,
+        )
+        .expect("region");
+    Local {
+        system,
+        region,
+        log,
+    }
+}
+
+fn add(id: &str, n: u64) -> Cmd {
+    Cmd::Add { id: id.into(), n }
+}
+
+async fn lock_refused_while_another_runner_holds_the_shard(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let local = start_local(settings(&storage).build().expect("settings"));
+    // The coordinator is up (it read the empty lock table) once any entity answers.
+    let warm_up = "w";
+    assert_ne!(default_shard_id(warm_up, 12), default_shard_id("x", 12));
+    get(&local.region, warm_up).await;
+    // Now another runner takes the lock of x's shard.
+    let shard = ShardId::new(TYPE, default_shard_id("x", 12)).expect("shard id");
+    let other = RunnerId::new(RunnerAddress::new("other", 1).expect("address"), 7);
+    assert_eq!(
+        storage
+            .storage
+            .acquire(&other, std::slice::from_ref(&shard))
+            .await
+            .expect("acquire"),
+        vec![shard.clone()]
+    );
+    local.region.tell(add("x", 1));
+    let refused = local
+        .region
+        .actor_ref()
+        .ask(
+            |reply| Cmd::Get {
+                id: "x".into(),
+                reply,
+            },
+            ASK,
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "answered while another runner held the lock"
+    );
+    assert!(
+        starts(&local.log, "x").is_empty(),
+        "entity started without the lock"
+    );
+    // The shard runs here (buffering), but holds no entity.
+    let state = local.region.state(ASK).await.expect("state");
+    assert_eq!(state.shards.get(&shard.number()), Some(&0), "{state:?}");
+
+    storage
+        .storage
+        .release(&other, &shard)
+        .await
+        .expect("release");
+    let reading = get_eventually(&local.region, "x", WAIT).await;
+    assert_eq!(reading.value, 1, "the buffered message was delivered");
+    let me = runner_id(&local.system).expect("runner id");
+    let locks = storage.storage.list_locks().await.expect("locks");
+    assert!(
+        locks.iter().any(|l| l.shard == shard && l.holder == me),
+        "{locks:?}"
+    );
+    local.system.terminate().await;
+}
+
+async fn passivation_buffers_messages(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let local = start_local(settings(&storage).build().expect("settings"));
+    local.region.tell(add("p", 1));
+    assert_eq!(get(&local.region, "p").await.value, 1);
+    local.region.tell(Cmd::Passivate { id: "p".into() });
+    // Once the entity has its stop message (it flushes for a second), send more.
+    let log = local.log.clone();
+    await_assert(
+        || {
+            let stopping = log
+                .lock()
+                .iter()
+                .any(|e| matches!(e, Event::Stopping { id, .. } if id == "p"));
+            if stopping {
+                Ok(())
+            } else {
+                Err("not stopping yet")
+            }
+        },
+        WAIT,
+        POLL,
+    )
+    .await;
+    local.region.tell(add("p", 2));
+    local.region.tell(add("p", 3));
+    let reading = get(&local.region, "p").await;
+    assert_eq!(
+        reading.value, 5,
+        "a fresh instance got both buffered messages"
+    );
+    assert_eq!(starts(&local.log, "p").len(), 2);
+    let events: Vec<Event> = local.log.lock().clone();
+    let stopped_at = events
+        .iter()
+        .position(|e| matches!(e, Event::Stopped { id, .. } if id == "p"))
+        .expect("stopped");
+    let got_2 = events
+        .iter()
+        .position(|e| matches!(e, Event::Got { id, n: 2, .. } if id == "p"))
+        .expect("got 2");
+    assert!(
+        stopped_at < got_2,
+        "buffered message reached the old instance"
+    );
+    local.system.terminate().await;
+}
+
+async fn idle_entities_are_passivated(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let local = start_local(
+        settings(&storage)
+            .with_passivation_idle_timeout(Duration::from_secs(10))
+            .build()
+            .expect("settings"),
+    );
+    local.region.tell(add("idle", 4));
+    assert_eq!(get(&local.region, "idle").await.value, 4);
+    let log = local.log.clone();
+    await_assert(
+        || {
+            let stopped = log
+                .lock()
+                .iter()
+                .any(|e| matches!(e, Event::Stopped { id, .. } if id == "idle"));
+            if stopped {
+                Ok(())
+            } else {
+                Err("still running")
+            }
+        },
+        WAIT,
+        POLL,
+    )
+    .await;
+    assert_eq!(
+        get(&local.region, "idle").await.value,
+        0,
+        "a fresh instance"
+    );
+    assert_eq!(starts(&local.log, "idle").len(), 2);
+    local.system.terminate().await;
+}
+
+async fn region_buffers_bounded_and_asks_once_per_shard(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
+    let region = ClusterSharding::get(&system)
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            settings(&storage)
+                .with_buffer_size(5)
+                .build()
+                .expect("settings"),
+            entity_of,
+            coordinator.actor_ref().clone(),
+        )
+        .expect("region");
+    let ctl = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::Register { region, proxy, .. }) => {
+            assert!(!proxy);
+            region
+        }
+        other => panic!("expected Register, got {other:?}"),
+    };
+    ctl.tell(RegionCtl::Registered {
+        coordinator: coordinator.actor_ref().clone(),
+    });
+    let dead_before = system.dead_letter_count();
+    for n in 1..=8 {
+        region.tell(add("b", n));
+    }
+    let shard = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::GetShardHome { shard, .. }) => shard,
+        other => panic!("expected GetShardHome, got {other:?}"),
+    };
+    assert_eq!(shard, default_shard_id("b", 12));
+    let dead = system.dead_letter_count() - dead_before;
+    assert!(
+        dead >= 3,
+        "three messages over the bound went to dead letters, saw {dead}"
+    );
+    ctl.tell(RegionCtl::ShardHome {
+        shard,
+        home: ctl.clone(),
+    });
+    // The home answer takes two hops (control actor, region): until then the buffer is
+    // full and a question is refused; ask until it is through.
+    assert_eq!(
+        get_eventually(&region, "b", WAIT).await.value,
+        1 + 2 + 3 + 4 + 5
+    );
+    // The home is cached: no second question for the shard.
+    region.tell(add("b", 100));
+    coordinator.expect_no_msg(Duration::from_secs(1)).await;
+    assert_eq!(get(&region, "b").await.value, 115);
+    system.terminate().await;
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $test() {
+                    super::$test(super::Backend::Memory).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $test() {
+                    super::$test(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    lock_refused_while_another_runner_holds_the_shard,
+    passivation_buffers_messages,
+    idle_entities_are_passivated,
+    region_buffers_bounded_and_asks_once_per_shard,
+);

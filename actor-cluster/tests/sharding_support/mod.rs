@@ -1,0 +1,445 @@
+//! Test setup for sharding: a counter entity that logs its life to a shared log, the
+//! runner-storage fixtures (in-memory and SQLite in a temporary directory), a coordinator
+//! reached by path (what the singleton proxy does), and clusters of sharded nodes on one
+//! `InMemoryHub` under a paused clock.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actor_cluster::InMemoryHub;
+use actor_cluster::cluster::ClusterSettings;
+use actor_cluster::remote::Remoting;
+use actor_cluster::sharding::{
+    ClusterSharding, CoordinatorMsg, EntityContext, ShardRegion, ShardingSettings,
+};
+use actor_cluster::wire::RemoteMessage;
+use actor_coordination::runner_storage::{
+    MemoryRunnerStorage, RunnerStorage, RunnerStorageConfig, sqlite::SqliteRunnerStorage,
+};
+use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster_support::{Node, await_all_up, start_cluster};
+
+/// The entity type name used by the tests.
+pub const TYPE: &str = "counter";
+
+/// Lock ttl of the tests (virtual time; the SQLite clock is advanced by hand).
+pub const LOCK_TTL: Duration = Duration::from_secs(6);
+
+/// Longest an answer may take in a test (virtual time).
+pub const ASK: Duration = Duration::from_secs(3);
+
+/// What entities record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Entity `id` started on `node`.
+    Started { id: String, node: String },
+    /// Entity `id` on `node` got `Add(n)`.
+    Got { id: String, n: u64, node: String },
+    /// Entity `id` on `node` got the stop message.
+    Stopping { id: String, node: String },
+    /// Entity `id` on `node` stopped.
+    Stopped { id: String, node: String },
+}
+
+/// The log every entity of a test writes to.
+pub type Log = Arc<Mutex<Vec<Event>>>;
+
+/// The entity messages.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Cmd {
+    /// Adds `n`.
+    Add { id: String, n: u64 },
+    /// Answers the current value.
+    Get { id: String, reply: ReplyTo<Reading> },
+    /// Asks the shard to passivate this entity.
+    Passivate { id: String },
+    /// The stop message (passivation and hand-off).
+    Stop,
+}
+
+impl RemoteMessage for Cmd {
+    const MANIFEST: &'static str = "test.sharding.Cmd";
+}
+
+/// The answer to `Get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    /// The entity.
+    pub id: String,
+    /// Its value.
+    pub value: u64,
+    /// Where it runs.
+    pub node: String,
+}
+
+impl RemoteMessage for Reading {
+    const MANIFEST: &'static str = "test.sharding.Reading";
+}
+
+/// The extractor.
+pub fn entity_of(cmd: &Cmd) -> String {
+    match cmd {
+        Cmd::Add { id, .. } | Cmd::Get { id, .. } | Cmd::Passivate { id } => id.clone(),
+        Cmd::Stop => String::new(),
+    }
+}
+
+/// The counter entity.
+pub struct Counter {
+    ctx: EntityContext<Cmd>,
+    node: String,
+    value: u64,
+    log: Log,
+}
+
+impl Counter {
+    /// The entity factory of node `node`.
+    pub fn factory(
+        node: &str,
+        log: &Log,
+    ) -> impl Fn(EntityContext<Cmd>) -> Props<Counter> + Send + Sync + 'static {
+        let node = node.to_owned();
+        let log = log.clone();
+        move |ctx| {
+            let (node, log) = (node.clone(), log.clone());
+            Props::new(move || Counter {
+                ctx: ctx.clone(),
+                node: node.clone(),
+                value: 0,
+                log: log.clone(),
+            })
+        }
+    }
+
+    fn id(&self) -> String {
+        self.ctx.entity_id().to_owned()
+    }
+}
+
+impl Actor for Counter {
+    type Msg = Cmd;
+
+    async fn started(&mut self, _: &mut Context<Self>) -> ActorResult {
+        self.log.lock().push(Event::Started {
+            id: self.id(),
+            node: self.node.clone(),
+        });
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Cmd, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Cmd::Add { n, .. } => {
+                self.value += n;
+                self.log.lock().push(Event::Got {
+                    id: self.id(),
+                    n,
+                    node: self.node.clone(),
+                });
+            }
+            Cmd::Get { reply, .. } => {
+                reply.reply(Reading {
+                    id: self.id(),
+                    value: self.value,
+                    node: self.node.clone(),
+                });
+            }
+            Cmd::Passivate { .. } => self.ctx.passivate(),
+            Cmd::Stop => {
+                self.log.lock().push(Event::Stopping {
+                    id: self.id(),
+                    node: self.node.clone(),
+                });
+                // Flushing takes a while (virtual time): messages meanwhile must be buffered.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                ctx.stop();
+            }
+        }
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _: &mut Context<Self>) {
+        self.log.lock().push(Event::Stopped {
+            id: self.id(),
+            node: self.node.clone(),
+        });
+    }
+}
+
+/// Checks that no entity was ever running on two nodes at once, from the log.
+pub fn assert_never_two_at_once(log: &Log) {
+    let mut active: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for event in log.lock().iter() {
+        match event {
+            Event::Started { id, node } => {
+                let nodes = active.entry(id.clone()).or_default();
+                let others: Vec<&String> = nodes
+                    .iter()
+                    .filter(|(n, c)| *n != node && **c > 0)
+                    .map(|(n, _)| n)
+                    .collect();
+                assert!(
+                    others.is_empty(),
+                    "entity {id} started on {node} while running on {others:?}"
+                );
+                *nodes.entry(node.clone()).or_default() += 1;
+            }
+            Event::Stopped { id, node } => {
+                if let Some(count) = active.get_mut(id).and_then(|n| n.get_mut(node)) {
+                    *count = count.saturating_sub(1);
+                }
+            }
+            Event::Got { .. } | Event::Stopping { .. } => {}
+        }
+    }
+}
+
+/// The `Add` amounts entity `id` received, sorted.
+pub fn received(log: &Log, id: &str) -> Vec<u64> {
+    let mut got: Vec<u64> = log
+        .lock()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Got { id: i, n, .. } if i == id => Some(*n),
+            _ => None,
+        })
+        .collect();
+    got.sort_unstable();
+    got
+}
+
+/// The nodes entity `id` was started on, in order.
+pub fn starts(log: &Log, id: &str) -> Vec<String> {
+    log.lock()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started { id: i, node } if i == id => Some(node.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Which runner storage a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `MemoryRunnerStorage` (virtual-time expiry).
+    Memory,
+    /// `SqliteRunnerStorage` in a temporary file (wall-clock expiry, advanced by hand).
+    Sqlite,
+}
+
+/// A runner storage for one test.
+pub struct Storage {
+    /// The storage every node shares.
+    pub storage: Arc<dyn RunnerStorage>,
+    sqlite: Option<SqliteRunnerStorage>,
+    dir: Option<PathBuf>,
+}
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+impl Storage {
+    /// Opens a fresh storage of `backend` with [`LOCK_TTL`].
+    pub async fn open(backend: Backend) -> Storage {
+        let config = RunnerStorageConfig::default().with_lock_ttl(LOCK_TTL);
+        match backend {
+            Backend::Memory => Storage {
+                storage: Arc::new(MemoryRunnerStorage::new(config).expect("config")),
+                sqlite: None,
+                dir: None,
+            },
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!(
+                    "sharding-test-{}-{}",
+                    std::process::id(),
+                    NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let sqlite = SqliteRunnerStorage::open(dir.join("locks.db"), config)
+                    .await
+                    .expect("open sqlite");
+                Storage {
+                    storage: Arc::new(sqlite.clone().into_typed()),
+                    sqlite: Some(sqlite),
+                    dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    /// Lets locks not refreshed for `by` expire: the SQLite clock is wall time, so it is moved
+    /// forward; the in-memory one follows the (paused, auto-advancing) tokio clock anyway.
+    pub fn advance(&self, by: Duration) {
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.advance_clock(by);
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Sharding settings for tests over `storage`.
+pub fn settings(storage: &Storage) -> ShardingSettings<Cmd> {
+    ShardingSettings::new(storage.storage.clone())
+        .with_number_of_shards(12)
+        .with_lock_ttl(LOCK_TTL)
+        .with_lock_safety_margin(Duration::from_secs(1))
+        .with_retry_interval(Duration::from_millis(500))
+        .with_rebalance_interval(Duration::from_secs(2))
+        .with_hand_off_timeout(Duration::from_secs(10))
+        .with_stop_message(|| Cmd::Stop)
+}
+
+/// Forwards every message to the actor at a path, looked up afresh each time: what the
+/// singleton proxy does, so regions reach a coordinator that was replaced.
+pub struct PathForwarder {
+    path: String,
+}
+
+impl PathForwarder {
+    /// Spawns a forwarder to `path` on `system`, named `name`.
+    pub fn spawn(system: &ActorSystem, path: String, name: &str) -> ActorRef<CoordinatorMsg> {
+        system
+            .spawn(
+                Props::new(move || PathForwarder { path: path.clone() }),
+                name,
+            )
+            .expect("spawn forwarder")
+    }
+}
+
+impl Actor for PathForwarder {
+    type Msg = CoordinatorMsg;
+    async fn handle(&mut self, msg: CoordinatorMsg, ctx: &mut Context<Self>) -> ActorResult {
+        let system = ctx.system();
+        let target = match Remoting::get(system) {
+            Some(remoting) => remoting.remote_ref_str::<CoordinatorMsg>(&self.path).ok(),
+            None => system.lookup_str::<CoordinatorMsg>(&self.path).ok(),
+        };
+        if let Some(target) = target {
+            target.tell(msg);
+        }
+        Ok(())
+    }
+}
+
+/// A cluster of sharded nodes.
+pub struct Sharded {
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// Their regions (same order).
+    pub regions: Vec<ShardRegion<Cmd>>,
+    /// The coordinator (on the first node).
+    pub coordinator: ActorRef<CoordinatorMsg>,
+    /// The log of every entity.
+    pub log: Log,
+}
+
+/// Starts `names` as a cluster, waits until all are Up, spawns the coordinator on the first
+/// node and a region (through a path forwarder to the coordinator) on every node.
+pub async fn start_sharded(
+    hub: &InMemoryHub,
+    names: &[&str],
+    settings: impl Fn() -> ShardingSettings<Cmd>,
+) -> Sharded {
+    let nodes = start_cluster(hub, names, &ClusterSettings::fast());
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let addresses: Vec<&actor_cluster::Address> = nodes.iter().map(|n| &n.address).collect();
+    await_all_up(&refs, &addresses).await;
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = ClusterSharding::get(&nodes[0].system)
+        .spawn_coordinator(TYPE, &settings())
+        .expect("coordinator");
+    let path = coordinator.path().to_string();
+    let regions = nodes
+        .iter()
+        .zip(names)
+        .map(|(node, name)| start_region(node, name, &path, &log, settings()))
+        .collect();
+    Sharded {
+        nodes,
+        regions,
+        coordinator,
+        log,
+    }
+}
+
+/// Starts the region of `node` (named `name` in the log) reaching the coordinator at `path`.
+pub fn start_region(
+    node: &Node,
+    name: &str,
+    path: &str,
+    log: &Log,
+    settings: ShardingSettings<Cmd>,
+) -> ShardRegion<Cmd> {
+    let remoting = Remoting::get(&node.system).expect("remoting");
+    remoting.register::<Reading>().expect("register");
+    let forwarder = PathForwarder::spawn(&node.system, path.to_owned(), "coordinator-forwarder");
+    ClusterSharding::get(&node.system)
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory(name, log),
+            settings,
+            entity_of,
+            forwarder,
+        )
+        .expect("region")
+}
+
+/// Asks entity `id` through `region` for its reading.
+pub async fn get(region: &ShardRegion<Cmd>, id: &str) -> Reading {
+    region
+        .actor_ref()
+        .ask(
+            |reply| Cmd::Get {
+                id: id.to_owned(),
+                reply,
+            },
+            ASK,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("entity {id} did not answer: {e}"))
+}
+
+/// Asks entity `id` until it answers (each try [`ASK`]), at most `max` in virtual time.
+pub async fn get_eventually(region: &ShardRegion<Cmd>, id: &str, max: Duration) -> Reading {
+    let deadline = tokio::time::Instant::now() + max;
+    loop {
+        let answer = region
+            .actor_ref()
+            .ask(
+                |reply| Cmd::Get {
+                    id: id.to_owned(),
+                    reply,
+                },
+                ASK,
+            )
+            .await;
+        match answer {
+            Ok(reading) => return reading,
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                panic!("entity {id} did not answer within {max:?}: {error}")
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The set of nodes named in `readings`.
+pub fn nodes_of(readings: &[Reading]) -> BTreeSet<String> {
+    readings.iter().map(|r| r.node.clone()).collect()
+}

@@ -31,10 +31,10 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// Bound on the time from a crash to the singleton running on the next oldest node, with
 /// `ClusterSettings::fast()` (detection ~0.5 s, stable-after 1 s, removal, gossip rounds).
-const FAILOVER_BOUND: Duration = Duration::from_secs(10);
+const FAILOVER_BOUND: Duration = Duration::from_secs(5);
 
 /// Bound on the time from `leave()` to the singleton running on the next oldest node.
-const HAND_OVER_BOUND: Duration = Duration::from_secs(5);
+const HAND_OVER_BOUND: Duration = Duration::from_secs(1);
 
 /// Proxies that look for the singleton often, so tests see moves quickly.
 fn proxy_settings() -> ProxySettings {
@@ -142,6 +142,7 @@ async fn the_singleton_fails_over_to_the_next_oldest_after_a_crash_over_20_seeds
     for seed in 1..=SEEDS {
         worst = worst.max(failover_after_crash(seed).await);
     }
+    eprintln!("worst failover after a crash: {worst:?}");
     assert!(worst <= FAILOVER_BOUND, "{worst:?}");
 }
 
@@ -195,6 +196,7 @@ async fn a_graceful_leave_hands_over_without_two_instances_over_20_seeds() {
     for seed in 1..=SEEDS {
         worst = worst.max(graceful_leave(seed).await);
     }
+    eprintln!("worst hand-over on leave: {worst:?}");
     assert!(worst <= HAND_OVER_BOUND, "{worst:?}");
 }
 

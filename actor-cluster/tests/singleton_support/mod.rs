@@ -144,6 +144,37 @@ impl Timeline {
         .await
     }
 
+    /// Waits for the first stop on `node` at or after `since` (within `bound` of `since`).
+    pub async fn await_stop(&self, node: &str, since: Instant, bound: Duration) -> Entry {
+        let left = (since + bound).saturating_duration_since(Instant::now());
+        await_assert(
+            || {
+                self.entries()
+                    .into_iter()
+                    .find(|e| e.mark == Mark::Stop && e.node == node && e.at >= since)
+                    .ok_or_else(|| format!("no stop on {node}: {:#?}", self.entries()))
+            },
+            left,
+            POLL,
+        )
+        .await
+    }
+
+    /// Waits for a start with a token above `token` (within `bound`).
+    pub async fn await_newer_start(&self, token: Option<u64>, bound: Duration) -> Entry {
+        await_assert(
+            || {
+                self.entries()
+                    .into_iter()
+                    .find(|e| e.mark == Mark::Start && e.token > token)
+                    .ok_or_else(|| format!("no start after token {token:?}: {:#?}", self.entries()))
+            },
+            bound,
+            POLL,
+        )
+        .await
+    }
+
     /// Waits until no instance runs (within `bound`); returns the time it happened.
     pub async fn await_none_running(&self, bound: Duration) -> Instant {
         await_assert(

@@ -65,6 +65,7 @@ impl std::borrow::Borrow<[u8]> for ChildKey {
 }
 
 impl PartialEq for ChildKey {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.prefix == other.prefix && self.path.name_bytes() == other.path.name_bytes()
     }
@@ -73,12 +74,16 @@ impl PartialEq for ChildKey {
 impl Eq for ChildKey {}
 
 impl PartialOrd for ChildKey {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for ChildKey {
+    // inlined into the B-tree's search loop, which compares a new generated name against
+    // every key on the rightmost path
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // UTF-8 byte order is code point order, the same as `str`'s
         self.prefix
@@ -163,10 +168,15 @@ impl CellCore {
         st.queue.len() == 1
     }
 
-    /// A fresh generated child name: `$`, a letter counting the base-26 digits that follow
-    /// (`a` = one), then the digits (`$aa`, `$ab`, ... `$az`, `$bba`, ...). Names therefore
-    /// sort in creation order, so a new child always goes at the end of the parent's ordered
-    /// children map: the insertion path stays in cache even with a million siblings.
+    /// A fresh generated child name. Names count *down* in byte order, so the newest child
+    /// is always the first key of the parent's ordered children map: finding its place costs
+    /// one comparison per tree level even with a million siblings (counting up, every
+    /// insertion compared against every key on the tree's rightmost path).
+    ///
+    /// The name is `$`, a letter for the number of base-26 digits that follow (`z` = one,
+    /// `y` = two, ...), then the digits written from `z` down (`z` = 0): `$zz`, `$zy`, ...
+    /// `$za`, `$yyz`, ... Shorter names sort after longer ones because their length letter is
+    /// greater, and names of one length sort by their digits, reversed.
     pub(crate) fn generated_child_path(&self) -> ActorPath {
         let mut n = self.next_child_name.fetch_add(1, Ordering::Relaxed);
         // u64::MAX has 14 base-26 digits; two more bytes for `$` and the length letter
@@ -174,7 +184,7 @@ impl CellCore {
         let mut i = buf.len();
         loop {
             i -= 1;
-            buf[i] = b'a' + (n % 26) as u8;
+            buf[i] = b'z' - (n % 26) as u8;
             n /= 26;
             if n == 0 {
                 break;
@@ -182,7 +192,7 @@ impl CellCore {
         }
         let digits = buf.len() - i;
         i -= 1;
-        buf[i] = b'a' + (digits - 1) as u8;
+        buf[i] = b'z' - (digits - 1) as u8;
         i -= 1;
         buf[i] = b'$';
         // only ASCII letters and '$' were written

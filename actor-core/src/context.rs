@@ -113,7 +113,7 @@ impl<A: Actor> Context<A> {
         spawn_child(&self.handle(), props, Some(name))
     }
 
-    /// Spawns a child with a generated name (`$aa`, `$ab`, ...).
+    /// Spawns a child with a generated name (`$zz`, `$zy`, ...).
     ///
     /// # Errors
     /// [`SpawnError::ParentStopping`] while this actor stops.

@@ -90,7 +90,7 @@ async fn the_context_knows_the_actor_and_its_children() {
             "myself actor://context/user/inspector",
             "same id true",
             "path actor://context/user/inspector",
-            "child actor://context/user/inspector/$aa",
+            "child actor://context/user/inspector/$zz",
             "child actor://context/user/inspector/a",
             "typed child a true",
             "child a as String false",

@@ -115,16 +115,16 @@ async fn anonymous_actors_get_generated_names() {
     let ev = kit.probe::<Ev>();
     let a = kit.spawn_anonymous(Worker::props("a", ev.actor_ref()));
     let b = kit.spawn_anonymous(Worker::props("b", ev.actor_ref()));
-    assert_eq!(a.path().to_string(), "actor://generated/user/$aa");
-    assert_eq!(b.path().to_string(), "actor://generated/user/$ab");
+    assert_eq!(a.path().to_string(), "actor://generated/user/$zz");
+    assert_eq!(b.path().to_string(), "actor://generated/user/$zy");
     let p = kit.spawn(Parent::props("p", ev.actor_ref(), vec![]), "p");
     let child = p.ask(|r| ParentCmd::Spawn(None, r), secs(1)).await;
-    assert_eq!(child, Ok(Ok("actor://generated/user/p/$aa".to_string())));
+    assert_eq!(child, Ok(Ok("actor://generated/user/p/$zz".to_string())));
     kit.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn generated_names_sort_in_creation_order() {
+async fn generated_names_sort_in_reverse_creation_order() {
     let kit = TestKit::new("generated-order");
     let ev = kit.probe::<Ev>();
     // 26 * 26 + 1 names cross the one-, two- and three-digit boundaries
@@ -134,12 +134,12 @@ async fn generated_names_sort_in_creation_order() {
             r.path().name().to_owned()
         })
         .collect();
-    assert_eq!(names[25], "$az");
-    assert_eq!(names[26], "$bba");
-    assert_eq!(names[26 * 26], "$cbaa");
+    assert_eq!(names[25], "$za");
+    assert_eq!(names[26], "$yyz");
+    assert_eq!(names[26 * 26], "$xyzz");
     assert!(
-        names.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()),
-        "generated names must sort in creation order"
+        names.windows(2).all(|w| w[0].as_bytes() > w[1].as_bytes()),
+        "generated names must sort in reverse creation order"
     );
     kit.shutdown().await;
 }

@@ -58,8 +58,7 @@ async fn three_nodes(
         &ClusterSettings::fast(),
         |_, _| singleton_settings(),
         &proxy_settings(),
-        timeline,
-        notes,
+        (timeline, notes),
     );
     let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
     let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();

@@ -65,8 +65,7 @@ async fn leased_cluster(
                 .with_acquire_retry_interval(ACQUIRE_RETRY)
         },
         &ProxySettings::new(TYPE_NAME).with_identify_interval(Duration::from_millis(200)),
-        timeline,
-        notes,
+        (timeline, notes),
     );
     let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
     let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();

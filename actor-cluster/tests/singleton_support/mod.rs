@@ -359,8 +359,7 @@ pub fn start_singleton_cluster(
     cluster: &ClusterSettings,
     settings: impl Fn(&str, &ActorSystem) -> SingletonSettings,
     proxy: &ProxySettings,
-    timeline: &Timeline,
-    notes: &Notes,
+    (timeline, notes): (&Timeline, &Notes),
 ) -> Vec<SingletonNode> {
     let seeds: Vec<_> = names.iter().map(|n| address(n)).collect();
     names

@@ -6,11 +6,13 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use actor_cluster::Direction;
 use actor_cluster::cluster::ClusterSettings;
 use actor_cluster::wire::RemoteMessage;
 use actor_testkit::await_assert;
 use actor_testkit::multi_node::{
-    BarrierError, FailureKind, Mode, MultiNodeError, MultiNodeSpec, Position, RoleOutcome,
+    BarrierError, ConductorError, FailureKind, Mode, MultiNodeError, MultiNodeSpec, Position,
+    RoleOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -285,6 +287,38 @@ fn bad_specs_are_refused() {
             name: "no spaces".into()
         })
     );
+}
+
+#[test]
+fn the_conductor_and_addresses_refuse_unknown_roles() {
+    spec(&["a", "b"], Mode::Simulated)
+        .without_cluster()
+        .run_or_panic(|node| async move {
+            let conductor = node.conductor();
+            let unknown = conductor.try_blackhole("a", "zz", Direction::Both);
+            assert!(
+                matches!(&unknown, Err(ConductorError::UnknownRole(e)) if e.role == "zz"),
+                "{unknown:?}"
+            );
+            assert!(conductor.try_crash("zz").await.is_err());
+            assert_eq!(
+                node.try_address("zz").map_err(|e| e.to_string()),
+                Err("unknown role \"zz\" (roles: a, b)".to_owned())
+            );
+            assert_eq!(node.address("b").to_string(), "multi-node@b:0");
+            let barrier = node.try_enter_barrier("x", Some(&["a", "zz"])).await;
+            assert!(
+                matches!(&barrier, Err(BarrierError::UnknownRole { role, .. }) if role == "zz"),
+                "{barrier:?}"
+            );
+            node.enter_barrier("done").await;
+        });
+}
+
+#[tokio::test]
+async fn a_run_inside_a_tokio_runtime_is_refused() {
+    let result = spec(&["a"], Mode::Simulated).run(|_node| async {});
+    assert_eq!(result.err(), Some(MultiNodeError::InsideRuntime));
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

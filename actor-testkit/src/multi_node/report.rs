@@ -232,6 +232,13 @@ pub enum MultiNodeError {
         /// Which setting.
         what: &'static str,
     },
+    /// `run` was called on a thread that runs a tokio runtime (from `#[tokio::test]` or
+    /// inside `block_on`); the harness builds its own runtimes, so call it from a plain
+    /// `#[test]`.
+    #[error(
+        "a multi-node run cannot start inside a tokio runtime: call it from a plain #[test], not #[tokio::test]"
+    )]
+    InsideRuntime,
     /// The runtime for the run could not be built.
     #[error("cannot build the tokio runtime for the run: {message}")]
     Runtime {

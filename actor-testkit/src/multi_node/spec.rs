@@ -248,7 +248,8 @@ impl MultiNodeSpec {
     /// [`MultiNodeError::Failed`] when any role failed (panicked, returned an error, failed
     /// at a barrier, could not start, or ran past the run time-out): its message names each
     /// failed role, where it was (at / after which barrier) and why, the causes first. The
-    /// settings errors of [`MultiNodeSpec::validate`], and [`MultiNodeError::Runtime`].
+    /// settings errors of [`MultiNodeSpec::validate`], [`MultiNodeError::InsideRuntime`] when
+    /// called on a thread that runs a tokio runtime, and [`MultiNodeError::Runtime`].
     pub fn run<F, Fut>(&self, body: F) -> Result<RunReport, MultiNodeError>
     where
         F: Fn(Node) -> Fut + Sync,
@@ -256,6 +257,9 @@ impl MultiNodeSpec {
         Fut::Output: RoleResult,
     {
         self.validate()?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(MultiNodeError::InsideRuntime);
+        }
         crate::logging::init_logging();
         let addresses = self.addresses()?;
         let config = Config {

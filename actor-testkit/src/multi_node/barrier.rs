@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use super::START_BARRIER;
+
 /// Why a barrier did not complete for a role.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BarrierError {
@@ -137,7 +139,8 @@ fn list(names: &[String]) -> String {
 /// Where a role is in its body, as far as barriers tell.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Position {
-    /// It has not entered any barrier yet.
+    /// It has not entered any barrier of its body yet (the harness's
+    /// [`START_BARRIER`](super::START_BARRIER) does not count).
     #[default]
     Start,
     /// It entered this barrier and did not pass it (it waits there, or the barrier failed).
@@ -422,7 +425,12 @@ impl Coordinator {
         done.arrived
             .into_iter()
             .map(|role| {
-                self.positions[role] = Position::After(barrier.to_owned());
+                // the harness's own start barrier does not count as a place in the body
+                self.positions[role] = if barrier == START_BARRIER {
+                    Position::Start
+                } else {
+                    Position::After(barrier.to_owned())
+                };
                 Release {
                     role,
                     barrier: barrier.to_owned(),
@@ -463,6 +471,17 @@ mod tests {
             barrier: barrier.into(),
             result: Ok(()),
         }
+    }
+
+    #[test]
+    fn the_start_barrier_leaves_roles_at_the_start() {
+        let mut c = Coordinator::new(vec!["a".into()]);
+        assert_eq!(
+            c.enter(0, START_BARRIER, Participants::All),
+            vec![ok(0, START_BARRIER)]
+        );
+        assert_eq!(c.position(0), Position::Start);
+        assert_eq!(c.position(0).to_string(), "before the first barrier");
     }
 
     #[test]

@@ -49,11 +49,12 @@
 //! [`ClusterSingletonProxy::spawn`] gives an `ActorRef<M>` that forwards every message to the
 //! running singleton. It asks the host's manager where the singleton is (every
 //! [`ProxySettings::identify_interval`] until it learns it), follows a hand-over to the new
-//! host, and death-watches the singleton. While no singleton is known it buffers messages
-//! (at most [`ProxySettings::buffer_size`], default [`DEFAULT_BUFFER_SIZE`]; when full, the
-//! oldest goes to dead letters) and sends them in order once it is found. `ask` through the
-//! proxy works (register the reply type with [`Remoting::register`] on every node). Delivery
-//! is at most once: a message sent just before the singleton dies can be lost.
+//! host, and death-watches the singleton. While no singleton is known, or its node is
+//! unreachable, it buffers messages (at most [`ProxySettings::buffer_size`], default
+//! [`DEFAULT_BUFFER_SIZE`]; when full, the oldest goes to dead letters) and sends them in
+//! order once the singleton is found (or its node reachable again). `ask` through the proxy
+//! works (register the reply type with [`Remoting::register`] on every node). Delivery is at
+//! most once: a message sent to a node that died before anyone noticed is lost.
 //!
 //! # Diagnostics
 //!

@@ -110,14 +110,24 @@ async fn failover_after_crash(seed: u64) -> Duration {
     let crashed_at = Instant::now();
     assert!(hub.crash(&n1.node.address));
     n1.node.system.terminate().await;
-    // in between: once n1 is downed the proxies buffer (no singleton is known)
+    // in between: once n1 is unreachable, and after it is downed, the proxies buffer
+    fish(
+        &events,
+        SETTLE,
+        |e| matches!(e, ClusterEvent::UnreachableMember(m) if m.address == address("n1")),
+    )
+    .await;
+    for i in 5..8 {
+        nodes[0].proxy.tell(Cmd::Note(i));
+        nodes[1].proxy.tell(Cmd::Note(100 + i));
+    }
     fish(
         &events,
         SETTLE,
         |e| matches!(e, ClusterEvent::MemberDowned(m) if m.address == address("n1")),
     )
     .await;
-    for i in 5..10 {
+    for i in 8..10 {
         nodes[0].proxy.tell(Cmd::Note(i));
         nodes[1].proxy.tell(Cmd::Note(100 + i));
     }

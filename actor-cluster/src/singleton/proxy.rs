@@ -1,7 +1,7 @@
 //! The proxy: an `ActorRef<M>` that forwards to wherever the singleton runs, buffering while
 //! that is unknown.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use actor_core::{
@@ -63,6 +63,8 @@ impl ClusterSingletonProxy {
             ask_at: None,
             redirects: 0,
             singleton: None,
+            singleton_node: None,
+            unreachable: BTreeSet::new(),
             generation: 0,
             events: None,
         });
@@ -97,6 +99,10 @@ struct Proxy<M: RemoteMessage> {
     ask_at: Option<Address>,
     redirects: u32,
     singleton: Option<ActorRef<M>>,
+    /// The node the singleton runs on.
+    singleton_node: Option<Address>,
+    /// The members this node sees as unreachable.
+    unreachable: BTreeSet<Address>,
     /// Bumped whenever the target is forgotten, so stale answers are ignored.
     generation: u64,
     events: Option<ActorRef<ClusterEvent>>,
@@ -107,6 +113,15 @@ impl<M: RemoteMessage> Proxy<M> {
         let state = self.cluster.state();
         let host = singleton_host(&state.members, self.settings.role.as_deref())
             .map(|m| m.address.clone());
+        let was_held = self.holding_back();
+        self.unreachable = state
+            .unreachable
+            .iter()
+            .map(|m| m.address.clone())
+            .collect();
+        if was_held && !self.holding_back() {
+            self.flush();
+        }
         if host != self.host {
             debug!(singleton = %self.settings.type_name, ?host, "proxy: host changed");
             self.host = host;
@@ -121,6 +136,7 @@ impl<M: RemoteMessage> Proxy<M> {
         if let Some(old) = self.singleton.take() {
             ctx.unwatch(&old);
         }
+        self.singleton_node = None;
         self.ask_at = self.host.clone();
         self.redirects = 0;
     }
@@ -162,10 +178,11 @@ impl<M: RemoteMessage> Proxy<M> {
                             generation: self.generation,
                         },
                     );
-                    for msg in self.buffer.drain(..) {
-                        singleton.tell(msg);
-                    }
                     self.singleton = Some(singleton);
+                    self.singleton_node = self.ask_at.clone();
+                    if !self.holding_back() {
+                        self.flush();
+                    }
                 }
                 Err(e) => {
                     debug!(singleton = %self.settings.type_name, %path, error = %e, "proxy: singleton not resolvable yet")
@@ -179,6 +196,22 @@ impl<M: RemoteMessage> Proxy<M> {
                 }
             }
             SingletonLocation::NotHere => {}
+        }
+    }
+
+    /// Whether messages wait in the buffer although the singleton is known: its node is
+    /// unreachable, so sending would most likely lose them.
+    fn holding_back(&self) -> bool {
+        self.singleton_node
+            .as_ref()
+            .is_some_and(|n| self.unreachable.contains(n))
+    }
+
+    fn flush(&mut self) {
+        if let Some(singleton) = &self.singleton {
+            for msg in self.buffer.drain(..) {
+                singleton.tell(msg);
+            }
         }
     }
 
@@ -212,8 +245,8 @@ impl<M: RemoteMessage> Actor for Proxy<M> {
     async fn handle(&mut self, msg: ProxyMsg<M>, ctx: &mut Context<Self>) -> ActorResult {
         match msg {
             ProxyMsg::User(msg) => match &self.singleton {
-                Some(singleton) => singleton.tell(msg),
-                None => self.buffer(msg, ctx),
+                Some(singleton) if !self.holding_back() => singleton.tell(msg),
+                _ => self.buffer(msg, ctx),
             },
             ProxyMsg::Cluster => self.on_membership(ctx),
             ProxyMsg::Identify => {

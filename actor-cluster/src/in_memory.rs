@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::address::Address;
 use crate::mesh::{BindError, MeshCore, MeshTransport};
 use crate::mesh::{delegate_fault_injector, delegate_mesh_transport};
-use crate::transport::DEFAULT_MAX_FRAME_SIZE;
+use crate::transport::{DEFAULT_MAX_FRAME_SIZE, FrameObserver, TrafficCounts};
 
 /// Default seed of a hub's fault RNG (random drops and node uids).
 ///
@@ -53,6 +53,36 @@ impl InMemoryHub {
     /// outside a tokio runtime.
     pub fn bind(&self, address: Address) -> Result<Arc<InMemoryTransport>, BindError> {
         Ok(Arc::new(InMemoryTransport(self.core.bind(address)?)))
+    }
+
+    /// Frames and bytes delivered through this hub so far, between all nodes (frames a
+    /// fault blackholed or dropped are not counted; delayed ones are, when sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use actor_cluster::{Address, InMemoryHub, Transport};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = InMemoryHub::new();
+    /// let a = hub.bind(Address::logical("sys", "a").unwrap()).unwrap();
+    /// let b = hub.bind(Address::logical("sys", "b").unwrap()).unwrap();
+    /// let before = hub.traffic();
+    /// a.send(b.local_address(), bytes::Bytes::from_static(b"hello")).unwrap();
+    /// let sent = hub.traffic().since(&before);
+    /// assert_eq!((sent.frames, sent.bytes), (1, 5));
+    /// # }
+    /// ```
+    pub fn traffic(&self) -> TrafficCounts {
+        self.core.traffic()
+    }
+
+    /// Installs a callback that sees every frame the hub delivers (sender, receiver,
+    /// frame), e.g. to break traffic down by message type; `None` removes it. It runs under
+    /// the hub's lock, so it must be quick and must not call into the hub.
+    pub fn observe_frames(&self, observer: Option<FrameObserver>) {
+        self.core.observe_frames(observer);
     }
 }
 

@@ -19,7 +19,9 @@ use tokio::time::Instant;
 use crate::address::Address;
 use crate::fault::{Direction, FaultInjector};
 use crate::fault::{FaultError, FaultTable, LinkRule, Verdict, check_probability};
-use crate::transport::{DisconnectReason, InboundFrame, TransportError, TransportEvent};
+use crate::transport::{
+    DisconnectReason, FrameObserver, InboundFrame, TrafficCounts, TransportError, TransportEvent,
+};
 
 /// Errors raised when binding a node to an in-process hub.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +67,8 @@ struct MeshState {
     faults: FaultTable,
     links: BTreeMap<(Address, Address), Link>,
     next_link_id: u64,
+    traffic: TrafficCounts,
+    observer: Option<FrameObserver>,
 }
 
 /// The shared hub state behind `InMemoryHub` and `ChannelMesh`.
@@ -82,6 +86,8 @@ impl MeshCore {
                 faults: FaultTable::new(seed),
                 links: BTreeMap::new(),
                 next_link_id: 0,
+                traffic: TrafficCounts::default(),
+                observer: None,
             }),
         })
     }
@@ -147,6 +153,16 @@ impl MeshCore {
             .links
             .retain(|(from, to), _| from != address && to != address);
         true
+    }
+
+    /// Frames and bytes delivered so far (counted when a send passes the fault rules).
+    pub(crate) fn traffic(&self) -> TrafficCounts {
+        self.state.lock().traffic
+    }
+
+    /// Installs (or with `None` removes) the callback that sees every delivered frame.
+    pub(crate) fn observe_frames(&self, observer: Option<FrameObserver>) {
+        self.state.lock().observer = observer;
     }
 
     fn deliver_delayed(&self, from: &Address, to: &Address, delayed: Delayed) {
@@ -274,6 +290,11 @@ impl MeshTransport {
             Verdict::Drop => return Ok(()),
             Verdict::Deliver(delay) => delay,
         };
+        state.traffic.frames += 1;
+        state.traffic.bytes += frame.len() as u64;
+        if let Some(observer) = &state.observer {
+            observer(&self.address, to, &frame);
+        }
         let newly_associated = match state.nodes.get_mut(&self.address) {
             Some(n) if !n.associated.contains(to) => n.associated.insert(to.clone()),
             _ => false,

@@ -238,6 +238,31 @@ pub trait Transport: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
+/// Frames and bytes a transport (or an in-process hub) has delivered, for measurements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficCounts {
+    /// Frames accepted for delivery (after faults: blackholed or dropped frames are not
+    /// counted).
+    pub frames: u64,
+    /// Their payload bytes (frame bodies, without any transport framing).
+    pub bytes: u64,
+}
+
+impl TrafficCounts {
+    /// The traffic between `earlier` and `self`.
+    pub fn since(&self, earlier: &TrafficCounts) -> TrafficCounts {
+        TrafficCounts {
+            frames: self.frames.saturating_sub(earlier.frames),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
+}
+
+/// A callback that sees every frame an in-process hub delivers: sender, receiver, frame.
+///
+/// Called with the hub's lock held: it must be quick and must not use the hub.
+pub type FrameObserver = std::sync::Arc<dyn Fn(&Address, &Address, &[u8]) + Send + Sync>;
+
 /// Default maximum frame size of every transport: 256 KiB.
 ///
 /// Large enough for any ordinary message; a larger limit lets one huge frame hold up every

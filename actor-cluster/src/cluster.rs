@@ -22,7 +22,8 @@
 //!   and records its own reachability observations in the gossip.
 //! - **Downing**: the [`SplitBrainResolver`] sees every
 //!   state change; when it decides, the leader marks members Down.
-//!   Lease-majority takes the [`DowningLease`] given to [`Cluster::join_with_lease`].
+//!   Lease-majority takes the [`DowningLease`] given to [`Cluster::join_with_lease`], or a
+//!   coordination crate lease given to [`Cluster::join_with_coordination_lease`].
 //!
 //! **A downed or removed node shuts itself down**: when its daemon sees itself Down (or
 //! tombstoned), it terminates the whole actor system. A node that left gracefully shuts
@@ -48,7 +49,7 @@ use actor_core::{ActorRef, ActorSystem, Props, SpawnError};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-pub use lease::DowningLease;
+pub use lease::{CoordinationLease, DowningLease};
 pub use protocol::ClusterMsg;
 pub use settings::{
     ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL,
@@ -100,6 +101,15 @@ pub enum ClusterError {
     /// The lease-majority strategy needs a lease ([`Cluster::join_with_lease`]).
     #[error("the lease-majority downing strategy needs a lease: use Cluster::join_with_lease")]
     LeaseRequired,
+    /// The coordination lease given to [`Cluster::join_with_coordination_lease`] is owned by
+    /// someone else than this node.
+    #[error("the downing lease's owner is {actual}, not this node ({expected})")]
+    LeaseOwnerMismatch {
+        /// This node's owner identity ([`CoordinationLease::owner_for`]).
+        expected: String,
+        /// The lease's owner.
+        actual: String,
+    },
     /// The daemon could not be spawned (the system is terminating).
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -220,6 +230,38 @@ impl Cluster {
         lease: Arc<dyn DowningLease>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         Self::start(system, settings, Some(lease))
+    }
+
+    /// [`Cluster::join`] for the lease-majority strategy with a lease of the coordination
+    /// crate (through [`CoordinationLease`]). The lease's owner must be this node,
+    /// [`CoordinationLease::owner_for`] its transport address and uid, so that the nodes of a
+    /// cluster are distinct owners.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::LeaseOwnerMismatch`] when the lease's owner is not this node, else as
+    /// [`Cluster::join`].
+    pub fn join_with_coordination_lease(
+        system: &ActorSystem,
+        settings: ClusterSettings,
+        lease: Arc<dyn actor_coordination::lease::Lease>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let remoting = Remoting::get(system).ok_or_else(|| ClusterError::RemotingNotStarted {
+            system: system.name().to_owned(),
+        })?;
+        let expected = CoordinationLease::owner_for(remoting.local_address(), remoting.local_uid());
+        let actual = lease.settings().owner();
+        if actual != &expected {
+            return Err(ClusterError::LeaseOwnerMismatch {
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Self::start(
+            system,
+            settings,
+            Some(Arc::new(CoordinationLease::new(lease))),
+        )
     }
 
     fn start(

@@ -44,7 +44,7 @@ impl Actor for Subscriber {
     type Msg = Tick;
     async fn handle(&mut self, _: Tick, _: &mut Context<Self>) -> ActorResult {
         let n = self.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             self.wake.notify_one();
         }
         Ok(())

@@ -331,14 +331,11 @@ impl ShardCoordinator {
                     coordinator: ctx.myself().clone(),
                 });
                 if proxy {
-                    if !self.proxies.contains_key(&key) {
-                        ctx.watch_with(
-                            &region,
-                            CoordinatorMsg::RegionTerminated {
-                                region: key.clone(),
-                            },
-                        );
-                        self.proxies.insert(key, region);
+                    if let std::collections::btree_map::Entry::Vacant(entry) =
+                        self.proxies.entry(key.clone())
+                    {
+                        ctx.watch_with(&region, CoordinatorMsg::RegionTerminated { region: key });
+                        entry.insert(region);
                     }
                     return;
                 }

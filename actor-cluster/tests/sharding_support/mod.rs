@@ -33,6 +33,9 @@ pub const TYPE: &str = "counter";
 /// Lock ttl of the tests (virtual time; the SQLite clock is advanced by hand).
 pub const LOCK_TTL: Duration = Duration::from_secs(6);
 
+/// Pause between two questions to an entity that did not answer (virtual time).
+pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// Longest an answer may take in a test (virtual time).
 pub const ASK: Duration = Duration::from_secs(3);
 
@@ -434,7 +437,8 @@ pub async fn get_eventually(region: &ShardRegion<Cmd>, id: &str, max: Duration) 
             Err(error) if tokio::time::Instant::now() >= deadline => {
                 panic!("entity {id} did not answer within {max:?}: {error}")
             }
-            Err(_) => {}
+            // Refused at once (a full buffer, a dead ref): poll again a little later.
+            Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
         }
     }
 }

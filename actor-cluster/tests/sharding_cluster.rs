@@ -1,0 +1,350 @@
+//! Sharding across in-memory cluster nodes under a paused clock, once on the in-memory runner
+//! storage and once on SQLite: allocation, hand-off during traffic (nothing lost, never on
+//! two nodes), region death and reallocation, the coordinator rebuilding its map from the
+//! lock table, graceful leave with remembered entities.
+
+#[path = "cluster_support/mod.rs"]
+mod cluster_support;
+mod sharding_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use actor_cluster::InMemoryHub;
+use actor_cluster::cluster::ClusterSettings;
+use actor_cluster::sharding::{ClusterSharding, ShardDistribution};
+use actor_testkit::await_assert;
+use cluster_support::{address, await_all_up, isolate, start_node};
+use sharding_support::{
+    ASK, Backend, Cmd, LOCK_TTL, Sharded, Storage, TYPE, assert_never_two_at_once, get,
+    get_eventually, received, settings, start_region, start_sharded, starts,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("entity-{i}")).collect()
+}
+
+async fn distribution(sharded: &Sharded) -> ShardDistribution {
+    ClusterSharding::distribution(&sharded.coordinator, ASK)
+        .await
+        .expect("distribution")
+}
+
+/// Waits until the coordinator's distribution satisfies `check`.
+async fn await_distribution(
+    sharded: &Sharded,
+    mut check: impl FnMut(&ShardDistribution) -> Result<(), String>,
+) -> ShardDistribution {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let d = distribution(sharded).await;
+        match check(&d) {
+            Ok(()) => return d,
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                panic!("distribution never settled: {why}; last {d:?}")
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+async fn shutdown(sharded: Sharded) {
+    for node in &sharded.nodes {
+        node.system.terminate().await;
+    }
+}
+
+async fn allocation_spreads_and_every_region_agrees(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let sharded = start_sharded(&hub, &["a", "b", "c"], || settings(&storage)).await;
+    let ids = ids(24);
+    for (i, id) in ids.iter().enumerate() {
+        sharded.regions[i % 3].tell(Cmd::Add {
+            id: id.clone(),
+            n: 1,
+        });
+    }
+    for id in &ids {
+        let mut homes = BTreeSet::new();
+        for region in &sharded.regions {
+            let reading = get(region, id).await;
+            assert_eq!(reading.value, 1, "{id}");
+            homes.insert(reading.node);
+        }
+        assert_eq!(homes.len(), 1, "{id} answered from {homes:?}");
+    }
+    let d = distribution(&sharded).await;
+    assert_eq!(d.regions.len(), 3, "{d:?}");
+    let loads: Vec<usize> = d.regions.values().map(BTreeSet::len).collect();
+    let (min, max) = (loads.iter().min(), loads.iter().max());
+    assert!(
+        matches!((min, max), (Some(lo), Some(hi)) if hi - lo <= 1 && *lo > 0),
+        "least-shards allocation: {loads:?}"
+    );
+    // Every allocated shard is locked by its region's runner.
+    let locks = storage.storage.list_locks().await.expect("locks");
+    assert_eq!(locks.len(), d.shard_count(), "{locks:?}");
+    assert_never_two_at_once(&sharded.log);
+    shutdown(sharded).await;
+}
+
+async fn hand_off_during_traffic_loses_nothing(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let mut sharded = start_sharded(&hub, &["a", "b"], || settings(&storage)).await;
+    let ids = ids(12);
+    let mut sent: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut n = 0u64;
+    let mut send_round = |sharded: &Sharded, sent: &mut BTreeMap<String, Vec<u64>>| {
+        for id in &ids {
+            n += 1;
+            sharded.regions[(n % 2) as usize].tell(Cmd::Add { id: id.clone(), n });
+            sent.entry(id.clone()).or_default().push(n);
+        }
+    };
+    send_round(&sharded, &mut sent);
+    for id in &ids {
+        get(&sharded.regions[0], id).await;
+    }
+
+    // A third node joins: the rebalance moves shards to it while traffic goes on.
+    let seeds = vec![address("a"), address("b"), address("c")];
+    let c = start_node(&hub, "c", 3, ClusterSettings::fast().with_seed_nodes(seeds));
+    let all = [&sharded.nodes[0], &sharded.nodes[1], &c];
+    await_all_up(&all, &[&all[0].address, &all[1].address, &c.address]).await;
+    let path = sharded.coordinator.path().to_string();
+    let region_c = start_region(&c, "c", &path, &sharded.log, settings(&storage));
+    sharded.nodes.push(c);
+    sharded.regions.push(region_c);
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        send_round(&sharded, &mut sent);
+        // Traffic keeps flowing every poll interval (virtual time) while the shards move.
+        tokio::time::sleep(POLL).await;
+        get(&sharded.regions[0], &ids[0]).await;
+        let d = distribution(&sharded).await;
+        let c_shards = d
+            .regions
+            .iter()
+            .find(|(k, _)| k.contains("@c:"))
+            .map_or(0, |(_, s)| s.len());
+        let loads: Vec<usize> = d.regions.values().map(BTreeSet::len).collect();
+        let spread = loads.iter().max().unwrap_or(&0) - loads.iter().min().unwrap_or(&0);
+        if c_shards > 0 && spread <= 1 && d.handing_off.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rebalance: {d:?}"
+        );
+    }
+    send_round(&sharded, &mut sent);
+    for id in &ids {
+        let expected: u64 = sent[id].iter().sum();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let reading = get_eventually(&sharded.regions[2], id, WAIT).await;
+            let mut got = received(&sharded.log, id);
+            got.dedup();
+            if got.len() == sent[id].len() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id}: got {} of {} messages (value {} of {expected})",
+                got.len(),
+                sent[id].len(),
+                reading.value
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        let mut want = sent[id].clone();
+        want.sort_unstable();
+        assert_eq!(received(&sharded.log, id), want, "{id}: lost or duplicated");
+    }
+    let moved: Vec<&String> = ids
+        .iter()
+        .filter(|id| starts(&sharded.log, id).contains(&"c".to_owned()))
+        .collect();
+    assert!(!moved.is_empty(), "some entity moved to the new node");
+    assert_never_two_at_once(&sharded.log);
+    shutdown(sharded).await;
+}
+
+async fn region_death_reallocates_and_entities_restart_elsewhere(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let sharded = start_sharded(&hub, &["a", "b", "c"], || settings(&storage)).await;
+    let ids = ids(24);
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        before.insert(id.clone(), get(&sharded.regions[0], id).await.node);
+    }
+    let on_c: Vec<&String> = ids.iter().filter(|id| before[*id] == "c").collect();
+    assert!(!on_c.is_empty(), "some entities live on c: {before:?}");
+
+    let c = &sharded.nodes[2];
+    isolate(
+        &hub,
+        &c.address,
+        &[&sharded.nodes[0].address, &sharded.nodes[1].address],
+    );
+    assert!(
+        c.system.await_termination(WAIT).await,
+        "the isolated node downed itself"
+    );
+    // Its locks expire one ttl after its last refresh.
+    storage.advance(LOCK_TTL * 2);
+    await_distribution(&sharded, |d| {
+        if d.regions.keys().any(|k| k.contains("@c:")) {
+            Err("c still registered".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    for id in &ids {
+        let reading = get_eventually(&sharded.regions[1], id, WAIT).await;
+        assert_ne!(reading.node, "c", "{id}");
+        if before[id] == "c" {
+            assert_eq!(starts(&sharded.log, id).last(), Some(&reading.node), "{id}");
+        } else {
+            assert_eq!(reading.node, before[id], "{id} moved needlessly");
+        }
+    }
+    assert_never_two_at_once(&sharded.log);
+    shutdown(sharded).await;
+}
+
+async fn new_coordinator_rebuilds_the_map_from_the_lock_table(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let mut sharded = start_sharded(&hub, &["a", "b"], || settings(&storage)).await;
+    let ids = ids(16);
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        sharded.regions[0].tell(Cmd::Add {
+            id: id.clone(),
+            n: 7,
+        });
+        before.insert(id.clone(), get(&sharded.regions[1], id).await.node);
+    }
+    let old = distribution(&sharded).await;
+
+    sharded.coordinator.stop();
+    let stopped = sharded.coordinator.clone();
+    await_assert(
+        || {
+            if stopped.is_terminated() {
+                Ok(())
+            } else {
+                Err("coordinator still running")
+            }
+        },
+        WAIT,
+        POLL,
+    )
+    .await;
+    sharded.coordinator = ClusterSharding::get(&sharded.nodes[0].system)
+        .spawn_coordinator(TYPE, &settings(&storage))
+        .expect("new coordinator");
+    let rebuilt = await_distribution(&sharded, |d| {
+        if d == &old {
+            Ok(())
+        } else {
+            Err("not the old map yet".into())
+        }
+    })
+    .await;
+    assert_eq!(rebuilt.shard_count(), old.shard_count());
+    for id in &ids {
+        let reading = get(&sharded.regions[0], id).await;
+        assert_eq!(
+            (reading.node.as_str(), reading.value),
+            (before[id].as_str(), 7),
+            "{id}"
+        );
+        assert_eq!(starts(&sharded.log, id).len(), 1, "{id} restarted");
+    }
+    shutdown(sharded).await;
+}
+
+async fn graceful_leave_hands_off_and_restarts_remembered_entities(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let sharded = start_sharded(&hub, &["a", "b", "c"], || {
+        settings(&storage).with_remember_entities(true)
+    })
+    .await;
+    let ids = ids(24);
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        before.insert(id.clone(), get(&sharded.regions[0], id).await.node);
+    }
+    let on_c: Vec<&String> = ids.iter().filter(|id| before[*id] == "c").collect();
+    assert!(!on_c.is_empty());
+
+    sharded.regions[2]
+        .graceful_shutdown_and_wait(WAIT)
+        .await
+        .expect("region c handed off everything");
+    let d = distribution(&sharded).await;
+    assert!(!d.regions.keys().any(|k| k.contains("@c:")), "{d:?}");
+    assert!(d.handing_off.is_empty(), "{d:?}");
+    // Remembered entities come back at their new homes without a message.
+    let log = sharded.log.clone();
+    await_assert(
+        || {
+            for id in &on_c {
+                let s = starts(&log, id);
+                if s.len() < 2 || s.last().map(String::as_str) == Some("c") {
+                    return Err(format!("{id} not restarted elsewhere: {s:?}"));
+                }
+            }
+            Ok(())
+        },
+        WAIT,
+        POLL,
+    )
+    .await;
+    for id in &ids {
+        let reading = get(&sharded.regions[0], id).await;
+        assert_ne!(reading.node, "c", "{id}");
+    }
+    assert_never_two_at_once(&sharded.log);
+    shutdown(sharded).await;
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $test() {
+                    super::$test(super::Backend::Memory).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $test() {
+                    super::$test(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    allocation_spreads_and_every_region_agrees,
+    hand_off_during_traffic_loses_nothing,
+    region_death_reallocates_and_entities_restart_elsewhere,
+    new_coordinator_rebuilds_the_map_from_the_lock_table,
+    graceful_leave_hands_off_and_restarts_remembered_entities,
+);

@@ -419,4 +419,84 @@ mod tests {
         assert!(!rb.other_has_newer(&ra.versions(), |n| n != &node("a")));
         assert!(!ra.other_has_newer(&rb.versions(), |_| true));
     }
+
+    /// One step of a random run: a node changes an entry, or one node gossips to another.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Put { node: usize, topic: u8, live: bool },
+        Gossip { from: usize, to: usize },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3usize, 0..4u8, any::<bool>()).prop_map(|(node, topic, live)| Step::Put {
+                node,
+                topic,
+                live
+            }),
+            (0..3usize, 0..3usize).prop_map(|(from, to)| Step::Gossip { from, to }),
+        ]
+    }
+
+    /// The live entries of every bucket, as a comparable value.
+    fn live(r: &Registry) -> Vec<(UniqueAddress, Key, String)> {
+        r.buckets
+            .iter()
+            .flat_map(|(owner, b)| {
+                b.entries
+                    .iter()
+                    .filter_map(move |(k, e)| e.path.clone().map(|p| (owner.clone(), k.clone(), p)))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of changes and exchanges (deltas bounded to 2 entries), a
+        /// few full rounds of status/delta exchanges leave every node with the same view,
+        /// and that view is each owner's own bucket.
+        #[test]
+        fn gossip_converges(steps in proptest::collection::vec(step(), 0..60)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            rt.block_on(async {
+                let nodes = [node("a"), node("b"), node("c")];
+                let mut regs: Vec<Registry> = nodes.iter().cloned().map(Registry::new).collect();
+                let mut counter = 0u32;
+                let exchange = |regs: &mut Vec<Registry>, from: usize, to: usize| {
+                    if from == to {
+                        return;
+                    }
+                    // `from` sends its status; `to` answers with what `from` lacks
+                    let delta = regs[to].delta_for(&regs[from].versions(), 2);
+                    regs[from].merge(delta, |_| true, Instant::now());
+                };
+                for s in steps {
+                    match s {
+                        Step::Put { node: n, topic, live } => {
+                            counter += 1;
+                            let path = live.then(|| format!("p{counter}"));
+                            regs[n].put_local(key(&format!("t{topic}")), path, Instant::now());
+                        }
+                        Step::Gossip { from, to } => exchange(&mut regs, from, to),
+                    }
+                }
+                for _ in 0..40 {
+                    for from in 0..3 {
+                        for to in 0..3 {
+                            exchange(&mut regs, from, to);
+                        }
+                    }
+                }
+                let views: Vec<_> = regs.iter().map(live).collect();
+                assert_eq!(&views[0], &views[1]);
+                assert_eq!(&views[1], &views[2]);
+                for (i, owner) in nodes.iter().enumerate() {
+                    for r in &regs {
+                        assert_eq!(r.buckets.get(owner).map_or(0, |b| b.version),
+                            regs[i].buckets[owner].version);
+                    }
+                }
+            });
+        }
+    }
 }

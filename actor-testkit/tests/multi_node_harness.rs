@@ -3,12 +3,14 @@
 //! blackhole -> unreachable and pass-through heals, crash and shutdown.
 #![cfg(feature = "multi-node")]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actor_cluster::Direction;
 use actor_cluster::cluster::ClusterSettings;
 use actor_cluster::wire::RemoteMessage;
+use actor_core::{Actor, ActorResult, Context, Props};
 use actor_testkit::await_assert;
 use actor_testkit::multi_node::{
     BarrierError, ConductorError, FailureKind, Mode, MultiNodeError, MultiNodeSpec, Position,
@@ -425,11 +427,19 @@ fn blackhole_makes_a_node_unreachable_and_pass_through_heals_it() {
 fn a_crashed_role_is_dropped_and_no_longer_expected_at_barriers() {
     for mode in MODES {
         let c_dropped = AtomicBool::new(false);
+        let c_hook_ran = Arc::new(AtomicBool::new(false));
         let report = spec(&["a", "b", "c"], mode)
             .without_cluster()
             .run_or_panic(|node| {
                 let c_dropped = &c_dropped;
+                let c_hook_ran = c_hook_ran.clone();
                 async move {
+                    if node.is("c") {
+                        let flag = c_hook_ran.clone();
+                        node.system()
+                            .spawn(Props::new(move || Hooked(flag.clone())), "hooked")
+                            .expect("spawn");
+                    }
                     struct OnDrop<'a>(&'a AtomicBool);
                     impl Drop for OnDrop<'_> {
                         fn drop(&mut self) {
@@ -459,6 +469,28 @@ fn a_crashed_role_is_dropped_and_no_longer_expected_at_barriers() {
         assert_eq!(report.outcome("c"), Some(&RoleOutcome::Crashed));
         assert_eq!(report.outcome("a"), Some(&RoleOutcome::Finished));
         assert!(report.trace.contains("a", "crash c"));
+        // thread mode drops the crashed node's runtime: no stopped hook runs; simulated mode
+        // terminates its system after the transport died (see Conductor::crash)
+        assert_eq!(
+            c_hook_ran.load(Ordering::SeqCst),
+            mode == Mode::Simulated,
+            "{mode:?}"
+        );
+    }
+}
+
+/// An actor that notes when its `stopped` hook runs.
+struct Hooked(Arc<AtomicBool>);
+
+impl Actor for Hooked {
+    type Msg = ();
+
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _: &mut Context<Self>) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 

@@ -319,7 +319,7 @@ impl DistributedPubSub {
             .await?
     }
 
-    async fn add<M: RemoteMessage + Clone + Sync>(
+    async fn add<M: RemoteMessage + Clone>(
         &self,
         key: Key,
         actor: &ActorRef<M>,
@@ -355,7 +355,7 @@ impl DistributedPubSub {
     /// # Cancel safety
     ///
     /// Dropping the future after the request was sent may still subscribe.
-    pub async fn subscribe<M: RemoteMessage + Clone + Sync>(
+    pub async fn subscribe<M: RemoteMessage + Clone>(
         &self,
         topic: &str,
         subscriber: &ActorRef<M>,
@@ -375,7 +375,7 @@ impl DistributedPubSub {
     /// # Cancel safety
     ///
     /// As [`DistributedPubSub::subscribe`].
-    pub async fn subscribe_group<M: RemoteMessage + Clone + Sync>(
+    pub async fn subscribe_group<M: RemoteMessage + Clone>(
         &self,
         topic: &str,
         group: &str,
@@ -436,7 +436,7 @@ impl DistributedPubSub {
     /// # Cancel safety
     ///
     /// Dropping the future after the request was sent may still register.
-    pub async fn register<M: RemoteMessage + Clone + Sync>(
+    pub async fn register<M: RemoteMessage + Clone>(
         &self,
         actor: &ActorRef<M>,
     ) -> Result<bool, PubSubError> {
@@ -467,7 +467,7 @@ impl DistributedPubSub {
     /// Publishes `msg` to every subscriber of `topic` that takes `M` (not to group members),
     /// on every node: one message per remote node. Returns how many local subscribers and
     /// remote nodes it was sent to; with none, `msg` becomes a dead letter (not an error).
-    pub fn publish<M: RemoteMessage + Clone + Sync>(&self, topic: &str, msg: M) -> usize {
+    pub fn publish<M: RemoteMessage + Clone>(&self, topic: &str, msg: M) -> usize {
         let undelivered = {
             let table = self.shared.table.read();
             match table.topic(topic, M::MANIFEST) {
@@ -484,11 +484,7 @@ impl DistributedPubSub {
 
     /// Publishes `msg` to one subscriber of each group of `topic` that takes `M`. Returns
     /// how many groups it was sent to; with none, `msg` becomes a dead letter.
-    pub fn publish_one_per_group<M: RemoteMessage + Clone + Sync>(
-        &self,
-        topic: &str,
-        msg: M,
-    ) -> usize {
+    pub fn publish_one_per_group<M: RemoteMessage + Clone>(&self, topic: &str, msg: M) -> usize {
         let sent = {
             let table = self.shared.table.read();
             let mut sent = 0;
@@ -512,12 +508,7 @@ impl DistributedPubSub {
     /// Sends `msg` to one actor registered under `path` (`/user/service`): this node's when
     /// `local_affinity` and there is one, else the nodes holding one in turn. Returns false
     /// (and `msg` becomes a dead letter) when none is known.
-    pub fn send<M: RemoteMessage + Clone + Sync>(
-        &self,
-        path: &str,
-        msg: M,
-        local_affinity: bool,
-    ) -> bool {
+    pub fn send<M: RemoteMessage + Clone>(&self, path: &str, msg: M, local_affinity: bool) -> bool {
         let undelivered = {
             let table = self.shared.table.read();
             match table.path(path, M::MANIFEST) {
@@ -534,7 +525,7 @@ impl DistributedPubSub {
     /// Sends `msg` to every actor registered under `path` (`/user/service`), on every node
     /// (this node's excluded with `all_but_self`). Returns how many it was sent to; with
     /// none, `msg` becomes a dead letter.
-    pub fn send_to_all<M: RemoteMessage + Clone + Sync>(
+    pub fn send_to_all<M: RemoteMessage + Clone>(
         &self,
         path: &str,
         msg: M,
@@ -573,7 +564,7 @@ impl DistributedPubSub {
         self.shared.remote_sends.load(Ordering::Relaxed)
     }
 
-    fn tell_remote<M: RemoteMessage + Sync>(&self, target: &routing::RemoteTarget, msg: M) -> bool {
+    fn tell_remote<M: RemoteMessage>(&self, target: &routing::RemoteTarget, msg: M) -> bool {
         match target.get::<M>(&self.shared.remoting) {
             Some(r) => {
                 r.tell(msg);
@@ -586,11 +577,7 @@ impl DistributedPubSub {
 
     /// Tells the local target (an endpoint's subscribers or a registered actor); the count
     /// of actors told, or the message back.
-    fn tell_local<M: RemoteMessage + Clone + Sync>(
-        &self,
-        targets: &Targets,
-        msg: M,
-    ) -> Result<usize, M> {
+    fn tell_local<M: RemoteMessage + Clone>(&self, targets: &Targets, msg: M) -> Result<usize, M> {
         let Some(local) = &targets.local else {
             return Err(msg);
         };
@@ -607,7 +594,7 @@ impl DistributedPubSub {
     }
 
     /// Sends to every node of `targets` (the local one unless `skip_local`).
-    fn deliver_all<M: RemoteMessage + Clone + Sync>(
+    fn deliver_all<M: RemoteMessage + Clone>(
         &self,
         targets: &Targets,
         msg: M,
@@ -631,7 +618,7 @@ impl DistributedPubSub {
 
     /// Sends to one node of `targets`: the local one first with `local_affinity`, else the
     /// nodes in turn.
-    fn deliver_one<M: RemoteMessage + Clone + Sync>(
+    fn deliver_one<M: RemoteMessage + Clone>(
         &self,
         targets: &Targets,
         msg: M,

@@ -153,7 +153,7 @@ pub(crate) trait AnySubscriber: Send + Sync {
 /// An `ActorRef<M>` behind [`AnySubscriber`].
 pub(crate) struct Typed<M>(pub(crate) ActorRef<M>);
 
-impl<M: RemoteMessage + Clone + Sync> AnySubscriber for Typed<M> {
+impl<M: RemoteMessage + Clone> AnySubscriber for Typed<M> {
     fn id(&self) -> &ActorId {
         self.0.id()
     }

@@ -30,7 +30,7 @@ impl RemoteTarget {
     }
 
     /// The typed ref to the remote endpoint.
-    pub(crate) fn get<M: RemoteMessage + Sync>(&self, remoting: &Remoting) -> Option<&ActorRef<M>> {
+    pub(crate) fn get<M: RemoteMessage>(&self, remoting: &Remoting) -> Option<&ActorRef<M>> {
         self.cached
             .get_or_init(|| {
                 let r = remoting.remote_ref::<M>(&self.path);

@@ -24,7 +24,8 @@
 //! messages are ordinary remote user messages: no second envelope, no untyped dispatch, and
 //! a receiving node only ever decodes types it has subscribers for (the registry key carries
 //! the manifest, so a publisher never sends a type to a node whose subscribers take another).
-//! Subscribing registers `M` with remoting on that node.
+//! Subscribing registers `M` with remoting on that node; the types of refs carried inside
+//! `M` must be registered on the receiving nodes as for any remote message.
 //!
 //! # Registry and gossip
 //!

@@ -153,7 +153,12 @@ pub use settings::{
 };
 pub use shard::EntityContext;
 
+use crate::cluster::Cluster;
 use crate::remote::{RemoteError, Remoting};
+use crate::singleton::{
+    ClusterSingletonManager, ClusterSingletonProxy, ProxySettings, SingletonError,
+    SingletonSettings,
+};
 use crate::wire::RemoteMessage;
 use region::{Region, RegionMsg, RegionSetup};
 
@@ -195,9 +200,9 @@ pub enum ShardingError {
     /// A question to a region or the coordinator was not answered.
     #[error("no answer: {0}")]
     Ask(#[from] AskError),
-    /// The coordinator singleton could not be started.
+    /// The coordinator singleton (manager or proxy) could not be started.
     #[error("coordinator singleton: {0}")]
-    Singleton(String),
+    Singleton(#[from] SingletonError),
 }
 
 /// The name of the region actor of `type_name` (under `/user`).
@@ -303,6 +308,7 @@ impl<M: Send + 'static> ShardRegion<M> {
 pub struct ClusterSharding {
     system: ActorSystem,
     regions: Mutex<BTreeMap<String, Box<dyn Any + Send + Sync>>>,
+    coordinators: Mutex<BTreeMap<String, ActorRef<CoordinatorMsg>>>,
 }
 
 impl std::fmt::Debug for ClusterSharding {
@@ -359,6 +365,7 @@ impl ClusterSharding {
         system.extension(|system| ClusterSharding {
             system: system.clone(),
             regions: Mutex::new(BTreeMap::new()),
+            coordinators: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -395,6 +402,111 @@ impl ClusterSharding {
         register_types::<M>(&self.system)?;
         let props = ShardCoordinator::props(Self::coordinator_settings(type_name, settings));
         Ok(self.system.spawn(props, &coordinator_name(type_name))?)
+    }
+
+    /// Starts this node's region of `type_name` in a cluster, with the coordinator as a
+    /// cluster singleton: spawns the coordinator's singleton manager here (named after
+    /// [`coordinator_name`]), a singleton proxy, and the region. Call it on every node that
+    /// hosts entities of this type; a node without [`ShardingSettings::role`] gets a proxy
+    /// region instead (as [`ClusterSharding::start_proxy`]). `entity_props` builds an entity
+    /// from its [`EntityContext`].
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::Singleton`] when this node has not joined a cluster (or the manager
+    /// exists already), else as [`ClusterSharding::start_with_coordinator`].
+    pub fn start<E, F, X>(
+        &self,
+        type_name: &str,
+        entity_props: F,
+        settings: ShardingSettings<E::Msg>,
+        extractor: X,
+    ) -> Result<ShardRegion<E::Msg>, ShardingError>
+    where
+        E: Actor,
+        E::Msg: RemoteMessage,
+        F: Fn(EntityContext<E::Msg>) -> Props<E> + Send + Sync + 'static,
+        X: MessageExtractor<E::Msg>,
+    {
+        check_type_name(type_name)?;
+        let settings = settings.build()?;
+        let hosts = match (&settings.role, Cluster::get(&self.system)) {
+            (Some(role), Some(cluster)) => cluster.self_member().has_role(role),
+            _ => true,
+        };
+        if !hosts {
+            return self.start_proxy(type_name, settings, extractor);
+        }
+        register_types::<E::Msg>(&self.system)?;
+        let mut singleton = SingletonSettings::new(coordinator_name(type_name));
+        if let Some(role) = &settings.role {
+            singleton = singleton.with_role(role.clone());
+        }
+        ClusterSingletonManager::spawn(
+            &self.system,
+            ShardCoordinator::props(Self::coordinator_settings(type_name, &settings)),
+            singleton,
+        )?;
+        let coordinator = self.coordinator_proxy(type_name, &settings)?;
+        self.start_with_coordinator(type_name, entity_props, settings, extractor, coordinator)
+    }
+
+    /// Starts a proxy region of `type_name` in a cluster: it routes messages to the entities
+    /// on the nodes that host them (through the coordinator singleton) and hosts none.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClusterSharding::start`].
+    pub fn start_proxy<M, X>(
+        &self,
+        type_name: &str,
+        settings: ShardingSettings<M>,
+        extractor: X,
+    ) -> Result<ShardRegion<M>, ShardingError>
+    where
+        M: RemoteMessage,
+        X: MessageExtractor<M>,
+    {
+        check_type_name(type_name)?;
+        register_types::<M>(&self.system)?;
+        let coordinator = self.coordinator_proxy(type_name, &settings)?;
+        self.start_proxy_with_coordinator(type_name, settings, extractor, coordinator)
+    }
+
+    /// A singleton proxy to the coordinator of `type_name`.
+    fn coordinator_proxy<M>(
+        &self,
+        type_name: &str,
+        settings: &ShardingSettings<M>,
+    ) -> Result<ActorRef<CoordinatorMsg>, ShardingError> {
+        if let Some(existing) = self.coordinators.lock().get(type_name) {
+            return Ok(existing.clone());
+        }
+        let mut proxy =
+            ProxySettings::new(coordinator_name(type_name)).with_buffer_size(settings.buffer_size);
+        if let Some(role) = &settings.role {
+            proxy = proxy.with_role(role.clone());
+        }
+        let proxy = ClusterSingletonProxy::spawn::<CoordinatorMsg>(&self.system, proxy)?;
+        self.coordinators
+            .lock()
+            .insert(type_name.to_owned(), proxy.clone());
+        Ok(proxy)
+    }
+
+    /// The coordinator of `type_name` as this node reaches it: a singleton proxy if
+    /// [`ClusterSharding::start`] ran here, for [`ClusterSharding::distribution`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ClusterSharding::start_proxy`].
+    pub fn coordinator<M>(
+        &self,
+        type_name: &str,
+        settings: &ShardingSettings<M>,
+    ) -> Result<ActorRef<CoordinatorMsg>, ShardingError> {
+        check_type_name(type_name)?;
+        self.coordinator_proxy(type_name, settings)
     }
 
     /// Starts this node's region of `type_name`, talking to `coordinator` (a direct ref or

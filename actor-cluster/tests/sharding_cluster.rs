@@ -16,8 +16,8 @@ use actor_cluster::sharding::{ClusterSharding, ShardDistribution};
 use actor_testkit::await_assert;
 use cluster_support::{address, await_all_up, isolate, start_node};
 use sharding_support::{
-    ASK, Backend, Cmd, LOCK_TTL, Sharded, Storage, TYPE, assert_never_two_at_once, get,
-    get_eventually, received, settings, start_region, start_sharded, starts,
+    ASK, Backend, Cmd, Sharded, Storage, TYPE, assert_never_two_at_once, get, get_eventually,
+    received, settings, start_region, start_sharded, starts,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -198,8 +198,6 @@ async fn region_death_reallocates_and_entities_restart_elsewhere(backend: Backen
         c.system.await_termination(WAIT).await,
         "the isolated node downed itself"
     );
-    // Its locks expire one ttl after its last refresh.
-    storage.advance(LOCK_TTL * 2);
     await_distribution(&sharded, |d| {
         if d.regions.keys().any(|k| k.contains("@c:")) {
             Err("c still registered".into())

@@ -64,6 +64,8 @@ pub enum RegionMsg<M> {
     },
     /// The watched coordinator terminated.
     CoordinatorTerminated,
+    /// A watched remote region (a shard home) terminated.
+    HomeTerminated(String),
     /// Leave: hand off every shard, then stop.
     GracefulShutdown,
     /// Local shards and their entity counts.
@@ -100,6 +102,8 @@ where
     locked: BTreeSet<u32>,
     refreshing: bool,
     shutting_down: bool,
+    /// Remote regions watched because they are the home of some shard.
+    watched: BTreeSet<String>,
 }
 
 /// Forwards what it receives to its parent region.
@@ -149,6 +153,7 @@ where
             locked: BTreeSet::new(),
             refreshing: false,
             shutting_down: false,
+            watched: BTreeSet::new(),
         })
     }
 
@@ -313,6 +318,11 @@ where
                         self.start_shard(shard, Vec::new(), ctx);
                     }
                 } else if let Some(ingress) = self.ingress_of(ctx, &home) {
+                    // Forget its shards when it dies, also when no coordinator tells us
+                    // (the coordinator may have died with it).
+                    if self.watched.insert(key.clone()) {
+                        ctx.watch_with(&home, RegionMsg::HomeTerminated(key.clone()));
+                    }
                     self.homes.insert(shard, Home::Remote { key, ingress });
                 }
                 self.flush(shard, ctx);
@@ -341,22 +351,24 @@ where
                     }),
                 }
             }
-            RegionCtl::RegionTerminated { region } => {
-                let gone: Vec<u32> = self
-                    .homes
-                    .iter()
-                    .filter(|(_, home)| matches!(home, Home::Remote { key, .. } if *key == region))
-                    .map(|(shard, _)| *shard)
-                    .collect();
-                for shard in gone {
-                    self.homes.remove(&shard);
-                }
-            }
+            RegionCtl::RegionTerminated { region } => self.forget_region(&region),
             RegionCtl::ShutdownDone => {
                 if self.shutting_down {
                     ctx.stop();
                 }
             }
+        }
+    }
+
+    fn forget_region(&mut self, region: &str) {
+        let gone: Vec<u32> = self
+            .homes
+            .iter()
+            .filter(|(_, home)| matches!(home, Home::Remote { key, .. } if key == region))
+            .map(|(shard, _)| *shard)
+            .collect();
+        for shard in gone {
+            self.homes.remove(&shard);
         }
     }
 
@@ -507,6 +519,10 @@ where
                         }
                     }
                 }
+            }
+            RegionMsg::HomeTerminated(key) => {
+                self.watched.remove(&key);
+                self.forget_region(&key);
             }
             RegionMsg::CoordinatorTerminated => {
                 self.registered = false;

@@ -30,8 +30,11 @@ use crate::cluster_support::{Node, await_all_up, start_cluster};
 /// The entity type name used by the tests.
 pub const TYPE: &str = "counter";
 
-/// Lock ttl of the tests (virtual time; the SQLite clock is advanced by hand).
+/// Lock ttl of the tests (virtual time; the SQLite clock follows the tokio clock).
 pub const LOCK_TTL: Duration = Duration::from_secs(6);
+
+/// How far the SQLite storage's clock moves with each step of virtual time.
+pub const SQLITE_CLOCK_STEP: Duration = Duration::from_millis(250);
 
 /// Pause between two questions to an entity that did not answer (virtual time).
 pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -235,7 +238,8 @@ pub fn starts(log: &Log, id: &str) -> Vec<String> {
 pub enum Backend {
     /// `MemoryRunnerStorage` (virtual-time expiry).
     Memory,
-    /// `SqliteRunnerStorage` in a temporary file (wall-clock expiry, advanced by hand).
+    /// `SqliteRunnerStorage` in a temporary file; its clock follows the tokio clock (see
+    /// [`Storage::open`]).
     Sqlite,
 }
 
@@ -243,20 +247,21 @@ pub enum Backend {
 pub struct Storage {
     /// The storage every node shares.
     pub storage: Arc<dyn RunnerStorage>,
-    sqlite: Option<SqliteRunnerStorage>,
     dir: Option<PathBuf>,
 }
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
 impl Storage {
-    /// Opens a fresh storage of `backend` with [`LOCK_TTL`].
+    /// Opens a fresh storage of `backend` with [`LOCK_TTL`]. SQLite expires locks on the
+    /// wall clock; a background task moves its clock forward with the (paused) tokio clock in
+    /// [`SQLITE_CLOCK_STEP`] steps, so expiry happens in virtual time as with the memory
+    /// storage.
     pub async fn open(backend: Backend) -> Storage {
         let config = RunnerStorageConfig::default().with_lock_ttl(LOCK_TTL);
         match backend {
             Backend::Memory => Storage {
                 storage: Arc::new(MemoryRunnerStorage::new(config).expect("config")),
-                sqlite: None,
                 dir: None,
             },
             Backend::Sqlite => {
@@ -269,20 +274,18 @@ impl Storage {
                 let sqlite = SqliteRunnerStorage::open(dir.join("locks.db"), config)
                     .await
                     .expect("open sqlite");
+                let clock = sqlite.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(SQLITE_CLOCK_STEP).await;
+                        clock.advance_clock(SQLITE_CLOCK_STEP);
+                    }
+                });
                 Storage {
                     storage: Arc::new(sqlite.clone().into_typed()),
-                    sqlite: Some(sqlite),
                     dir: Some(dir),
                 }
             }
-        }
-    }
-
-    /// Lets locks not refreshed for `by` expire: the SQLite clock is wall time, so it is moved
-    /// forward; the in-memory one follows the (paused, auto-advancing) tokio clock anyway.
-    pub fn advance(&self, by: Duration) {
-        if let Some(sqlite) = &self.sqlite {
-            sqlite.advance_clock(by);
         }
     }
 }

@@ -358,6 +358,59 @@ fn a_probe_on_one_node_receives_from_the_others() {
     }
 }
 
+#[test]
+fn delayed_links_deliver_late_and_lossy_links_drop() {
+    const DELAY: Duration = Duration::from_millis(250);
+    for mode in MODES {
+        let sent_at = parking_lot::Mutex::new(None);
+        spec(&["a", "b"], mode)
+            .without_cluster()
+            .run_or_panic(|node| {
+                let sent_at = &sent_at;
+                async move {
+                    let probe = node.probe::<Ping>();
+                    node.share_ref(node.role(), probe.actor_ref());
+                    node.enter_barrier("shared").await;
+                    let to_b = node.shared_ref::<Ping>("b").await;
+                    node.run_on(&["a"], async {
+                        node.conductor().delay("a", "b", DELAY);
+                        *sent_at.lock() = Some(tokio::time::Instant::now());
+                        to_b.tell(Ping(1));
+                    })
+                    .await;
+                    if node.is("b") {
+                        let ping = probe.receive_one(Duration::from_secs(5)).await;
+                        assert_eq!(ping, Some(Ping(1)));
+                        let sent = sent_at.lock().expect("a sent before b received");
+                        assert!(
+                            sent.elapsed() >= DELAY,
+                            "arrived after {:?}",
+                            sent.elapsed()
+                        );
+                    }
+                    node.enter_barrier("delayed").await;
+                    node.run_on(&["a"], async {
+                        let conductor = node.conductor();
+                        let bad = conductor.try_drop_frames("a", "b", Direction::Both, 1.5);
+                        assert!(
+                            matches!(bad, Err(ConductorError::InvalidProbability { .. })),
+                            "{bad:?}"
+                        );
+                        conductor
+                            .try_drop_frames("a", "b", Direction::Send, 1.0)
+                            .expect("valid probability");
+                        to_b.tell(Ping(2));
+                    })
+                    .await;
+                    if node.is("b") {
+                        probe.expect_no_msg(Duration::from_millis(600)).await;
+                    }
+                    node.enter_barrier("dropped").await;
+                }
+            });
+    }
+}
+
 /// Fast cluster settings whose downing waits long enough for a partition to heal.
 fn patient() -> ClusterSettings {
     let mut settings = ClusterSettings::fast();

@@ -3,14 +3,15 @@
 
 use std::panic::Location;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actor_cluster::Direction;
 
 use super::report::ConductorError;
 use super::run::{Phase, Run, Stop};
 
-/// Injects faults into a run: cut or heal the link between two roles, crash a role or shut
-/// it down. Get it from [`Node::conductor`](super::Node::conductor); any role may call it,
+/// Injects faults into a run: cut, slow down, make lossy or heal the link between two roles,
+/// crash a role or shut it down. Get it from [`Node::conductor`](super::Node::conductor); any role may call it,
 /// and every action is recorded in the run's trace under the calling role.
 ///
 /// Faults apply to the transport between the two roles' nodes (a
@@ -109,6 +110,76 @@ impl Conductor {
         );
         self.run
             .trace(self.by, format!("pass-through {a} <-> {b} ({direction:?})"));
+        Ok(())
+    }
+
+    /// Delays every frame between roles `a` and `b`, both ways, by `delay` (order on the
+    /// link is kept; in simulated mode the delay is virtual time).
+    ///
+    /// # Panics
+    /// When a role is unknown (see [`Conductor::try_delay`]).
+    #[track_caller]
+    pub fn delay(&self, a: &str, b: &str, delay: Duration) {
+        or_panic(
+            "delay",
+            Location::caller(),
+            self.try_delay(a, b, Direction::Both, delay),
+        )
+    }
+
+    /// Delays the frames between roles `a` and `b` in `direction` by `delay`.
+    ///
+    /// # Errors
+    /// [`ConductorError::UnknownRole`].
+    pub fn try_delay(
+        &self,
+        a: &str,
+        b: &str,
+        direction: Direction,
+        delay: Duration,
+    ) -> Result<(), ConductorError> {
+        let (ia, ib) = (self.run.index_of(a)?, self.run.index_of(b)?);
+        self.run.network.faults().delay(
+            &self.run.addresses[ia],
+            &self.run.addresses[ib],
+            direction,
+            delay,
+        );
+        self.run.trace(
+            self.by,
+            format!("delay {a} <-> {b} ({direction:?}) by {delay:?}"),
+        );
+        Ok(())
+    }
+
+    /// Drops each frame between roles `a` and `b` in `direction` with `probability`, from the
+    /// run's seeded generator (in simulated mode the same seed drops the same frames).
+    ///
+    /// # Errors
+    /// [`ConductorError::UnknownRole`], [`ConductorError::InvalidProbability`] outside
+    /// `0.0..=1.0`.
+    pub fn try_drop_frames(
+        &self,
+        a: &str,
+        b: &str,
+        direction: Direction,
+        probability: f64,
+    ) -> Result<(), ConductorError> {
+        let (ia, ib) = (self.run.index_of(a)?, self.run.index_of(b)?);
+        self.run
+            .network
+            .faults()
+            .drop_with_probability(
+                &self.run.addresses[ia],
+                &self.run.addresses[ib],
+                direction,
+                probability,
+            )
+            .map_err(|_| ConductorError::InvalidProbability { probability })?;
+        self.run.trace(
+            self.by,
+            format!("drop {a} <-> {b} ({direction:?}) with probability {probability}"),
+        );
         Ok(())
     }
 

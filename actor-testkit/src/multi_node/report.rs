@@ -261,11 +261,17 @@ pub struct UnknownRole {
 }
 
 /// Errors of the conductor's faults.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConductorError {
     /// The role does not exist.
     #[error(transparent)]
     UnknownRole(#[from] UnknownRole),
+    /// A drop probability outside `0.0..=1.0` (or NaN).
+    #[error("drop probability {probability} is outside 0.0..=1.0")]
+    InvalidProbability {
+        /// The rejected probability.
+        probability: f64,
+    },
     /// The role was already crashed or shut down.
     #[error("role {role} is already gone (crashed or shut down)")]
     Gone {

@@ -7,8 +7,8 @@
 //! role's address as a seed unless the spec says otherwise), the addresses of the others
 //! ([`Node::address`]), [`Node::run_on`], barriers ([`Node::enter_barrier`],
 //! [`Node::enter_barrier_for`]), probes that other nodes can send to ([`Node::probe`] +
-//! [`Node::share_ref`] / [`Node::shared_ref`]), the [`Conductor`] (blackhole, pass-through,
-//! crash, shutdown) and a [`Trace`] ([`Node::trace`]).
+//! [`Node::share_ref`] / [`Node::shared_ref`]), the [`Conductor`] (blackhole, delay, seeded
+//! drops, pass-through, crash, shutdown) and a [`Trace`] ([`Node::trace`]).
 //!
 //! # Two modes, one API
 //! - **Threads** (the default, [`run_multi_node`]): one OS thread, one current-thread tokio

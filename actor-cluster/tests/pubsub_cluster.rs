@@ -399,3 +399,56 @@ async fn refs_inside_published_messages_resolve_on_the_receiving_node() {
     assert_eq!(got, vec![Answer("cba".into()), Answer("cba".into())]);
     shutdown(nodes).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn gossip_sends_only_what_a_peer_has_not_seen() {
+    let hub = actor_cluster::InMemoryHub::new();
+    let nodes = start_cluster(&hub, &["a", "b"], fast_settings()).await;
+    let [a, b] = [&nodes[0], &nodes[1]];
+    let probe = TestProbe::<Chat>::new(&a.system);
+    const TOPICS: usize = 200;
+    for i in 0..TOPICS {
+        a.pubsub
+            .subscribe(&format!("topic-number-{i}"), probe.actor_ref())
+            .await
+            .unwrap();
+    }
+    await_topic_nodes(b, &format!("topic-number-{}", TOPICS - 1), &[&a.address]).await;
+    for i in 0..TOPICS {
+        assert_eq!(
+            b.pubsub.topic_nodes(&format!("topic-number-{i}")),
+            vec![a.address.clone()]
+        );
+    }
+    // the catch-up carried the whole bucket
+    let largest = |from: usize| a.gossip.lock()[from..].iter().map(|(_, len)| *len).max();
+    let full = largest(0).expect("a gossiped");
+    assert!(
+        full > TOPICS * 40,
+        "the first delta carries every entry: {full} bytes"
+    );
+
+    // steady state: only small status messages
+    let mark = a.gossip.lock().len();
+    probe.expect_no_msg(Duration::from_secs(2)).await;
+    assert!(a.gossip.lock().len() > mark, "gossip goes on");
+    let steady = largest(mark).expect("a gossiped");
+    assert!(
+        steady < 200,
+        "steady-state gossip frames are small: {steady} bytes"
+    );
+
+    // one new subscription: the delta carries that one entry, not the bucket
+    let mark = a.gossip.lock().len();
+    a.pubsub
+        .subscribe("one-more", probe.actor_ref())
+        .await
+        .unwrap();
+    await_topic_nodes(b, "one-more", &[&a.address]).await;
+    let change = largest(mark).expect("a gossiped");
+    assert!(
+        change < 400,
+        "a delta of one entry is small: {change} bytes (the full bucket was {full})"
+    );
+    shutdown(nodes).await;
+}

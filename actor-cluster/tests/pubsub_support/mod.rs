@@ -62,10 +62,15 @@ impl RemoteMessage for Answer {
 /// Frames sent by one node to pub-sub endpoints, by destination node.
 pub type FrameCounts = Arc<Mutex<BTreeMap<Address, u64>>>;
 
-/// A transport that counts outbound user frames addressed to pub-sub topic endpoints.
+/// Sizes of the frames one node sent to other nodes' mediators (registry gossip), in order.
+pub type GossipFrames = Arc<Mutex<Vec<(Address, usize)>>>;
+
+/// A transport that counts outbound user frames addressed to pub-sub topic endpoints and
+/// records the sizes of gossip frames to mediators.
 pub struct CountingTransport {
     inner: Arc<dyn Transport>,
     counts: FrameCounts,
+    gossip: GossipFrames,
 }
 
 impl Transport for CountingTransport {
@@ -83,6 +88,10 @@ impl Transport for CountingTransport {
             && recipient.contains("/system/pubsub-mediator/topic-")
         {
             *self.counts.lock().entry(to.clone()).or_default() += 1;
+        } else if let Ok(EnvelopeRef::User { recipient, .. }) = wire::decode_ref(&frame)
+            && recipient.contains("/system/pubsub-mediator")
+        {
+            self.gossip.lock().push((to.clone(), frame.len()));
         }
         self.inner.send(to, frame)
     }
@@ -115,6 +124,8 @@ pub struct PsNode {
     pub pubsub: Arc<DistributedPubSub>,
     /// Frames it sent to topic endpoints, by destination.
     pub frames: FrameCounts,
+    /// Gossip frames it sent to other mediators.
+    pub gossip: GossipFrames,
 }
 
 impl PsNode {
@@ -150,9 +161,11 @@ pub fn start_node(
 ) -> PsNode {
     let address = address(name);
     let counts = FrameCounts::default();
+    let gossip = GossipFrames::default();
     let transport: Arc<dyn Transport> = Arc::new(CountingTransport {
         inner: hub.bind(address.clone()).expect("bind"),
         counts: counts.clone(),
+        gossip: gossip.clone(),
     });
     let system_settings = Remoting::system_settings(&*transport).seed(seed);
     let system = ActorSystem::with_settings(SYSTEM, system_settings).expect("system");
@@ -169,6 +182,7 @@ pub fn start_node(
         cluster,
         pubsub,
         frames: counts,
+        gossip,
     }
 }
 

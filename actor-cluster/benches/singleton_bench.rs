@@ -70,7 +70,7 @@ enum Fault {
 }
 
 fn address(i: usize) -> Address {
-    match Address::logical("bench", &format!("n{i}")) {
+    match Address::logical("bench", format!("n{i}")) {
         Ok(a) => a,
         Err(e) => panic!("address: {e}"),
     }

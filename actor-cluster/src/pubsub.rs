@@ -115,6 +115,7 @@
 //! # }
 //! ```
 
+mod delivery;
 mod endpoint;
 mod error;
 mod mediator;
@@ -127,7 +128,7 @@ mod text;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actor_core::{ActorPath, ActorRef, ActorSystem, DeadLetterReason, Props};
+use actor_core::{ActorPath, ActorRef, ActorSystem, Props};
 use parking_lot::{Mutex, RwLock};
 
 pub use error::PubSubError;
@@ -144,11 +145,11 @@ use crate::cluster::Cluster;
 use crate::membership::UniqueAddress;
 use crate::remote::Remoting;
 use crate::wire::RemoteMessage;
-use endpoint::{EndpointState, Typed};
+use endpoint::Typed;
 use mediator::Mediator;
 use protocol::{Ack, Command};
 use registry::{Key, KeyKind};
-use routing::{Table, Targets};
+use routing::Table;
 
 /// Name of the mediator actor under `/system`.
 pub const MEDIATOR_NAME: &str = "pubsub-mediator";
@@ -563,92 +564,6 @@ impl DistributedPubSub {
     /// one per remote node per publish, whatever the number of subscribers there.
     pub fn remote_messages_sent(&self) -> u64 {
         self.shared.remote_sends.load(Ordering::Relaxed)
-    }
-
-    fn tell_remote<M: RemoteMessage>(&self, target: &routing::RemoteTarget, msg: M) -> bool {
-        match target.get::<M>(&self.shared.remoting) {
-            Some(r) => {
-                r.tell(msg);
-                self.shared.remote_sends.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Tells the local target (an endpoint's subscribers or a registered actor); the count
-    /// of actors told, or the message back.
-    fn tell_local<M: RemoteMessage + Clone>(&self, targets: &Targets, msg: M) -> Result<usize, M> {
-        let Some(local) = &targets.local else {
-            return Err(msg);
-        };
-        if let Some(endpoint) = local.downcast_ref::<EndpointState<M>>() {
-            return endpoint.deliver(msg);
-        }
-        match local.downcast_ref::<ActorRef<M>>() {
-            Some(actor) => {
-                actor.tell(msg);
-                Ok(1)
-            }
-            None => Err(msg),
-        }
-    }
-
-    /// Sends to every node of `targets` (the local one unless `skip_local`).
-    fn deliver_all<M: RemoteMessage + Clone>(
-        &self,
-        targets: &Targets,
-        msg: M,
-        skip_local: bool,
-    ) -> Result<usize, M> {
-        let mut sent = 0;
-        for target in targets.remote.values() {
-            if self.tell_remote(target, msg.clone()) {
-                sent += 1;
-            }
-        }
-        if skip_local {
-            return if sent > 0 { Ok(sent) } else { Err(msg) };
-        }
-        match self.tell_local(targets, msg) {
-            Ok(n) => Ok(sent + n),
-            Err(_) if sent > 0 => Ok(sent),
-            Err(msg) => Err(msg),
-        }
-    }
-
-    /// Sends to one node of `targets`: the local one first with `local_affinity`, else the
-    /// nodes in turn.
-    fn deliver_one<M: RemoteMessage + Clone>(
-        &self,
-        targets: &Targets,
-        msg: M,
-        local_affinity: bool,
-    ) -> bool {
-        if local_affinity && targets.local.is_some() {
-            return self.tell_local(targets, msg).is_ok();
-        }
-        let nodes = targets.node_count();
-        if nodes == 0 {
-            return false;
-        }
-        let turn = targets.turn.fetch_add(1, Ordering::Relaxed) % nodes;
-        match targets.remote.values().nth(turn) {
-            Some(target) => self.tell_remote(target, msg),
-            None => self.tell_local(targets, msg).is_ok(),
-        }
-    }
-
-    fn dead_letter<M: Send + 'static>(&self, name: &str, msg: M) {
-        tracing::debug!(
-            topic_or_path = name,
-            "pub-sub message nobody takes; dead letter"
-        );
-        self.shared.system.publish_dead_letter(
-            self.mediator.path().clone(),
-            msg,
-            DeadLetterReason::UnknownRecipient,
-        );
     }
 }
 

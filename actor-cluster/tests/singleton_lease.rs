@@ -159,7 +159,7 @@ async fn partition_with_shared_lease(seed: u64) {
     assert!(n1_status.active, "{n1_status:?}");
     assert_eq!(n1_status.host, Some(a1.clone()), "n1 thinks it hosts");
     // for a while: still one instance, on n1
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(timeline.running(), vec!["n1".to_owned()], "seed {seed}");
 
     // n1 dies: its lease is released on the way down, n2 takes it
@@ -279,7 +279,7 @@ async fn frozen_holder(seed: u64) {
     )
     .await;
     assert!(next.at >= stopped_at);
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(timeline.assert_no_overlap() >= 2, "seed {seed}");
     shutdown(nodes).await;
 }

@@ -324,6 +324,36 @@ async fn a_child_that_stops_itself_is_not_respawned_until_the_next_host_change()
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failing_singleton_is_restarted_in_place_by_supervision() {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let nodes = three_nodes(&hub, 4, &timeline, &notes).await;
+    let first = timeline.await_start("n1", t0, SETTLE).await;
+    assert_eq!(who(&nodes[2].proxy, SETTLE).await.node, "n1");
+    nodes[2].proxy.tell(Cmd::Fail);
+    let restarted = timeline
+        .await_start("n1", first.at + Duration::from_nanos(1), SETTLE)
+        .await;
+    assert_eq!(restarted.node, "n1");
+    // the manager saw no termination: still active, and the proxies' ref still works
+    let status = nodes[0].status().await;
+    assert!(status.active, "{status:?}");
+    nodes[1].proxy.tell(Cmd::Note(7));
+    notes.await_notes("n1", &[7], SETTLE).await;
+    let marks: Vec<_> = timeline
+        .entries()
+        .iter()
+        .map(|e| (e.node.clone(), e.mark))
+        .collect();
+    use singleton_support::Mark::{Start, Stop};
+    let n1 = || "n1".to_owned();
+    assert_eq!(marks, vec![(n1(), Start), (n1(), Stop), (n1(), Start)]);
+    assert_eq!(timeline.assert_no_overlap(), 2);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_misnamed_manager_and_bad_settings_are_typed_errors() {
     let system = ActorSystem::new("plain").expect("system");
     let err = ClusterSingletonManager::spawn_named(

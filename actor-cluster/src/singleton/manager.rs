@@ -133,7 +133,6 @@ impl ClusterSingletonManager {
             me: me.clone(),
             machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries),
             child: None,
-            incarnation: 0,
             host: None,
             events: None,
         });
@@ -149,8 +148,6 @@ struct Manager<A: Actor> {
     me: UniqueAddress,
     machine: Machine,
     child: Option<ActorRef<A::Msg>>,
-    /// Number of the current child incarnation (to ignore a stale termination).
-    incarnation: u64,
     host: Option<Address>,
     events: Option<ActorRef<ClusterEvent>>,
 }
@@ -336,10 +333,9 @@ impl<A: Actor> Manager<A> {
         let props = (self.factory)(&context);
         match ctx.spawn(props, &self.settings.type_name) {
             Ok(child) => {
-                self.incarnation += 1;
                 ctx.watch_with(
                     &child,
-                    ManagerMsg::internal(Inner::ChildTerminated(self.incarnation)),
+                    ManagerMsg::internal(Inner::ChildTerminated(child.id().clone())),
                 );
                 info!(singleton = %self.type_name(), node = %self.me.address, fencing_token = ?token.map(FencingToken::value), "singleton started");
                 self.child = Some(child);
@@ -429,8 +425,9 @@ impl<A: Actor> Actor for Manager<A> {
                     self.spawn_child(token, ctx);
                 }
             }
-            Inner::ChildTerminated(incarnation) => {
-                if incarnation == self.incarnation && self.child.is_some() {
+            Inner::ChildTerminated(id) => {
+                // a stale signal (a child from before a manager restart) is not ours
+                if self.child.as_ref().is_some_and(|c| c.id() == &id) {
                     self.child = None;
                     info!(singleton = %self.type_name(), node = %self.me.address, "singleton stopped");
                     self.step(Event::ChildTerminated, ctx);

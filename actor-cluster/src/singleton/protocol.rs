@@ -2,7 +2,7 @@
 //! different nodes, and the manager's own internal inputs (which never cross the wire).
 
 use actor_coordination::lease::{FencingToken, LossReason};
-use actor_core::ReplyTo;
+use actor_core::{ActorId, ReplyTo};
 use serde::{Deserialize, Serialize};
 
 use crate::Address;
@@ -55,9 +55,9 @@ pub(super) enum Inner {
     /// The spawn retry timer (internal).
     #[serde(skip)]
     SpawnRetry,
-    /// The singleton child terminated (internal); its incarnation number.
+    /// The singleton child terminated (internal); its identity.
     #[serde(skip)]
-    ChildTerminated(u64),
+    ChildTerminated(ActorId),
 }
 
 impl ManagerMsg {

@@ -15,7 +15,9 @@ use actor_cluster::singleton::{
     SingletonSettings,
 };
 use actor_cluster::wire::RemoteMessage;
-use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
+use actor_core::{
+    Actor, ActorError, ActorRef, ActorResult, ActorSystem, Context, Failure, Props, ReplyTo,
+};
 use actor_testkit::await_assert;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -202,6 +204,8 @@ pub enum Cmd {
     Who(ReplyTo<Me>),
     /// Stop by itself.
     StopYourself,
+    /// Fail (the manager's supervision restarts it).
+    Fail,
 }
 
 impl RemoteMessage for Cmd {
@@ -280,8 +284,14 @@ impl Actor for Recorder {
                 });
             }
             Cmd::StopYourself => ctx.stop(),
+            Cmd::Fail => return Err(ActorError::msg("asked to fail")),
         }
         Ok(())
+    }
+
+    async fn pre_restart(&mut self, _: &Failure, _: &mut Context<Self>) {
+        // the failed instance is replaced: it counts as stopped
+        self.timeline.record(&self.node, Mark::Stop, self.token);
     }
 
     async fn stopped(&mut self, _: &mut Context<Self>) {

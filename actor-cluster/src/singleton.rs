@@ -10,9 +10,13 @@
 //! carrying the configured role whose status is Up, Leaving or Exiting, **reachable or not**.
 //! Manager and proxy use this one function. Reachability is deliberately not an input: a
 //! host that merely became unreachable stays the host until the downing decision marks it
-//! Down and the leader removes it. (Moving on unreachability is how other implementations
-//! ended up with two singletons during a partition.) In a healthy cluster without roles the
-//! host is the oldest node, which the leader also is.
+//! Down, and its successor starts only once it is removed. (Moving on unreachability is how
+//! other implementations ended up with two singletons during a partition.) In a healthy
+//! cluster without roles the host is the oldest node, which the leader also is.
+//!
+//! Without a lease the guarantee is only as good as the downing decision: a strategy that
+//! lets both sides of a partition go on (auto-down) gives each side a host and a singleton.
+//! A lease ([`SingletonSettings::with_lease`]) closes that gap: only its holder runs one.
 //!
 //! # When it starts and stops
 //!

@@ -148,10 +148,15 @@ pub use lock::{LockAction, LockEvent, LockState, LockTiming};
 pub use protocol::{CoordinatorMsg, RegionCtl, RegionState, ShardDistribution, ShardMapChanged};
 pub use settings::{
     DEFAULT_BUFFER_SIZE, DEFAULT_HAND_OFF_TIMEOUT, DEFAULT_LOCK_SAFETY_MARGIN,
-    DEFAULT_MAX_SIMULTANEOUS_REBALANCE, DEFAULT_NUMBER_OF_SHARDS, DEFAULT_PASSIVATION_IDLE_TIMEOUT,
-    DEFAULT_REBALANCE_INTERVAL, DEFAULT_RETRY_INTERVAL, ShardingSettings, StopMessage,
+    DEFAULT_MAX_SIMULTANEOUS_REBALANCE, DEFAULT_MIN_REGIONS, DEFAULT_NUMBER_OF_SHARDS,
+    DEFAULT_PASSIVATION_IDLE_TIMEOUT, DEFAULT_REBALANCE_INTERVAL, DEFAULT_RETRY_INTERVAL,
+    ShardingSettings, StopMessage,
 };
 pub use shard::EntityContext;
+
+/// Runner registration and the shard-lock table sharding relies on (re-exported from
+/// `actor-coordination`, so users of sharding need no direct dependency on it).
+pub use actor_coordination::runner_storage;
 
 use crate::cluster::Cluster;
 use crate::remote::{RemoteError, Remoting};
@@ -382,6 +387,7 @@ impl ClusterSharding {
             hand_off_timeout: settings.hand_off_timeout,
             retry_interval: settings.retry_interval,
             lock_ttl: settings.lock_ttl,
+            min_regions: settings.min_regions,
         }
     }
 

@@ -14,7 +14,7 @@ use actor_cluster::sharding::{
     runner_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
-use actor_core::ActorSystem;
+use actor_core::{ActorRef, ActorSystem};
 use actor_testkit::{TestProbe, await_assert};
 use parking_lot::Mutex;
 use sharding_support::{
@@ -258,6 +258,127 @@ async fn region_buffers_bounded_and_asks_once_per_shard(backend: Backend) {
     system.terminate().await;
 }
 
+/// Receives from `probe` until a message matches `want` (others are returned, in order).
+async fn next_matching(
+    probe: &TestProbe<RegionCtl>,
+    mut want: impl FnMut(&RegionCtl) -> bool,
+) -> (RegionCtl, Vec<RegionCtl>) {
+    let mut skipped = Vec::new();
+    loop {
+        match probe.receive_one(ASK).await {
+            Some(msg) if want(&msg) => return (msg, skipped),
+            Some(msg) => skipped.push(msg),
+            None => panic!("no matching message; got {skipped:?}"),
+        }
+    }
+}
+
+fn register(coordinator: &ActorRef<CoordinatorMsg>, region: &TestProbe<RegionCtl>, runner: &str) {
+    coordinator.tell(CoordinatorMsg::Register {
+        region: region.actor_ref().clone(),
+        runner: runner.to_owned(),
+        proxy: false,
+    });
+}
+
+/// The coordinator's side of allocation and hand-off, with probes as regions: nothing is
+/// allocated before `min_regions` registered; a rebalance tells every region
+/// `BeginHandOff`, sends `HandOff` to the old home only after every region acknowledged, and
+/// starts the shard at its new home only after the old home reported it stopped.
+async fn coordinator_allocates_after_min_regions_and_hands_off_in_order(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(
+            TYPE,
+            &settings(&storage)
+                .with_min_regions(2)
+                .with_max_simultaneous_rebalance(1),
+        )
+        .expect("coordinator");
+    let r1 = TestProbe::<RegionCtl>::new(&system);
+    let r2 = TestProbe::<RegionCtl>::new(&system);
+    register(&coordinator, &r1, "h:1#1");
+    assert!(matches!(
+        r1.receive_one(ASK).await,
+        Some(RegionCtl::Registered { .. })
+    ));
+    for shard in 0..4 {
+        coordinator.tell(CoordinatorMsg::GetShardHome {
+            shard,
+            region: r1.actor_ref().clone(),
+        });
+    }
+    r1.expect_no_msg(Duration::from_secs(1)).await;
+
+    // The second region: the deferred shards are allocated, least-shards.
+    register(&coordinator, &r2, "h:2#1");
+    let d = ClusterSharding::distribution(&coordinator, ASK)
+        .await
+        .expect("distribution");
+    assert_eq!(d.shard_count(), 4, "{d:?}");
+    let loads: Vec<usize> = d.regions.values().map(|s| s.len()).collect();
+    assert_eq!(loads, vec![2, 2], "least-shards: {d:?}");
+    assert!(d.handing_off.is_empty());
+
+    // r1 leaves: each of its shards is handed off.
+    let r1_key = r1.actor_ref().path().to_string();
+    let r1_shards: Vec<u32> = d.regions[&r1_key].iter().copied().collect();
+    coordinator.tell(CoordinatorMsg::GracefulShutdown {
+        region: r1.actor_ref().clone(),
+    });
+    let moving = r1_shards[0];
+    let (_, _) = next_matching(
+        &r1,
+        |m| matches!(m, RegionCtl::BeginHandOff { shard } if *shard == moving),
+    )
+    .await;
+    let (_, _) = next_matching(
+        &r2,
+        |m| matches!(m, RegionCtl::BeginHandOff { shard } if *shard == moving),
+    )
+    .await;
+    // Only r1 acknowledged: no HandOff yet.
+    coordinator.tell(CoordinatorMsg::BeginHandOffAck {
+        shard: moving,
+        region: r1_key.clone(),
+    });
+    let quiet = r1.receive_one(Duration::from_millis(500)).await;
+    assert!(
+        !matches!(quiet, Some(RegionCtl::HandOff { .. })),
+        "HandOff before every ack: {quiet:?}"
+    );
+    coordinator.tell(CoordinatorMsg::BeginHandOffAck {
+        shard: moving,
+        region: r2.actor_ref().path().to_string(),
+    });
+    next_matching(
+        &r1,
+        |m| matches!(m, RegionCtl::HandOff { shard } if *shard == moving),
+    )
+    .await;
+    // Not started at r2 before the old home reported it stopped.
+    let early = r2.receive_one(Duration::from_millis(500)).await;
+    assert!(
+        !matches!(early, Some(RegionCtl::HostShard { shard, .. }) if shard == moving),
+        "started before the old home stopped it"
+    );
+    coordinator.tell(CoordinatorMsg::ShardStopped {
+        shard: moving,
+        entities: vec!["e1".into()],
+    });
+    let (host, _) = next_matching(
+        &r2,
+        |m| matches!(m, RegionCtl::HostShard { shard, .. } if *shard == moving),
+    )
+    .await;
+    assert!(
+        matches!(&host, RegionCtl::HostShard { entities, .. } if entities == &vec!["e1".to_owned()]),
+        "remembered entities travel with the hand-off: {host:?}"
+    );
+    system.terminate().await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -284,4 +405,5 @@ on_both_backends!(
     passivation_buffers_messages,
     idle_entities_are_passivated,
     region_buffers_bounded_and_asks_once_per_shard,
+    coordinator_allocates_after_min_regions_and_hands_off_in_order,
 );

@@ -39,6 +39,8 @@ pub struct CoordinatorSettings {
     pub retry_interval: Duration,
     /// The storage's lock ttl: how long locked shards wait for their holder to register.
     pub lock_ttl: Duration,
+    /// Regions that must be registered before the first allocation.
+    pub min_regions: usize,
 }
 
 impl std::fmt::Debug for CoordinatorSettings {
@@ -70,6 +72,8 @@ pub struct ShardCoordinator {
     /// Home requests waiting for a hand-off or an orphan to resolve.
     deferred: BTreeMap<u32, Vec<ActorRef<RegionCtl>>>,
     remembered: BTreeMap<u32, Vec<String>>,
+    /// Whether `min_regions` was reached once (later departures do not stop allocation).
+    started_allocating: bool,
 }
 
 impl ShardCoordinator {
@@ -86,6 +90,7 @@ impl ShardCoordinator {
             hand_offs: BTreeMap::new(),
             deferred: BTreeMap::new(),
             remembered: BTreeMap::new(),
+            started_allocating: false,
         })
     }
 
@@ -160,6 +165,12 @@ impl ShardCoordinator {
     fn allocate(&mut self, shard: u32, ctx: &Context<Self>) -> Option<ActorRef<RegionCtl>> {
         if let Some(key) = self.shards.get(&shard) {
             return self.regions.get(key).map(|r| r.ctl.clone());
+        }
+        if !self.started_allocating {
+            if self.regions.len() < self.settings.min_regions {
+                return None;
+            }
+            self.started_allocating = true;
         }
         let key = self.settings.strategy.allocate(shard, &self.eligible())?;
         let home = self.regions.get(&key)?.ctl.clone();
@@ -460,6 +471,9 @@ impl Actor for ShardCoordinator {
             match locks {
                 Ok(locks) => {
                     self.orphans = locks.into_iter().collect();
+                    // Shards are locked: the cluster was serving before this coordinator
+                    // (it moved), so `min_regions` was reached already.
+                    self.started_allocating |= !self.orphans.is_empty();
                     self.rebuilt = true;
                     if !self.orphans.is_empty() {
                         ctx.start_single_timer(

@@ -61,6 +61,15 @@ pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(2);
 /// hand the lock to another runner, covering clock drift and the time a stop takes.
 pub const DEFAULT_LOCK_SAFETY_MARGIN: Duration = Duration::from_secs(3);
 
+/// Default number of regions that must have registered before the coordinator allocates the
+/// first shard.
+///
+/// One starts serving at once. Raising it to the expected cluster size spreads the first
+/// shards over every node instead of piling them on the region that asked first (and moving
+/// them in later rebalances); the price is that nothing is served until that many regions
+/// are there.
+pub const DEFAULT_MIN_REGIONS: usize = 1;
+
 /// Builds the message sent to an entity to stop it (passivation and hand-off).
 pub type StopMessage<M> = Arc<dyn Fn() -> M + Send + Sync>;
 
@@ -112,6 +121,8 @@ pub struct ShardingSettings<M> {
     pub stop_message: Option<StopMessage<M>>,
     /// The cluster role whose members host this type; `None` is every member.
     pub role: Option<String>,
+    /// Regions that must be registered before the first allocation.
+    pub min_regions: usize,
     /// Where shards go; `None` is least-shards with `max_simultaneous_rebalance`.
     pub allocation_strategy: Option<Arc<dyn ShardAllocationStrategy>>,
 }
@@ -133,6 +144,7 @@ impl<M> Clone for ShardingSettings<M> {
             remember_entities: self.remember_entities,
             stop_message: self.stop_message.clone(),
             role: self.role.clone(),
+            min_regions: self.min_regions,
             allocation_strategy: self.allocation_strategy.clone(),
         }
     }
@@ -157,6 +169,7 @@ impl<M> fmt::Debug for ShardingSettings<M> {
             .field("remember_entities", &self.remember_entities)
             .field("stop_message", &self.stop_message.is_some())
             .field("role", &self.role)
+            .field("min_regions", &self.min_regions)
             .field("custom_allocation", &self.allocation_strategy.is_some())
             .finish_non_exhaustive()
     }
@@ -180,6 +193,7 @@ impl<M> ShardingSettings<M> {
             remember_entities: false,
             stop_message: None,
             role: None,
+            min_regions: DEFAULT_MIN_REGIONS,
             allocation_strategy: None,
         }
     }
@@ -268,6 +282,12 @@ impl<M> ShardingSettings<M> {
     /// Restricts hosting to members with `role`.
     pub fn with_role(mut self, role: impl Into<String>) -> Self {
         self.role = Some(role.into());
+        self
+    }
+
+    /// Sets how many regions must be registered before the first allocation.
+    pub fn with_min_regions(mut self, regions: usize) -> Self {
+        self.min_regions = regions;
         self
     }
 

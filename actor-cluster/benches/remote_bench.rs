@@ -9,6 +9,15 @@
 //! outbound queue never overflows and no message is lost. Throughput is the median of
 //! `RUNS` runs with the slowest and fastest beside it; latency is sequential asks from a
 //! task, `ASKS` of them after `WARMUP_ASKS`.
+//!
+//! The limit, measured in the same run: a raw TCP pipe (a bare tokio socket, length-prefixed
+//! frames of the same size as a remote tell's frame, written in 64 KiB batches, counted on
+//! arrival), interleaved with the remote runs so that both see the same machine load.
+//! Arguments: `tcp` runs only the TCP part (for profiling).
+//!
+//! On a shared machine wall-clock throughput swings with the load; the CPU time the whole
+//! process spends per message (summed over its threads from `/proc/self/task/*/schedstat`,
+//! Linux only) is steadier, so it is printed too, for the remote tell and the raw pipe.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +27,12 @@ use actor_cluster::tcp::{TcpSettings, TcpTransport};
 use actor_cluster::wire::RemoteMessage;
 use actor_cluster::{Address, InMemoryHub, Transport};
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 const PAYLOAD: usize = 100;
 const MESSAGES: u64 = 1_000_000;
@@ -181,8 +194,9 @@ fn node(transport: Arc<dyn Transport>) -> Node {
     Node { system, remoting }
 }
 
-/// Messages per second from a driver on `a` to a counter on `b`, one run per element.
-async fn tell_throughput(a: &Node, b: &Node, runs: usize) -> Vec<f64> {
+/// Messages per second from a driver on `a` to a counter on `b`, one run per element; with
+/// `raw_pipe`, also a raw pipe run of the same frames before each (second element).
+async fn tell_throughput(a: &Node, b: &Node, runs: usize, raw_pipe: bool) -> (Vec<Run>, Vec<Run>) {
     let (done_tx, done_rx) = flume::unbounded();
     let counter = b
         .system
@@ -215,8 +229,15 @@ async fn tell_throughput(a: &Node, b: &Node, runs: usize) -> Vec<f64> {
         .remoting
         .remote_ref::<CounterMsg>(counter.path())
         .expect("remote ref");
+    let frame_len = tell_frame_len(&counter, b.remoting.local_uid());
     let mut results = Vec::new();
+    let mut pipe = Vec::new();
     for run in 0..runs {
+        if raw_pipe {
+            let (rate, cpu) = with_cpu(raw_pipe_throughput(frame_len)).await;
+            pipe.push(Run { rate, cpu });
+        }
+        let cpu_before = process_cpu();
         let start = Instant::now();
         driver.tell(DriverMsg::Go {
             run: run as u32,
@@ -233,11 +254,79 @@ async fn tell_throughput(a: &Node, b: &Node, runs: usize) -> Vec<f64> {
                 b.system.dead_letter_count()
             );
         }
-        results.push(MESSAGES as f64 / start.elapsed().as_secs_f64());
+        let rate = MESSAGES as f64 / start.elapsed().as_secs_f64();
+        let cpu = match (cpu_before, process_cpu()) {
+            (Some(b), Some(a)) => Some(a.saturating_sub(b) / MESSAGES as u32),
+            _ => None,
+        };
+        results.push(Run { rate, cpu });
     }
     counter.stop();
     driver.stop();
-    results
+    (results, pipe)
+}
+
+/// `MESSAGES` length-prefixed frames of `frame_len` bytes over a bare loopback socket, in
+/// 64 KiB writes: frames per second on arrival.
+async fn raw_pipe_throughput(frame_len: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reader = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut frames = FramedRead::new(stream, LengthDelimitedCodec::new());
+        let mut received = 0;
+        while received < MESSAGES {
+            let frame = frames.next().await.expect("eof").expect("read");
+            assert_eq!(frame.len(), frame_len);
+            received += 1;
+        }
+        Instant::now()
+    });
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let frame = vec![7u8; frame_len];
+    let start = Instant::now();
+    let mut buf = BytesMut::with_capacity(64 * 1024 + 1024);
+    for _ in 0..MESSAGES {
+        buf.put_u32(frame_len as u32);
+        buf.put_slice(&frame);
+        if buf.len() >= 64 * 1024 {
+            stream.write_all(&buf).await.expect("write");
+            buf.clear();
+        }
+    }
+    stream.write_all(&buf).await.expect("write");
+    let end = reader.await.expect("reader panicked");
+    MESSAGES as f64 / (end - start).as_secs_f64()
+}
+
+/// CPU time all threads of this process have run so far (Linux; `None` elsewhere).
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// Runs `f` and returns its result with the process CPU time it took, per message.
+async fn with_cpu<T>(f: impl std::future::Future<Output = T>) -> (T, Option<Duration>) {
+    let before = process_cpu();
+    let out = f.await;
+    let per_message = match (before, process_cpu()) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) / MESSAGES as u32),
+        _ => None,
+    };
+    (out, per_message)
+}
+
+/// The size of one remote tell's frame to `counter` (recipient with uid, manifest, payload).
+fn tell_frame_len(counter: &ActorRef<CounterMsg>, uid: u64) -> usize {
+    let recipient = format!("{}#{uid}", counter.path());
+    let msg = CounterMsg::Data(Bytes::from(vec![7u8; PAYLOAD]));
+    let envelope = actor_cluster::wire::user_envelope(&recipient, None, &msg).expect("envelope");
+    actor_cluster::wire::encode(&envelope).expect("frame").len()
 }
 
 /// Sequential ask round trips from `a` to an echoer on `b`.
@@ -271,16 +360,58 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn report(name: &str, mut runs: Vec<f64>, latency: &[Duration]) {
-    runs.sort_by(f64::total_cmp);
-    let median = runs[runs.len() / 2];
+/// One throughput run: messages per second, and process CPU time per message.
+struct Run {
+    rate: f64,
+    cpu: Option<Duration>,
+}
+
+/// Median, min and max.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
+}
+
+/// "median (min..max) ns" of the CPU time per message, if measured.
+fn cpu_spread(runs: &[Run]) -> String {
+    let ns: Option<Vec<f64>> = runs
+        .iter()
+        .map(|r| r.cpu.map(|d| d.as_nanos() as f64))
+        .collect();
+    match ns {
+        Some(ns) if !ns.is_empty() => {
+            let (median, min, max) = spread(ns);
+            format!("{median:.0} ns CPU/msg (min {min:.0}, max {max:.0})")
+        }
+        _ => "CPU time not measured".to_owned(),
+    }
+}
+
+fn report(name: &str, runs: Vec<Run>, pipe: Vec<Run>, latency: &[Duration]) {
+    let count = runs.len();
+    let cpu = cpu_spread(&runs);
+    let (median, min, max) = spread(runs.iter().map(|r| r.rate).collect());
     println!(
-        "{name}: remote tell {:.3} M msgs/s (median of {}; min {:.3} M, max {:.3} M)",
+        "{name}: remote tell {:.3} M msgs/s (median of {count}; min {:.3} M, max {:.3} M); {cpu}",
         median / 1e6,
-        runs.len(),
-        runs[0] / 1e6,
-        runs[runs.len() - 1] / 1e6
+        min / 1e6,
+        max / 1e6
     );
+    if !pipe.is_empty() {
+        let pipe_cpu = cpu_spread(&pipe);
+        let (pipe_median, pipe_min, pipe_max) = spread(pipe.iter().map(|r| r.rate).collect());
+        println!(
+            "{name}: raw TCP pipe of the same frames {:.3} M frames/s (median; min {:.3} M, max {:.3} M); {pipe_cpu}; remote tell = {:.0}% of it",
+            pipe_median / 1e6,
+            pipe_min / 1e6,
+            pipe_max / 1e6,
+            100.0 * median / pipe_median
+        );
+    }
     println!(
         "{name}: remote ask round trip p50 {:.1} us, p99 {:.1} us, max {:.1} us ({} asks)",
         percentile(latency, 0.50).as_secs_f64() * 1e6,
@@ -315,19 +446,23 @@ fn main() {
             "remote_bench: {MESSAGES} messages of {PAYLOAD} bytes per run, window {WINDOW}, {} cores",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
+        let tcp_only = std::env::args().skip(1).any(|a| a == "tcp");
         let (a, b) = tcp_pair().await;
-        let tcp_runs = tell_throughput(&a, &b, RUNS).await;
+        let (tcp_runs, pipe_runs) = tell_throughput(&a, &b, RUNS, true).await;
         let tcp_latency = ask_latency(&a, &b).await;
-        report("TcpTransport", tcp_runs, &tcp_latency);
+        report("TcpTransport", tcp_runs, pipe_runs, &tcp_latency);
         a.system.terminate().await;
         b.system.terminate().await;
+        if tcp_only {
+            return;
+        }
 
         let hub = InMemoryHub::new();
         let a = node(hub.bind(Address::logical("bench", "a").expect("address")).expect("bind"));
         let b = node(hub.bind(Address::logical("bench", "b").expect("address")).expect("bind"));
-        let mem_runs = tell_throughput(&a, &b, RUNS).await;
+        let (mem_runs, _) = tell_throughput(&a, &b, RUNS, false).await;
         let mem_latency = ask_latency(&a, &b).await;
-        report("InMemoryTransport", mem_runs, &mem_latency);
+        report("InMemoryTransport", mem_runs, Vec::new(), &mem_latency);
         a.system.terminate().await;
         b.system.terminate().await;
     });

@@ -333,17 +333,18 @@ impl Transport for TcpTransport {
                 local: self.shared.address.clone(),
             });
         }
-        if to.socket_addr().is_none() {
-            return Err(TransportError::InvalidAddress {
-                address: to.clone(),
-                reason: "the host is not an IP address".to_owned(),
-            });
-        }
         let capacity = self.shared.settings.outbound_queue_capacity;
         let mut state = self.shared.state.lock();
         let mut frame = frame;
         for _ in 0..2 {
             if !state.outbound.contains_key(to) {
+                // Checked once per association, not on every frame.
+                if to.socket_addr().is_none() {
+                    return Err(TransportError::InvalidAddress {
+                        address: to.clone(),
+                        reason: "the host is not an IP address".to_owned(),
+                    });
+                }
                 let (tx, rx) = flume::bounded(capacity);
                 state.next_id += 1;
                 let id = state.next_id;

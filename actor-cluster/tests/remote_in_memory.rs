@@ -112,10 +112,17 @@ async fn a_manifest_the_recipient_does_not_take_goes_to_dead_letters() {
     let dead = dead_letters(&b);
     let pongs = b.kit.probe::<Pong>();
     // a Ping sent to an actor that takes Pong: same shape on the wire, refused by manifest
+    let right = a
+        .remoting
+        .remote_ref::<Pong>(pongs.actor_ref().path())
+        .unwrap();
     let wrong = a
         .remoting
         .remote_ref::<Ping>(pongs.actor_ref().path())
         .unwrap();
+    // the right type first: the recipient is now resolved and cached on b
+    right.tell(Pong(1));
+    pongs.expect_msg(Pong(1)).await;
     wrong.tell(Ping(7));
     let letter = dead
         .expect_msg_matching(|d| d.recipient == *pongs.actor_ref().path())
@@ -123,6 +130,9 @@ async fn a_manifest_the_recipient_does_not_take_goes_to_dead_letters() {
     assert_eq!(letter.reason, DeadLetterReason::UnknownRecipient);
     assert_eq!(letter.message.take::<Ping>(), Some(Ping(7)));
     pongs.expect_no_msg(Duration::from_secs(1)).await;
+    // and the cached recipient still takes its own type
+    right.tell(Pong(2));
+    pongs.expect_msg(Pong(2)).await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -373,6 +383,33 @@ async fn ask_through_a_quarantined_ref_fails_at_once() {
         matches!(answer, Err(actor_core::AskError::RecipientDead { .. })),
         "{answer:?}"
     );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_actor_at_a_cached_path_gets_the_next_messages() {
+    let hub = InMemoryHub::new();
+    let (a, b) = pair(&hub);
+    let forward_to = |probe: &actor_testkit::TestProbe<Ping>| {
+        let to = probe.actor_ref().clone();
+        Props::new(move || Forward(to.clone()))
+    };
+    let first = b.kit.probe::<Ping>();
+    let old = b.kit.spawn(forward_to(&first), "target");
+    let remote = a.remoting.remote_ref::<Ping>(old.path()).unwrap();
+    // resolved and cached on b
+    remote.tell(Ping(1));
+    first.expect_msg(Ping(1)).await;
+    let watcher = b.kit.probe::<()>();
+    watcher.watch(&old).await;
+    old.stop();
+    watcher.expect_terminated(&old).await;
+    let second = b.kit.probe::<Ping>();
+    b.kit.spawn(forward_to(&second), "target");
+    remote.tell(Ping(2));
+    second.expect_msg(Ping(2)).await;
+    first.expect_no_msg(Duration::from_millis(100)).await;
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -26,9 +26,22 @@ pub struct UndeliveredRemoteMessage {
     pub reason: String,
 }
 
-/// Resolved local recipients, by recipient string, so that lookups stay off the hot path.
+/// Decodes a payload into the cached target's type and tells it; false (nothing done)
+/// when the target has terminated, so the slow path looks it up again.
+type DeliverCachedFn = fn(&str, &(dyn Any + Send), &str, &[u8]) -> bool;
+
+/// A resolved local recipient: its ref (an `ActorRef<M>`), `M`'s manifest and how to
+/// deliver to it without the registry.
+struct Cached {
+    target: Box<dyn Any + Send>,
+    manifest: &'static str,
+    deliver: DeliverCachedFn,
+}
+
+/// Resolved local recipients, by recipient string as sent, so that a stream of messages to
+/// one actor skips the uid split, the ask-path check, the registry and the path lookup.
 pub(crate) struct RefCache {
-    map: HashMap<String, Box<dyn Any + Send>, FastHashBuild>,
+    map: HashMap<String, Cached, FastHashBuild>,
     capacity: usize,
 }
 
@@ -40,11 +53,16 @@ impl RefCache {
         }
     }
 
-    fn insert(&mut self, key: &str, value: Box<dyn Any + Send>) {
+    fn insert<M: RemoteMessage>(&mut self, key: &str, target: ActorRef<M>) {
         if self.map.len() >= self.capacity {
             self.map.clear();
         }
-        self.map.insert(key.to_owned(), value);
+        let cached = Cached {
+            target: Box::new(target),
+            manifest: M::MANIFEST,
+            deliver: deliver_cached::<M>,
+        };
+        self.map.insert(key.to_owned(), cached);
     }
 }
 
@@ -90,6 +108,13 @@ pub(crate) fn dispatch_user(
     manifest: &str,
     payload: &[u8],
 ) {
+    // Fast path: a recipient (with its uid) already resolved for this manifest.
+    if let Some(cached) = cache.map.get(recipient)
+        && cached.manifest == manifest
+        && (cached.deliver)(recipient, &*cached.target, manifest, payload)
+    {
+        return;
+    }
     let (path, uid) = split_uid(recipient);
     if let Some(uid) = uid
         && uid != shared.local_uid
@@ -151,15 +176,6 @@ pub(crate) fn deliver<M: RemoteMessage>(
             return;
         }
     };
-    if let Some(target) = cache
-        .map
-        .get(d.recipient)
-        .and_then(|b| b.downcast_ref::<ActorRef<M>>())
-        && !target.is_terminated()
-    {
-        target.tell(msg);
-        return;
-    }
     let path = match ActorPath::parse(d.path) {
         Ok(path) => path,
         Err(error) => {
@@ -170,7 +186,7 @@ pub(crate) fn deliver<M: RemoteMessage>(
     match shared.system.lookup::<M>(&path) {
         Ok(target) => {
             target.tell(msg);
-            cache.insert(d.recipient, Box::new(target));
+            cache.insert(d.recipient, target);
         }
         Err(error @ LookupError::WrongMessageType { .. }) => {
             tracing::warn!(
@@ -190,4 +206,24 @@ pub(crate) fn deliver<M: RemoteMessage>(
                 .publish_dead_letter(path, msg, DeadLetterReason::UnknownRecipient);
         }
     }
+}
+
+/// The fast path of [`deliver`] for a cached target of type `ActorRef<M>`.
+fn deliver_cached<M: RemoteMessage>(
+    recipient: &str,
+    target: &(dyn Any + Send),
+    manifest: &str,
+    payload: &[u8],
+) -> bool {
+    let Some(target) = target.downcast_ref::<ActorRef<M>>() else {
+        return false;
+    };
+    if target.is_terminated() {
+        return false;
+    }
+    match wire::decode_message::<M>(manifest, payload) {
+        Ok(msg) => target.tell(msg),
+        Err(error) => tracing::warn!(recipient, %error, "undecodable message; dropped"),
+    }
+    true
 }

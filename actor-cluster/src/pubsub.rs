@@ -171,6 +171,10 @@ pub(crate) struct Shared {
     table: RwLock<Table>,
     /// Messages told to remote endpoints or registered actors (one per node per publish).
     remote_sends: AtomicU64,
+    /// The mediator's state between its failed instance and the restarted one.
+    carried: Mutex<Option<mediator::State>>,
+    /// How many times supervision restarted the mediator.
+    restarts: AtomicU64,
 }
 
 #[derive(Default)]
@@ -246,6 +250,8 @@ impl DistributedPubSub {
             settings,
             table: RwLock::new(Table::default()),
             remote_sends: AtomicU64::new(0),
+            carried: Mutex::new(None),
+            restarts: AtomicU64::new(0),
         });
         let seed = system.random_u64();
         let mediator = {
@@ -558,6 +564,21 @@ impl DistributedPubSub {
         nodes.sort();
         nodes.dedup();
         nodes
+    }
+
+    /// How many times supervision has restarted this node's mediator (after a failure).
+    ///
+    /// A restart keeps the registry, the subscriptions and the registrations; only
+    /// messages queued in this node's topic endpoints at that moment are lost.
+    pub fn mediator_restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Test-only hook: makes the mediator fail on its next message, so that supervision
+    /// restarts it. Not for production use; it exists to test recovery from a restart.
+    #[doc(hidden)]
+    pub fn inject_mediator_failure(&self) {
+        self.mediator.tell(MediatorMsg::local(Command::Fail));
     }
 
     /// How many messages this node has told remote endpoints or registered actors so far:

@@ -91,6 +91,9 @@ pub(crate) trait LocalEndpoint: Send + Sync {
     fn path(&self) -> &ActorPath;
     /// Stops the endpoint actor (messages still queued become dead letters).
     fn stop(&self);
+    /// Spawns the endpoint actor again, under the same name and with the same subscribers,
+    /// after a restart of the mediator stopped it.
+    fn respawn(&self, ctx: &mut Context<Mediator>) -> Result<Box<dyn LocalEndpoint>, SpawnError>;
 }
 
 struct TypedEndpoint<M> {
@@ -125,6 +128,28 @@ impl<M: RemoteMessage + Clone> LocalEndpoint for TypedEndpoint<M> {
     fn stop(&self) {
         self.actor.stop();
     }
+
+    fn respawn(&self, ctx: &mut Context<Mediator>) -> Result<Box<dyn LocalEndpoint>, SpawnError> {
+        let actor = spawn_endpoint_actor(ctx, self.actor.path().name(), self.state.clone())?;
+        Ok(Box::new(TypedEndpoint {
+            state: self.state.clone(),
+            actor,
+        }))
+    }
+}
+
+/// Spawns the endpoint actor `name` (a child of the mediator) over `state`.
+fn spawn_endpoint_actor<M: RemoteMessage + Clone>(
+    ctx: &mut Context<Mediator>,
+    name: &str,
+    state: Arc<EndpointState<M>>,
+) -> Result<ActorRef<M>, SpawnError> {
+    ctx.spawn(
+        Props::new(move || EndpointActor {
+            state: state.clone(),
+        }),
+        name,
+    )
 }
 
 /// A typed subscriber (or actor registered for `send`) as the mediator holds it.
@@ -177,15 +202,7 @@ impl<M: RemoteMessage + Clone> AnySubscriber for Typed<M> {
         round_robin: bool,
     ) -> Result<Box<dyn LocalEndpoint>, SpawnError> {
         let state = Arc::new(EndpointState::<M>::new(round_robin));
-        let actor = {
-            let state = state.clone();
-            ctx.spawn(
-                Props::new(move || EndpointActor {
-                    state: state.clone(),
-                }),
-                name,
-            )?
-        };
+        let actor = spawn_endpoint_actor(ctx, name, state.clone())?;
         Ok(Box::new(TypedEndpoint { state, actor }))
     }
 

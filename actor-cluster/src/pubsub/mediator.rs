@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use actor_core::{ActorId, ActorPath, ActorRef, ActorResult, Context};
+use std::sync::atomic::Ordering;
+
+use actor_core::{ActorError, ActorId, ActorPath, ActorRef, ActorResult, Context, Failure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
@@ -26,11 +28,10 @@ struct Subscription {
     keys: BTreeSet<Key>,
 }
 
-/// The mediator's state; see the module docs.
-pub(crate) struct Mediator {
-    pub(crate) shared: Arc<Shared>,
+/// What the mediator knows, kept across a restart (see [`Mediator`]).
+pub(crate) struct State {
     pub(crate) registry: Registry,
-    pub(crate) seed: u64,
+    /// This node's topic endpoints (children of the mediator), by key.
     endpoints: BTreeMap<Key, Box<dyn LocalEndpoint>>,
     /// Actors registered for `send`, by key.
     registered: BTreeMap<Key, ActorId>,
@@ -42,15 +43,15 @@ pub(crate) struct Mediator {
     peers: BTreeMap<UniqueAddress, ActorRef<MediatorMsg>>,
     next_endpoint: u64,
     rng: Option<ChaCha8Rng>,
+    /// The adapter subscribed to cluster events (it outlives a restart: it tells the
+    /// mediator's ref, not one instance).
     adapter: Option<ActorRef<ClusterEvent>>,
 }
 
-impl Mediator {
-    pub(crate) fn new(shared: Arc<Shared>, seed: u64) -> Self {
-        Mediator {
-            registry: Registry::new(shared.self_node.clone()),
-            shared,
-            seed,
+impl State {
+    fn new(self_node: UniqueAddress) -> Self {
+        State {
+            registry: Registry::new(self_node),
             endpoints: BTreeMap::new(),
             registered: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
@@ -62,13 +63,41 @@ impl Mediator {
             adapter: None,
         }
     }
+}
+
+/// The mediator actor.
+///
+/// A supervision restart does not lose what it knows: `pre_restart` parks its [`State`]
+/// in [`Shared`] and the fresh instance takes it back in `started`, so the registry keeps
+/// its version (peers would otherwise ignore this node's changes until the version caught
+/// up with the one they hold), subscribers stay subscribed and watched, and the topic
+/// endpoints, which the restart stopped as children, are spawned again under the same
+/// names with the same subscriber lists, so the paths other nodes hold stay valid and the
+/// routing table needs no change. Messages that were queued in the old endpoints are lost
+/// (delivery is at most once).
+pub(crate) struct Mediator {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) seed: u64,
+    pub(crate) state: State,
+}
+
+impl Mediator {
+    pub(crate) fn new(shared: Arc<Shared>, seed: u64) -> Self {
+        Mediator {
+            state: State::new(shared.self_node.clone()),
+            shared,
+            seed,
+        }
+    }
 
     fn self_node(&self) -> &UniqueAddress {
         &self.shared.self_node
     }
 
     fn put(&mut self, key: &Key, path: Option<String>) {
-        self.registry.put_local(key.clone(), path, Instant::now());
+        self.state
+            .registry
+            .put_local(key.clone(), path, Instant::now());
     }
 
     fn add(
@@ -79,6 +108,7 @@ impl Mediator {
     ) -> Result<bool, PubSubError> {
         let id = subscriber.id().clone();
         if self
+            .state
             .subscriptions
             .get(&id)
             .is_some_and(|s| s.keys.contains(&key))
@@ -89,13 +119,13 @@ impl Mediator {
             KeyKind::Topic => self.add_subscriber(&key, subscriber.as_ref(), ctx)?,
             KeyKind::Path => self.add_registered(&key, subscriber.as_ref())?,
         }
-        match self.subscriptions.get_mut(&id) {
+        match self.state.subscriptions.get_mut(&id) {
             Some(subscription) => {
                 subscription.keys.insert(key);
             }
             None => {
                 subscriber.watch(ctx, MediatorMsg::local(Command::Terminated(id.clone())));
-                self.subscriptions.insert(
+                self.state.subscriptions.insert(
                     id,
                     Subscription {
                         subscriber,
@@ -114,8 +144,8 @@ impl Mediator {
         ctx: &mut Context<Self>,
     ) -> Result<(), PubSubError> {
         let settings = &self.shared.settings;
-        match self.topic_counts.get(&key.name) {
-            None if self.topic_counts.len() >= settings.max_topics => {
+        match self.state.topic_counts.get(&key.name) {
+            None if self.state.topic_counts.len() >= settings.max_topics => {
                 return Err(PubSubError::TooManyTopics {
                     topic: key.name.clone(),
                     limit: settings.max_topics,
@@ -129,36 +159,39 @@ impl Mediator {
             }
             _ => {}
         }
-        if !self.endpoints.contains_key(key) {
-            self.next_endpoint += 1;
-            let name = format!("topic-{}", self.next_endpoint);
+        if !self.state.endpoints.contains_key(key) {
+            self.state.next_endpoint += 1;
+            let name = format!("topic-{}", self.state.next_endpoint);
             let endpoint = subscriber.spawn_endpoint(ctx, &name, key.group.is_some())?;
             self.shared
                 .table
                 .write()
                 .set_local(key, Some(endpoint.shared()));
             self.put(key, Some(endpoint.path().to_string()));
-            self.endpoints.insert(key.clone(), endpoint);
+            self.state.endpoints.insert(key.clone(), endpoint);
         }
-        if let Some(endpoint) = self.endpoints.get(key)
+        if let Some(endpoint) = self.state.endpoints.get(key)
             && subscriber.add_to(endpoint.as_ref())
         {
-            *self.topic_counts.entry(key.name.clone()).or_default() += 1;
+            *self.state.topic_counts.entry(key.name.clone()).or_default() += 1;
         }
         Ok(())
     }
 
     fn add_registered(&mut self, key: &Key, actor: &dyn AnySubscriber) -> Result<(), PubSubError> {
         let limit = self.shared.settings.max_registered_paths;
-        if !self.registered.contains_key(key) && self.registered.len() >= limit {
+        if !self.state.registered.contains_key(key) && self.state.registered.len() >= limit {
             return Err(PubSubError::TooManyRegistered {
                 path: key.name.clone(),
                 limit,
             });
         }
         // a new incarnation at the same path replaces the old one
-        if let Some(old) = self.registered.insert(key.clone(), actor.id().clone())
-            && let Some(subscription) = self.subscriptions.get_mut(&old)
+        if let Some(old) = self
+            .state
+            .registered
+            .insert(key.clone(), actor.id().clone())
+            && let Some(subscription) = self.state.subscriptions.get_mut(&old)
         {
             subscription.keys.remove(key);
         }
@@ -172,14 +205,14 @@ impl Mediator {
 
     /// Removes `id` from `key`; false if it was not there.
     fn remove(&mut self, key: &Key, id: &ActorId, ctx: &mut Context<Self>) -> bool {
-        let Some(subscription) = self.subscriptions.get_mut(id) else {
+        let Some(subscription) = self.state.subscriptions.get_mut(id) else {
             return false;
         };
         if !subscription.keys.remove(key) {
             return false;
         }
         if subscription.keys.is_empty()
-            && let Some(subscription) = self.subscriptions.remove(id)
+            && let Some(subscription) = self.state.subscriptions.remove(id)
         {
             subscription.subscriber.unwatch(ctx);
         }
@@ -191,19 +224,19 @@ impl Mediator {
     fn detach(&mut self, key: &Key, id: &ActorId) {
         match key.kind {
             KeyKind::Topic => {
-                let Some(endpoint) = self.endpoints.get(key) else {
+                let Some(endpoint) = self.state.endpoints.get(key) else {
                     return;
                 };
                 if endpoint.remove(id)
-                    && let Some(n) = self.topic_counts.get_mut(&key.name)
+                    && let Some(n) = self.state.topic_counts.get_mut(&key.name)
                 {
                     *n -= 1;
                     if *n == 0 {
-                        self.topic_counts.remove(&key.name);
+                        self.state.topic_counts.remove(&key.name);
                     }
                 }
                 if endpoint.len() == 0
-                    && let Some(endpoint) = self.endpoints.remove(key)
+                    && let Some(endpoint) = self.state.endpoints.remove(key)
                 {
                     endpoint.stop();
                     self.shared.table.write().set_local(key, None);
@@ -211,8 +244,8 @@ impl Mediator {
                 }
             }
             KeyKind::Path => {
-                if self.registered.get(key) == Some(id) {
-                    self.registered.remove(key);
+                if self.state.registered.get(key) == Some(id) {
+                    self.state.registered.remove(key);
                     self.shared.table.write().set_local(key, None);
                     self.put(key, None);
                 }
@@ -221,7 +254,7 @@ impl Mediator {
     }
 
     fn terminated(&mut self, id: &ActorId) {
-        let Some(subscription) = self.subscriptions.remove(id) else {
+        let Some(subscription) = self.state.subscriptions.remove(id) else {
             return;
         };
         for key in &subscription.keys {
@@ -263,23 +296,23 @@ impl Mediator {
             return;
         }
         if joined {
-            self.members.insert(node);
+            self.state.members.insert(node);
         } else {
-            self.members.remove(&node);
-            self.peers.remove(&node);
-            let changes = self.registry.remove_node(&node);
+            self.state.members.remove(&node);
+            self.state.peers.remove(&node);
+            let changes = self.state.registry.remove_node(&node);
             self.apply(changes);
         }
     }
 
     fn peer(&mut self, node: &UniqueAddress) -> Option<ActorRef<MediatorMsg>> {
-        if let Some(peer) = self.peers.get(node) {
+        if let Some(peer) = self.state.peers.get(node) {
             return Some(peer.clone());
         }
         let path = mediator_path_of(&node.address);
         match self.shared.remoting.remote_ref_str::<MediatorMsg>(&path) {
             Ok(peer) => {
-                self.peers.insert(node.clone(), peer.clone());
+                self.state.peers.insert(node.clone(), peer.clone());
                 Some(peer)
             }
             Err(error) => {
@@ -292,7 +325,7 @@ impl Mediator {
     fn send_status(&mut self, to: &UniqueAddress, is_reply: bool) {
         let msg = MediatorMsg(Inner::Status {
             from: self.self_node().clone(),
-            versions: self.registry.versions(),
+            versions: self.state.registry.versions(),
             is_reply,
         });
         if let Some(peer) = self.peer(to) {
@@ -301,15 +334,17 @@ impl Mediator {
     }
 
     fn gossip(&mut self, ctx: &mut Context<Self>) {
-        self.registry
+        self.state
+            .registry
             .prune(Instant::now(), self.shared.settings.removed_ttl);
-        if !self.members.is_empty() {
+        if !self.state.members.is_empty() {
             let seed = self.seed;
             let rng = self
+                .state
                 .rng
                 .get_or_insert_with(|| ChaCha8Rng::seed_from_u64(seed));
-            let i = rng.random_range(0..self.members.len());
-            if let Some(target) = self.members.iter().nth(i).cloned() {
+            let i = rng.random_range(0..self.state.members.len());
+            if let Some(target) = self.state.members.iter().nth(i).cloned() {
                 self.send_status(&target, false);
             }
         }
@@ -318,6 +353,37 @@ impl Mediator {
             self.shared.settings.gossip_interval,
             MediatorMsg::local(Command::GossipTick),
         );
+    }
+
+    /// After a restart: spawns every endpoint again (the restart stopped them). An
+    /// endpoint that cannot be spawned (the system is terminating) is dropped with its
+    /// subscriptions.
+    fn respawn_endpoints(&mut self, ctx: &mut Context<Self>) {
+        for (key, old) in std::mem::take(&mut self.state.endpoints) {
+            match old.respawn(ctx) {
+                Ok(endpoint) => {
+                    self.state.endpoints.insert(key, endpoint);
+                }
+                Err(error) => {
+                    tracing::warn!(topic = %key.name, %error, "pub-sub endpoint not respawned; its subscriptions are dropped");
+                    self.shared.table.write().set_local(&key, None);
+                    self.put(&key, None);
+                    if let Some(n) = self.state.topic_counts.get_mut(&key.name) {
+                        *n = n.saturating_sub(old.len());
+                        if *n == 0 {
+                            self.state.topic_counts.remove(&key.name);
+                        }
+                    }
+                    self.state.subscriptions.retain(|_, s| {
+                        s.keys.remove(&key);
+                        if s.keys.is_empty() {
+                            s.subscriber.unwatch(ctx);
+                        }
+                        !s.keys.is_empty()
+                    });
+                }
+            }
+        }
     }
 
     fn reply(reply: Ack, result: Result<bool, PubSubError>) {
@@ -329,12 +395,19 @@ impl actor_core::Actor for Mediator {
     type Msg = MediatorMsg;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> ActorResult {
-        if let Some(cluster) = Cluster::get(ctx.system()) {
+        let carried = self.shared.carried.lock().take();
+        if let Some(state) = carried {
+            self.state = state;
+            self.respawn_endpoints(ctx);
+        }
+        if self.state.adapter.is_none()
+            && let Some(cluster) = Cluster::get(ctx.system())
+        {
             let adapter = ctx
                 .myself()
                 .adapt(|event| MediatorMsg::local(Command::Cluster(event)));
             cluster.subscribe(&adapter);
-            self.adapter = Some(adapter);
+            self.state.adapter = Some(adapter);
         }
         ctx.start_single_timer(
             GOSSIP_TIMER,
@@ -344,6 +417,16 @@ impl actor_core::Actor for Mediator {
         Ok(())
     }
 
+    async fn pre_restart(&mut self, failure: &Failure, _: &mut Context<Self>) {
+        tracing::warn!(
+            ?failure,
+            "pub-sub mediator restarting; its subscriptions are kept"
+        );
+        self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+        let state = std::mem::replace(&mut self.state, State::new(self.shared.self_node.clone()));
+        *self.shared.carried.lock() = Some(state);
+    }
+
     async fn handle(&mut self, msg: MediatorMsg, ctx: &mut Context<Self>) -> ActorResult {
         match msg.0 {
             Inner::Status {
@@ -351,10 +434,11 @@ impl actor_core::Actor for Mediator {
                 versions,
                 is_reply,
             } => {
-                if !self.members.contains(&from) {
+                if !self.state.members.contains(&from) {
                     return Ok(());
                 }
                 let buckets = self
+                    .state
                     .registry
                     .delta_for(&versions, self.shared.settings.max_delta_entries);
                 if !buckets.is_empty() {
@@ -366,9 +450,10 @@ impl actor_core::Actor for Mediator {
                         peer.tell(delta);
                     }
                 }
-                let members = &self.members;
+                let members = &self.state.members;
                 if !is_reply
                     && self
+                        .state
                         .registry
                         .other_has_newer(&versions, |n| members.contains(n))
                 {
@@ -376,13 +461,14 @@ impl actor_core::Actor for Mediator {
                 }
             }
             Inner::Delta { from, buckets } => {
-                if !self.members.contains(&from) {
+                if !self.state.members.contains(&from) {
                     return Ok(());
                 }
-                let members = &self.members;
-                let changes = self
-                    .registry
-                    .merge(buckets, |n| members.contains(n), Instant::now());
+                let members = &self.state.members;
+                let changes =
+                    self.state
+                        .registry
+                        .merge(buckets, |n| members.contains(n), Instant::now());
                 self.apply(changes);
             }
             Inner::Local(Command::Add {
@@ -400,12 +486,17 @@ impl actor_core::Actor for Mediator {
             Inner::Local(Command::Terminated(id)) => self.terminated(&id),
             Inner::Local(Command::Cluster(event)) => self.cluster_event(event),
             Inner::Local(Command::GossipTick) => self.gossip(ctx),
+            Inner::Local(Command::Fail) => {
+                return Err(ActorError::msg(
+                    "pub-sub mediator failure injected by a test",
+                ));
+            }
         }
         Ok(())
     }
 
     async fn stopped(&mut self, ctx: &mut Context<Self>) {
-        if let (Some(cluster), Some(adapter)) = (Cluster::get(ctx.system()), &self.adapter) {
+        if let (Some(cluster), Some(adapter)) = (Cluster::get(ctx.system()), &self.state.adapter) {
             cluster.unsubscribe(adapter);
         }
     }

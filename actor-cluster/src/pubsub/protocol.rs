@@ -81,6 +81,9 @@ pub(crate) enum Command {
     Cluster(ClusterEvent),
     /// Time for a gossip round.
     GossipTick,
+    /// Test-only: fail, so that supervision restarts the mediator
+    /// ([`DistributedPubSub::inject_mediator_failure`](super::DistributedPubSub)).
+    Fail,
 }
 
 impl MediatorMsg {

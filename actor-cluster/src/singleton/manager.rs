@@ -2,6 +2,7 @@
 //! messages and timers, and performs its actions (spawn, stop, acquire, release, send).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use actor_coordination::lease::{Acquired, FencingToken, Lease};
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SpawnError};
@@ -125,13 +126,17 @@ impl ClusterSingletonManager {
         remoting.register::<A::Msg>()?;
         let me = cluster.self_member().unique_address();
         let factory: Factory<A> = Arc::new(factory);
+        // each incarnation of the manager (a restart makes a new one) numbers its lease
+        // attempts in its own range: results piped to an earlier incarnation still arrive
+        let incarnations = Arc::new(AtomicU32::new(0));
         let props = Props::new(move || Manager::<A> {
             settings: settings.clone(),
             factory: factory.clone(),
             cluster: cluster.clone(),
             remoting: remoting.clone(),
             me: me.clone(),
-            machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries),
+            machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries)
+                .with_incarnation(incarnations.fetch_add(1, Ordering::Relaxed)),
             child: None,
             host: None,
             events: None,
@@ -223,6 +228,15 @@ impl<A: Actor> Manager<A> {
     fn perform(&mut self, action: Action, ctx: &mut Context<Self>) -> Option<Event> {
         match action {
             Action::Spawn { token } => {
+                // the grant may have been lost between its arrival and now (its loss
+                // callback can even overtake it): never start on a lease not held
+                if let Some(lease) = self.lease()
+                    && !lease.check_lease()
+                    && let Some(attempt) = self.machine.holding_attempt()
+                {
+                    warn!(singleton = %self.type_name(), node = %self.me.address, attempt, "lease no longer held when spawning");
+                    return Some(Event::LeaseLost { attempt });
+                }
                 self.spawn_child(token, ctx);
                 None
             }
@@ -366,9 +380,12 @@ impl<A: Actor> Actor for Manager<A> {
         self.cluster.unsubscribe(&events);
         self.cluster.subscribe(&events);
         self.events = Some(events);
-        // a child left over from before a restart is stopped; spawning waits for its name
-        if let Some(stale) = ctx.child::<A::Msg>(&self.settings.type_name) {
-            ctx.stop_child(&stale);
+        // a restart has stopped the child, but the lease object may still hold the lease
+        // of the previous incarnation: release it before anything else
+        if let Some(lease) = self.lease()
+            && lease.check_lease()
+        {
+            self.step(Event::LeaseHeldAtStart, ctx);
         }
         self.on_membership(ctx);
         Ok(())

@@ -111,6 +111,11 @@ pub enum Event {
     },
     /// A lease release finished.
     Released,
+    /// The manager (re)started while its lease object still holds the lease: a holding
+    /// left over from before a restart, whose child the restart already stopped. The
+    /// machine releases it before anything else, so it never runs or confirms a hand-over
+    /// on a holding it does not know.
+    LeaseHeldAtStart,
     /// The acquire retry timer fired.
     AcquireRetry,
     /// The hand-over retry timer fired.
@@ -186,14 +191,20 @@ pub struct Machine {
     max_requests: u32,
     /// Previous hosts that confirmed the hand-over to this node.
     confirmed: Option<UniqueAddress>,
-    /// Whether an acquire is in flight.
-    acquiring: bool,
+    /// The attempt in flight, if any: only its result counts.
+    in_flight: Option<u64>,
+    /// The attempt in flight was reported lost before its grant arrived.
+    lost_early: bool,
     /// The attempt whose holding this node has, if any.
     holding: Option<u64>,
     /// Whether a release is in flight.
     releasing: bool,
     next_attempt: u64,
 }
+
+/// The attempt number of a holding found at start ([`Event::LeaseHeldAtStart`]); never
+/// issued to an acquire.
+const HELD_AT_START: u64 = 0;
 
 impl Machine {
     /// A machine in [`Phase::Standby`]; `has_lease` when a lease gates the singleton;
@@ -205,11 +216,27 @@ impl Machine {
             has_lease,
             max_requests: max_requests.max(1),
             confirmed: None,
-            acquiring: false,
+            in_flight: None,
+            lost_early: false,
             holding: None,
             releasing: false,
             next_attempt: 1,
         }
+    }
+
+    /// Numbers this machine's acquire attempts in the range of manager `incarnation`, so a
+    /// result piped to a restarted manager (results of an earlier incarnation still arrive)
+    /// is never taken for one of its own attempts. Attempt numbers are
+    /// `incarnation << 32 | n` with `n` counting from 1.
+    pub fn with_incarnation(mut self, incarnation: u32) -> Self {
+        self.next_attempt = (u64::from(incarnation) << 32) | 1;
+        self
+    }
+
+    /// The attempt whose holding this node has, if any (the number its lost-callback
+    /// reports).
+    pub fn holding_attempt(&self) -> Option<u64> {
+        self.holding
     }
 
     /// The current phase.
@@ -238,7 +265,7 @@ impl Machine {
 
     /// Whether nothing runs, is held or is in flight here.
     fn quiet(&self) -> bool {
-        !self.acquiring
+        self.in_flight.is_none()
             && !self.releasing
             && self.holding.is_none()
             && matches!(
@@ -300,8 +327,24 @@ impl Machine {
                 }
             }
             Event::Acquired { attempt, token } => {
-                self.acquiring = false;
+                if self.in_flight != Some(attempt) {
+                    // not the request in flight: a duplicate, or a result piped to a
+                    // restarted manager. The lease object is shared, so releasing here
+                    // would drop the holding a running child depends on; an acquire in
+                    // flight reports the true state. Only a grant nobody tracks is let go.
+                    if token.is_some() && self.holding.is_none() && self.in_flight.is_none() {
+                        self.release(&mut out);
+                    }
+                    return out;
+                }
+                self.in_flight = None;
+                let lost_early = std::mem::take(&mut self.lost_early);
                 match token {
+                    Some(_) if lost_early => {
+                        // the loss overtook its grant: never run on it
+                        self.release(&mut out);
+                        self.after_refusal(&mut out);
+                    }
                     Some(token) if self.phase == Phase::Acquiring && self.may_run() => {
                         self.holding = Some(attempt);
                         self.phase = Phase::Active { token: Some(token) };
@@ -310,12 +353,9 @@ impl Machine {
                     Some(_) => {
                         // a late grant: nobody here wants it any more
                         self.release(&mut out);
+                        self.reconcile(&mut out);
                     }
-                    None if self.phase == Phase::Acquiring => {
-                        self.phase = Phase::AcquireBackoff;
-                        out.push(Action::ScheduleAcquireRetry);
-                    }
-                    None => {}
+                    None => self.after_refusal(&mut out),
                 }
             }
             Event::LeaseLost { attempt } => {
@@ -331,6 +371,17 @@ impl Machine {
                         Phase::Releasing { reason } => self.finish_stop(reason, &mut out),
                         _ => {}
                     }
+                } else if self.in_flight == Some(attempt) {
+                    self.lost_early = true;
+                }
+            }
+            Event::LeaseHeldAtStart => {
+                if self.holding.is_none() && !self.releasing {
+                    self.holding = Some(HELD_AT_START);
+                    self.phase = Phase::Releasing {
+                        reason: StopReason::NotHost,
+                    };
+                    self.release(&mut out);
                 }
             }
             Event::ChildTerminated => match self.phase {
@@ -367,6 +418,16 @@ impl Machine {
         self.reconcile(out);
     }
 
+    /// The acquire in flight came back without a usable holding.
+    fn after_refusal(&mut self, out: &mut Vec<Action>) {
+        if self.phase == Phase::Acquiring && self.may_run() {
+            self.phase = Phase::AcquireBackoff;
+            out.push(Action::ScheduleAcquireRetry);
+        } else {
+            self.reconcile(out);
+        }
+    }
+
     fn release(&mut self, out: &mut Vec<Action>) {
         self.holding = None;
         self.releasing = true;
@@ -375,10 +436,11 @@ impl Machine {
 
     fn start_acquire(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::Acquiring;
-        if !self.acquiring {
-            self.acquiring = true;
+        if self.in_flight.is_none() {
             let attempt = self.next_attempt;
             self.next_attempt += 1;
+            self.in_flight = Some(attempt);
+            self.lost_early = false;
             out.push(Action::Acquire { attempt });
         }
     }
@@ -436,7 +498,7 @@ impl Machine {
                 }
             }
             Duty::HandOver { to } => {
-                if self.acquiring || self.releasing || self.holding.is_some() {
+                if self.in_flight.is_some() || self.releasing || self.holding.is_some() {
                     // a grant still in flight is released when it arrives; tell the
                     // successor only once nothing is held
                     self.phase = Phase::Standby;
@@ -466,6 +528,137 @@ mod tests {
 
     fn token(n: u64) -> Option<FencingToken> {
         Some(FencingToken::new(n))
+    }
+
+    // S2: a grant that is not the attempt in flight (a duplicate, or one piped to a
+    // restarted manager) must never release the holding the running child depends on
+    #[test]
+    fn a_stale_grant_while_holding_is_ignored_not_released() {
+        let mut m = Machine::new(true, 3);
+        let first = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: first,
+                token: token(1)
+            }),
+            vec![Action::Spawn { token: token(1) }]
+        );
+        for stale in [first, first + 1, 0] {
+            assert_eq!(
+                m.on_event(Event::Acquired {
+                    attempt: stale,
+                    token: token(1)
+                }),
+                vec![],
+                "stale grant {stale}"
+            );
+            assert!(m.holds_lease());
+            assert!(matches!(m.phase(), Phase::Active { .. }));
+        }
+    }
+
+    // S2 variant: a stale "not held" must not end the acquire in flight (else a retry
+    // issues a second concurrent acquire)
+    #[test]
+    fn a_stale_refusal_does_not_end_the_acquire_in_flight() {
+        let mut m = Machine::new(true, 3);
+        let first = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: first + 41,
+                token: None
+            }),
+            vec![]
+        );
+        assert_eq!(m.phase(), &Phase::Acquiring);
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: first,
+                token: token(2)
+            }),
+            vec![Action::Spawn { token: token(2) }]
+        );
+    }
+
+    // S2 (b): a restarted manager's attempts never reuse an id of an earlier incarnation
+    #[test]
+    fn attempt_ids_are_unique_across_manager_incarnations() {
+        let mut seen = std::collections::BTreeSet::new();
+        for incarnation in 0..3 {
+            let mut m = Machine::new(true, 3).with_incarnation(incarnation);
+            let a = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+            m.on_event(Event::Acquired {
+                attempt: a,
+                token: None,
+            });
+            let b = acquire_of(&m.on_event(Event::AcquireRetry));
+            assert!(seen.insert(a) && seen.insert(b), "{seen:?}");
+        }
+    }
+
+    // S2 (d): a restarted manager whose lease is still held releases it before anything
+    #[test]
+    fn a_manager_that_starts_holding_the_lease_releases_it_first() {
+        let mut m = Machine::new(true, 3);
+        assert_eq!(m.on_event(Event::LeaseHeldAtStart), vec![Action::Release]);
+        // host meanwhile: nothing until the release finished
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        let actions = m.on_event(Event::Released);
+        assert!(
+            matches!(actions[..], [Action::Acquire { .. }]),
+            "{actions:?}"
+        );
+        // a leaving node that started holding confirms only after the release
+        let mut m = Machine::new(true, 3);
+        m.on_event(Event::LeaseHeldAtStart);
+        let b = node("b");
+        let hand_over = Duty::HandOver {
+            to: Some(b.clone()),
+        };
+        assert_eq!(m.on_event(Event::Duty(hand_over)), vec![]);
+        assert_eq!(
+            m.on_event(Event::HandOverToMe { from: b.clone() }),
+            vec![Action::SendHandOverInProgress { to: b.clone() }]
+        );
+        assert_eq!(
+            m.on_event(Event::Released),
+            vec![Action::SendHandOverDone { to: b }]
+        );
+    }
+
+    // S3: the loss of an attempt that arrives before its own grant turns the grant into a
+    // release plus a backoff; the singleton never runs on a lease already lost
+    #[test]
+    fn a_loss_that_overtakes_its_grant_releases_and_backs_off() {
+        let mut m = Machine::new(true, 3);
+        let a = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        assert_eq!(m.on_event(Event::LeaseLost { attempt: a }), vec![]);
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: a,
+                token: token(5)
+            }),
+            vec![Action::Release, Action::ScheduleAcquireRetry]
+        );
+        assert!(!m.holds_lease());
+        assert_eq!(m.phase(), &Phase::AcquireBackoff);
+        assert_eq!(m.on_event(Event::Released), vec![]);
+        let b = acquire_of(&m.on_event(Event::AcquireRetry));
+        assert_ne!(a, b);
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: b,
+                token: token(6)
+            }),
+            vec![Action::Spawn { token: token(6) }]
+        );
+    }
+
+    fn acquire_of(actions: &[Action]) -> u64 {
+        match actions {
+            [Action::Acquire { attempt }] => *attempt,
+            other => panic!("expected one acquire: {other:?}"),
+        }
     }
 
     #[test]

@@ -10,16 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
-    ClusterSharding, CoordinatorMsg, RegionCtl, ShardRegion, ShardingSettings, default_shard_id,
-    runner_id,
+    ClusterSharding, CoordinatorMsg, RegionCtl, ShardMapChanged, ShardRegion, ShardingSettings,
+    default_shard_id, runner_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
 use actor_core::{ActorRef, ActorSystem};
 use actor_testkit::{TestProbe, await_assert};
 use parking_lot::Mutex;
 use sharding_support::{
-    ASK, Backend, Cmd, Counter, Event, Log, Storage, TYPE, entity_of, get, get_eventually,
-    settings, starts,
+    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of, get,
+    get_eventually, settings, starts,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -379,6 +379,77 @@ async fn coordinator_allocates_after_min_regions_and_hands_off_in_order(backend:
     system.terminate().await;
 }
 
+/// A region whose lock refreshes fail fences its shard (stops its entities) by the local
+/// deadline, while the lock is still valid in storage: before any other runner could take
+/// it.
+async fn a_region_that_cannot_refresh_fences_before_its_lock_expires(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let mut s = settings(&storage);
+    s.storage = flaky.clone();
+    let local = start_local(s.build().expect("settings"));
+    let maps = TestProbe::<ShardMapChanged>::new(&local.system);
+    local.system.event_stream().subscribe(maps.actor_ref());
+    local.region.tell(add("f", 1));
+    assert_eq!(get(&local.region, "f").await.value, 1);
+    // The allocation of f's shard was published (after the registration's event).
+    loop {
+        let map = maps
+            .receive_one(ASK)
+            .await
+            .expect("a ShardMapChanged event with f's shard");
+        assert_eq!(map.type_name, TYPE);
+        if map
+            .distribution
+            .home_of(default_shard_id("f", 12))
+            .is_some()
+        {
+            break;
+        }
+    }
+
+    let failing_since = tokio::time::Instant::now();
+    flaky
+        .fail_refresh
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let log = local.log.clone();
+    await_assert(
+        || {
+            let stopped = log
+                .lock()
+                .iter()
+                .any(|e| matches!(e, Event::Stopped { id, .. } if id == "f"));
+            if stopped {
+                Ok(())
+            } else {
+                Err("entity still running")
+            }
+        },
+        WAIT,
+        Duration::from_millis(10),
+    )
+    .await;
+    // Fenced within one ttl of the last successful refresh, which was before the failures.
+    assert!(
+        failing_since.elapsed() < LOCK_TTL,
+        "{:?}",
+        failing_since.elapsed()
+    );
+    let shard = ShardId::new(TYPE, default_shard_id("f", 12)).expect("shard id");
+    let me = runner_id(&local.system).expect("runner id");
+    let locks = storage.storage.list_locks().await.expect("locks");
+    assert!(
+        locks.iter().any(|l| l.shard == shard && l.holder == me),
+        "fenced only after the lock expired: {locks:?}"
+    );
+    // Once the storage is back, the shard is acquired again and the entity answers.
+    flaky
+        .fail_refresh
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get_eventually(&local.region, "f", WAIT).await.value, 0);
+    local.system.terminate().await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -406,4 +477,5 @@ on_both_backends!(
     idle_entities_are_passivated,
     region_buffers_bounded_and_asks_once_per_shard,
     coordinator_allocates_after_min_regions_and_hands_off_in_order,
+    a_region_that_cannot_refresh_fences_before_its_lock_expires,
 );

@@ -23,6 +23,8 @@ use super::lock::{LockEvent, LockTiming};
 use super::protocol::{CoordinatorMsg, RegionCtl, RegionState};
 use super::settings::ShardingSettings;
 use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
+use crate::cluster::Cluster;
+use crate::membership::ClusterEvent;
 use crate::remote::Remoting;
 use crate::wire::RemoteMessage;
 
@@ -68,6 +70,8 @@ pub enum RegionMsg<M> {
     HomeTerminated(String),
     /// Leave: hand off every shard, then stop.
     GracefulShutdown,
+    /// A membership event (this node leaving starts a graceful shutdown).
+    Cluster(ClusterEvent),
     /// Local shards and their entity counts.
     GetState(ReplyTo<RegionState>),
     /// Internal: the answer to a [`RegionMsg::GetState`] is ready.
@@ -450,6 +454,10 @@ where
         self.key = ctl.path().to_string();
         self.ctl = Some(ctl);
         self.register();
+        if let Some(cluster) = Cluster::get(ctx.system()) {
+            // Leaving the cluster hands this region's shards off first.
+            cluster.subscribe(&ctx.myself().adapt(RegionMsg::Cluster));
+        }
         ctx.start_single_timer("retry", self.settings.retry_interval, RegionMsg::Retry);
         ctx.start_single_timer(
             "refresh",
@@ -528,6 +536,25 @@ where
                 self.registered = false;
                 self.register();
             }
+            RegionMsg::Cluster(event) => {
+                let leaving = match &event {
+                    ClusterEvent::MemberLeft(member) | ClusterEvent::MemberExited(member) => {
+                        Cluster::get(ctx.system())
+                            .is_some_and(|c| c.self_address() == &member.address)
+                    }
+                    _ => false,
+                };
+                if leaving && !self.shutting_down {
+                    tracing::info!(
+                        type_name = %self.type_name,
+                        "this node leaves the cluster: handing off its shards"
+                    );
+                    self.shutting_down = true;
+                    if self.registered {
+                        self.request_shutdown();
+                    }
+                }
+            }
             RegionMsg::GracefulShutdown => {
                 self.shutting_down = true;
                 if self.registered {
@@ -546,6 +573,12 @@ where
             }
         }
         Ok(())
+    }
+
+    async fn stopped(&mut self, ctx: &mut Context<Self>) {
+        if let Some(cluster) = Cluster::get(ctx.system()) {
+            cluster.unsubscribe(&ctx.myself().adapt(RegionMsg::Cluster));
+        }
     }
 
     async fn terminated(&mut self, terminated: Terminated, ctx: &mut Context<Self>) -> ActorResult {

@@ -19,7 +19,8 @@ use actor_cluster::sharding::{
 };
 use actor_cluster::wire::RemoteMessage;
 use actor_coordination::runner_storage::{
-    MemoryRunnerStorage, RunnerStorage, RunnerStorageConfig, sqlite::SqliteRunnerStorage,
+    BoxFuture, MachineId, MemoryRunnerStorage, Runner, RunnerAddress, RunnerId, RunnerStorage,
+    RunnerStorageConfig, RunnerStorageError, ShardId, ShardLock, sqlite::SqliteRunnerStorage,
 };
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
 use parking_lot::Mutex;
@@ -295,6 +296,88 @@ impl Drop for Storage {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// A runner storage whose refreshes can be made to fail (a storage outage as one region sees
+/// it); everything else goes to the wrapped storage.
+pub struct FlakyStorage {
+    inner: Arc<dyn RunnerStorage>,
+    /// While set, `refresh` fails.
+    pub fail_refresh: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyStorage {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn RunnerStorage>) -> Arc<FlakyStorage> {
+        Arc::new(FlakyStorage {
+            inner,
+            fail_refresh: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+impl RunnerStorage for FlakyStorage {
+    fn register<'a>(
+        &'a self,
+        runner: &'a Runner,
+        healthy: bool,
+    ) -> BoxFuture<'a, Result<MachineId, RunnerStorageError>> {
+        self.inner.register(runner, healthy)
+    }
+    fn unregister<'a>(
+        &'a self,
+        address: &'a RunnerAddress,
+    ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+        self.inner.unregister(address)
+    }
+    fn get_runners(&self) -> BoxFuture<'_, Result<Vec<(Runner, bool)>, RunnerStorageError>> {
+        self.inner.get_runners()
+    }
+    fn set_runner_health<'a>(
+        &'a self,
+        address: &'a RunnerAddress,
+        healthy: bool,
+    ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+        self.inner.set_runner_health(address, healthy)
+    }
+    fn acquire<'a>(
+        &'a self,
+        runner: &'a RunnerId,
+        shards: &'a [ShardId],
+    ) -> BoxFuture<'a, Result<Vec<ShardId>, RunnerStorageError>> {
+        self.inner.acquire(runner, shards)
+    }
+    fn refresh<'a>(
+        &'a self,
+        runner: &'a RunnerId,
+        shards: &'a [ShardId],
+    ) -> BoxFuture<'a, Result<Vec<ShardId>, RunnerStorageError>> {
+        if self.fail_refresh.load(Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(RunnerStorageError::Backend {
+                    backend: "flaky",
+                    message: "refresh made to fail".to_owned(),
+                })
+            });
+        }
+        self.inner.refresh(runner, shards)
+    }
+    fn release<'a>(
+        &'a self,
+        runner: &'a RunnerId,
+        shard: &'a ShardId,
+    ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+        self.inner.release(runner, shard)
+    }
+    fn release_all<'a>(
+        &'a self,
+        runner: &'a RunnerId,
+    ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
+        self.inner.release_all(runner)
+    }
+    fn list_locks(&self) -> BoxFuture<'_, Result<Vec<ShardLock>, RunnerStorageError>> {
+        self.inner.list_locks()
     }
 }
 

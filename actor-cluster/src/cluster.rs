@@ -34,9 +34,9 @@
 //! member it sees Down (after sending it the state that downs it) or removed (after
 //! [`ClusterSettings::quarantine_removed_after`] when it left gracefully).
 //!
-//! Events: [`Cluster::subscribe`] gives an actor the current state as events, then every
-//! change as this node sees it; the same changes are also published on the system's
-//! event stream as [`ClusterEvent`]s.
+//! Events: [`Cluster::subscribe`] gives an actor (and [`Cluster::subscribe_fn`] a callback)
+//! the current state as events, then every change as this node sees it; the same changes
+//! are also published on the system's event stream as [`ClusterEvent`]s.
 
 mod daemon;
 mod lease;
@@ -131,6 +131,35 @@ impl From<DowningError> for ClusterError {
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<SharedState>,
+    /// Taken while the state lock is held, then held alone while callbacks run: callbacks
+    /// see events in order and may read the state.
+    callbacks: Mutex<Callbacks>,
+}
+
+/// A membership event callback ([`Cluster::subscribe_fn`]).
+type EventCallback = Box<dyn FnMut(&ClusterEvent) + Send>;
+
+#[derive(Default)]
+struct Callbacks {
+    next_id: u64,
+    list: Vec<(u64, EventCallback)>,
+}
+
+/// Identifies a callback registered with [`Cluster::subscribe_fn`], to unsubscribe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallbackId(u64);
+
+/// Runs `callback` on `event`; false if it panicked (it is then dropped, and logged).
+fn run_callback(id: u64, callback: &mut EventCallback, event: &ClusterEvent) -> bool {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(event)));
+    if ran.is_err() {
+        tracing::error!(
+            callback = id,
+            ?event,
+            "a cluster event callback panicked; it is unsubscribed"
+        );
+    }
+    ran.is_ok()
 }
 
 #[derive(Default)]
@@ -149,7 +178,7 @@ impl Shared {
         events: &[ClusterEvent],
         system: &ActorSystem,
     ) {
-        {
+        let mut callbacks = {
             let mut state = self.state.lock();
             state.gossip = gossip.clone();
             for subscriber in &state.subscribers {
@@ -157,7 +186,14 @@ impl Shared {
                     subscriber.tell(event.clone());
                 }
             }
+            self.callbacks.lock()
+        };
+        for event in events {
+            callbacks
+                .list
+                .retain_mut(|(id, callback)| run_callback(*id, callback, event));
         }
+        drop(callbacks);
         for event in events {
             system.event_stream().publish(event.clone());
         }
@@ -375,6 +411,76 @@ impl Cluster {
             subscriber.tell(event);
         }
         state.subscribers.push(subscriber.clone());
+    }
+
+    /// Calls `callback` with the current state as events (as [`diff`] from an empty state),
+    /// at once on this thread, then with every change this node sees, in order: the callback
+    /// form of [`Cluster::subscribe`].
+    ///
+    /// Changes are delivered on the cluster daemon's task, one callback after the other, so
+    /// a callback must be quick and must not block (send a message, set a flag). It may read
+    /// [`Cluster::state`] or call [`Cluster::leave`]; it must not call
+    /// [`Cluster::subscribe_fn`] or [`Cluster::unsubscribe_fn`] (that would deadlock). A
+    /// callback that panics is logged and unsubscribed; the daemon goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use actor_cluster::cluster::{Cluster, ClusterSettings};
+    /// use actor_cluster::membership::ClusterEvent;
+    /// use actor_cluster::remote::Remoting;
+    /// use actor_cluster::{Address, InMemoryHub};
+    /// use actor_core::ActorSystem;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = InMemoryHub::new();
+    /// let address = Address::logical("doc", "a")?;
+    /// let transport = hub.bind(address.clone())?;
+    /// let system = ActorSystem::with_settings("doc", Remoting::system_settings(&*transport))?;
+    /// Remoting::start(&system, transport)?;
+    /// let cluster = Cluster::join(&system, ClusterSettings::fast().with_seed_nodes(vec![address]))?;
+    /// let ups = Arc::new(Mutex::new(0));
+    /// let counter = ups.clone();
+    /// let id = cluster.subscribe_fn(move |event| {
+    ///     if let ClusterEvent::MemberUp(_) = event {
+    ///         *counter.lock().unwrap() += 1;
+    ///     }
+    /// });
+    /// while *ups.lock().unwrap() == 0 {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    /// }
+    /// assert!(cluster.unsubscribe_fn(id));
+    /// system.terminate().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe_fn(&self, callback: impl FnMut(&ClusterEvent) + Send + 'static) -> CallbackId {
+        let (mut callbacks, replay) = {
+            let state = self.shared.state.lock();
+            let replay = diff(&Gossip::new(), &state.gossip, &self.self_node());
+            (self.shared.callbacks.lock(), replay)
+        };
+        let id = callbacks.next_id;
+        callbacks.next_id += 1;
+        let mut callback: EventCallback = Box::new(callback);
+        if replay
+            .iter()
+            .all(|event| run_callback(id, &mut callback, event))
+        {
+            callbacks.list.push((id, callback));
+        }
+        CallbackId(id)
+    }
+
+    /// Stops calling a callback registered with [`Cluster::subscribe_fn`]; false if it was
+    /// not registered (or was dropped after a panic).
+    pub fn unsubscribe_fn(&self, id: CallbackId) -> bool {
+        let mut callbacks = self.shared.callbacks.lock();
+        let before = callbacks.list.len();
+        callbacks.list.retain(|(n, _)| *n != id.0);
+        callbacks.list.len() != before
     }
 
     /// Stops sending events to `subscriber`.

@@ -210,6 +210,10 @@ pub enum ShardingError {
     Singleton(#[from] SingletonError),
 }
 
+/// How often [`ShardRegion::graceful_shutdown_and_wait`] checks whether the region stopped:
+/// short against the time a hand-off takes, long enough to cost nothing.
+const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
 /// The name of the region actor of `type_name` (under `/user`).
 pub fn region_name(type_name: &str) -> String {
     format!("sharding-{type_name}")
@@ -298,7 +302,7 @@ impl<M: Send + 'static> ShardRegion<M> {
                     after: timeout,
                 }));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(SHUTDOWN_POLL_INTERVAL).await;
         }
         Ok(())
     }

@@ -6,8 +6,11 @@
 //! pass sizes to run only those, e.g. `-- 10 25`.
 //!
 //! For each size it prints:
-//! - **converge**: virtual time from starting every node at once to every node seeing all
-//!   `n` members Up, no one unreachable, and its state seen by all `n` (convergence);
+//! - **formed**: virtual time from starting every node at once until the first seed is Up
+//!   (it forms the cluster after the seed-node timeout, 5 s by default, when no other seed
+//!   answers as a member);
+//! - **converge**: virtual time from the start to every node seeing all `n` members Up, no
+//!   one unreachable, and its state seen by all `n` (convergence);
 //! - **gossip B/node/s** and **heartbeat B/node/s**: bytes sent per node per second during
 //!   `STEADY` seconds of virtual time after convergence, split by message kind (gossip and
 //!   welcome states; heartbeats and their answers), counted on the hub as frames are
@@ -60,6 +63,7 @@ fn kind(frame: &[u8]) -> &'static str {
 
 struct Row {
     n: usize,
+    formed: Duration,
     converge: Duration,
     gossip: f64,
     heartbeat: f64,
@@ -106,13 +110,18 @@ async fn simulate(n: usize) -> Result<Row, String> {
                 && state.seen_by.len() == n
         })
     };
+    let mut formed = None;
     while !converged(&nodes) {
+        if formed.is_none() && nodes[0].1.self_member().status == MemberStatus::Up {
+            formed = Some(start.elapsed());
+        }
         if start.elapsed() > LIMIT {
             return Err(format!("{n} nodes did not converge within {LIMIT:?}"));
         }
         tokio::time::sleep(POLL).await;
     }
     let converge = start.elapsed();
+    let formed = formed.unwrap_or(converge);
 
     let kinds = Arc::new(Mutex::new(Kinds::default()));
     let observer = {
@@ -139,6 +148,7 @@ async fn simulate(n: usize) -> Result<Row, String> {
     }
     Ok(Row {
         n,
+        formed,
         converge,
         gossip: per_node_second(gossip_bytes),
         heartbeat: per_node_second(heartbeat_bytes),
@@ -163,8 +173,9 @@ fn main() {
         STEADY.as_secs()
     );
     println!(
-        "{:>5} {:>11} {:>16} {:>19} {:>13} {:>15} {:>9}",
+        "{:>5} {:>9} {:>11} {:>16} {:>19} {:>13} {:>15} {:>9}",
         "nodes",
+        "formed",
         "converge",
         "gossip B/node/s",
         "heartbeat B/node/s",
@@ -175,8 +186,9 @@ fn main() {
     for n in sizes {
         match run(n) {
             Ok(r) => println!(
-                "{:>5} {:>10.2}s {:>16.0} {:>19.0} {:>13.1} {:>15.0} {:>8.1}s",
+                "{:>5} {:>8.2}s {:>10.2}s {:>16.0} {:>19.0} {:>13.1} {:>15.0} {:>8.1}s",
                 r.n,
+                r.formed.as_secs_f64(),
                 r.converge.as_secs_f64(),
                 r.gossip,
                 r.heartbeat,

@@ -23,12 +23,16 @@
 //! The manager turns the membership into a [`Duty`] ([`duty`]) and runs a pure state machine
 //! ([`state_machine`]) that the actor only executes:
 //!
-//! - A new host starts its singleton only after the previous host **confirmed the hand-over**,
-//!   or after the previous host was **removed** (a crashed host counts once the downing
-//!   decision marked it Down and the leader removed it). Never on a timeout alone.
+//! - A new host starts its singleton only after **every older member with the role that may
+//!   still run one** (leaving, exiting or downed, not yet removed) **confirmed the hand-over**
+//!   or was **removed** (a crashed host counts once the downing decision marked it Down and
+//!   the leader removed it; a downed member is never asked, only its removal counts). Never
+//!   on a timeout alone. All of them, not only the oldest: after a hand-over the old host
+//!   lingers as Leaving/Exiting while its successor runs the singleton, and that successor
+//!   may leave or be downed in turn before the old host is removed.
 //! - Graceful leave: the leaving host stops its singleton, releases its lease, then sends
-//!   `HandOverDone` to the oldest Up member with the role. That member asks with
-//!   `HandOverToMe` (every [`SingletonSettings::hand_over_retry_interval`], at most
+//!   `HandOverDone` to the oldest Up member with the role (so does any leaving member older
+//!   than it). That member asks each of them with `HandOverToMe` (every [`SingletonSettings::hand_over_retry_interval`], at most
 //!   [`SingletonSettings::max_hand_over_retries`] times, then it waits for the removal) and is
 //!   answered `HandOverInProgress` until the old instance is gone. Every step is logged
 //!   (`tracing`, debug; a give-up at warn).

@@ -16,10 +16,11 @@ use actor_cluster::singleton::{
 use actor_cluster::{FaultInjector, InMemoryHub};
 use actor_core::{ActorSystem, DeadLetter, Props};
 use actor_testkit::TestProbe;
-use cluster_support::{address, await_all_up, fish, start_node};
+use actor_testkit::await_assert;
+use cluster_support::{address, await_all_up, fish, isolate, start_node};
 use singleton_support::{
-    Cmd, Notes, Recorder, SingletonNode, TYPE_NAME, Timeline, add_singleton, shutdown,
-    start_singleton_cluster, who,
+    Cmd, Notes, POLL, Recorder, SingletonNode, TYPE_NAME, Timeline, add_singleton, shutdown,
+    start_singleton_cluster, start_slow_singleton_cluster, who,
 };
 use tokio::time::Instant;
 
@@ -413,4 +414,108 @@ async fn a_misnamed_manager_and_bad_settings_are_typed_errors() {
         "{err:?}"
     );
     system.terminate().await;
+}
+
+/// How long the slow singleton's `stopped` hook takes (virtual time): far longer than a
+/// hand-over message needs, and longer than the membership needs to remove a leaving node.
+const SLOW_STOP: Duration = Duration::from_secs(2);
+
+/// Bound from the last leave to the singleton running on the next node when instances stop
+/// slowly: the slow stop plus a second for the confirmation and the spawn.
+const SLOW_HAND_OVER_BOUND: Duration = Duration::from_secs(3);
+
+/// Four nodes whose singletons stop slowly; n4 is then cut off and never downed (the
+/// downing decision waits an hour), so no state converges and no leaving member is ever
+/// moved on to Exiting or Removed: the oldest lingers while the singleton moves on.
+async fn four_slow_nodes_without_convergence(
+    hub: &InMemoryHub,
+    seed: u64,
+    timeline: &Timeline,
+    notes: &Notes,
+) -> Vec<SingletonNode> {
+    let mut cluster = ClusterSettings::fast();
+    cluster.downing = cluster.downing.with_stable_after(Duration::from_secs(3600));
+    let nodes = start_slow_singleton_cluster(
+        hub,
+        &["n1", "n2", "n3", "n4"],
+        seed,
+        &cluster,
+        |_, _| singleton_settings(),
+        &proxy_settings(),
+        (timeline, notes),
+        SLOW_STOP,
+    );
+    let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
+    let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();
+    await_all_up(&refs, &addresses).await;
+    let (n4, others) = (address("n4"), [address("n1"), address("n2"), address("n3")]);
+    isolate(hub, &n4, &others.iter().collect::<Vec<_>>());
+    await_assert(
+        || {
+            let blind = nodes[..3].iter().all(|n| {
+                let state = n.node.cluster.state();
+                state.unreachable.iter().any(|m| m.address == n4)
+            });
+            if blind {
+                Ok(())
+            } else {
+                Err("n4 not yet unreachable everywhere".to_owned())
+            }
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    nodes
+}
+
+/// X (n1) leaves, then Y (n2) leaves while X is still Leaving: on even seeds once Y runs
+/// the singleton (the successor n3 must wait for Y, not only for X, which handed over long
+/// ago), on odd seeds while Y is still waiting for X (n3 must wait for X's slow stop).
+async fn chain_of_leaves(seed: u64) {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let nodes = four_slow_nodes_without_convergence(&hub, seed, &timeline, &notes).await;
+    timeline.await_start("n1", t0, SETTLE).await;
+
+    let x_left = Instant::now();
+    nodes[0].node.cluster.leave();
+    let y_ran = seed % 2 == 0;
+    if y_ran {
+        timeline
+            .await_start("n2", x_left, SLOW_HAND_OVER_BOUND)
+            .await;
+    }
+    let y_left = Instant::now();
+    nodes[1].node.cluster.leave();
+    let started = timeline
+        .await_start("n3", y_left, SLOW_HAND_OVER_BOUND)
+        .await;
+    // X never left the membership: the chain really overlapped X's lingering
+    let n3_view = nodes[2].node.cluster.state();
+    assert!(
+        n3_view.members.iter().any(|m| m.address == address("n1")),
+        "seed {seed}: {:?}",
+        n3_view.members
+    );
+    // each previous instance stopped (its slow hook finished) before n3's started
+    let stops: Vec<_> = timeline
+        .entries()
+        .into_iter()
+        .filter(|e| e.mark == singleton_support::Mark::Stop)
+        .collect();
+    assert_eq!(stops.len(), if y_ran { 2 } else { 1 }, "seed {seed}");
+    assert!(stops.iter().all(|s| s.at <= started.at), "seed {seed}");
+    let starts = if y_ran { 3 } else { 2 };
+    assert_eq!(timeline.assert_no_overlap(), starts, "seed {seed}");
+    assert_eq!(timeline.running(), vec!["n3".to_owned()], "seed {seed}");
+    shutdown(nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chain_of_leaves_with_a_slow_stopping_singleton_never_overlaps_over_20_seeds() {
+    for seed in 1..=SEEDS {
+        chain_of_leaves(seed).await;
+    }
 }

@@ -7,9 +7,10 @@
 //! a clock, so every path is unit tested without actors.
 //!
 //! The rules:
-//! - The singleton may run when the duty is [`Duty::Host`], or [`Duty::TakeOver`] from a
-//!   previous host that confirmed the hand-over ([`Event::HandOverDone`]). A previous host
-//!   that is removed turns the duty into `Host`. A timeout alone never lets it run.
+//! - The singleton may run when the duty is [`Duty::Host`], or [`Duty::TakeOver`] once every
+//!   older member that may still run an instance confirmed the hand-over
+//!   ([`Event::HandOverDone`]); downed ones must be removed. Removed members drop out of the
+//!   duty, so the last removal turns it into `Host`. A timeout alone never lets it run.
 //! - With a lease: acquire first (one request in flight at a time), retry after the acquire
 //!   interval, spawn once held. A lost lease stops the child at once; it is re-acquired
 //!   only after the child terminated and only while the singleton may still run. An acquire
@@ -18,6 +19,8 @@
 //!   only then does the manager tell a successor [`Event::HandOverDone`]-style that it is done.
 //! - A child that stops by itself releases the lease and is not spawned again until the duty
 //!   stops allowing it to run (the next host change).
+
+use std::collections::BTreeSet;
 
 use actor_coordination::lease::FencingToken;
 
@@ -40,9 +43,9 @@ pub enum StopReason {
 pub enum Phase {
     /// Nothing runs here and nothing is asked of this node.
     Standby,
-    /// Next in line: asking the previous host to hand over; `requests` sent so far.
+    /// Next in line: asking the previous hosts to hand over; `requests` rounds sent so far.
     TakingOver {
-        /// The previous host.
+        /// The previous host (the oldest older member, as in [`Duty::TakeOver`]).
         from: UniqueAddress,
         /// Requests sent so far.
         requests: u32,
@@ -189,8 +192,10 @@ pub struct Machine {
     duty: Duty,
     has_lease: bool,
     max_requests: u32,
-    /// Previous hosts that confirmed the hand-over to this node.
-    confirmed: Option<UniqueAddress>,
+    /// Older members that confirmed the hand-over to this node.
+    confirmed: BTreeSet<UniqueAddress>,
+    /// The members the current round of `HandOverToMe` requests went to.
+    asked: BTreeSet<UniqueAddress>,
     /// The attempt in flight, if any: only its result counts.
     in_flight: Option<u64>,
     /// The attempt in flight was reported lost before its grant arrived.
@@ -215,7 +220,8 @@ impl Machine {
             duty: Duty::Standby { host: None },
             has_lease,
             max_requests: max_requests.max(1),
-            confirmed: None,
+            confirmed: BTreeSet::new(),
+            asked: BTreeSet::new(),
             in_flight: None,
             lost_early: false,
             holding: None,
@@ -258,7 +264,9 @@ impl Machine {
     pub fn may_run(&self) -> bool {
         match &self.duty {
             Duty::Host => true,
-            Duty::TakeOver { from } => self.confirmed.as_ref() == Some(from),
+            Duty::TakeOver {
+                confirm, removal, ..
+            } => removal.is_empty() && confirm.iter().all(|m| self.confirmed.contains(m)),
             Duty::HandOver { .. } | Duty::Standby { .. } => false,
         }
     }
@@ -278,22 +286,36 @@ impl Machine {
             )
     }
 
+    /// The members of a take-over that have not confirmed yet, oldest first.
+    fn unconfirmed(&self) -> Vec<UniqueAddress> {
+        match &self.duty {
+            Duty::TakeOver { confirm, .. } => confirm
+                .iter()
+                .filter(|m| !self.confirmed.contains(*m))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Applies `event`; returns the actions to perform, in order.
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
             Event::Duty(duty) => {
-                if let Duty::TakeOver { from } = &duty
-                    && self.confirmed.as_ref() != Some(from)
-                {
-                    self.confirmed = None;
+                // confirmations count while their member is still one to wait for
+                match &duty {
+                    Duty::TakeOver { confirm, .. } => {
+                        self.confirmed.retain(|m| confirm.contains(m))
+                    }
+                    _ => self.confirmed.clear(),
                 }
                 self.duty = duty;
                 self.reconcile(&mut out);
             }
             Event::HandOverDone { from } => {
-                if matches!(&self.duty, Duty::TakeOver { from: f } if *f == from) {
-                    self.confirmed = Some(from);
+                if matches!(&self.duty, Duty::TakeOver { confirm, .. } if confirm.contains(&from)) {
+                    self.confirmed.insert(from);
                     self.reconcile(&mut out);
                 }
             }
@@ -306,13 +328,20 @@ impl Machine {
                 }
             }
             Event::HandOverRetry => {
-                if let Phase::TakingOver { from, requests } = &mut self.phase {
+                let unconfirmed = self.unconfirmed();
+                if let Phase::TakingOver { requests, .. } = &mut self.phase
+                    && !unconfirmed.is_empty()
+                {
                     if *requests < self.max_requests {
                         *requests += 1;
-                        out.push(Action::SendHandOverToMe { to: from.clone() });
+                        for to in unconfirmed {
+                            out.push(Action::SendHandOverToMe { to });
+                        }
                         out.push(Action::ScheduleHandOverRetry);
                     } else {
-                        out.push(Action::GaveUpAsking { from: from.clone() });
+                        for from in unconfirmed {
+                            out.push(Action::GaveUpAsking { from });
+                        }
                     }
                 }
             }
@@ -486,15 +515,20 @@ impl Machine {
     /// The phase when the singleton may not run here and nothing runs.
     fn idle(&mut self, out: &mut Vec<Action>) {
         match self.duty.clone() {
-            Duty::TakeOver { from } => {
-                let asking = matches!(&self.phase, Phase::TakingOver { from: f, .. } if *f == from);
+            Duty::TakeOver { from, .. } => {
+                let unconfirmed = self.unconfirmed();
+                let asking = matches!(&self.phase, Phase::TakingOver { from: f, .. } if *f == from)
+                    && unconfirmed.iter().all(|m| self.asked.contains(m));
                 if !asking {
-                    self.phase = Phase::TakingOver {
-                        from: from.clone(),
-                        requests: 1,
-                    };
-                    out.push(Action::SendHandOverToMe { to: from });
-                    out.push(Action::ScheduleHandOverRetry);
+                    // a new round: the first request to every member still to confirm
+                    self.phase = Phase::TakingOver { from, requests: 1 };
+                    self.asked = unconfirmed.iter().cloned().collect();
+                    if !unconfirmed.is_empty() {
+                        for to in unconfirmed {
+                            out.push(Action::SendHandOverToMe { to });
+                        }
+                        out.push(Action::ScheduleHandOverRetry);
+                    }
                 }
             }
             Duty::HandOver { to } => {
@@ -654,6 +688,78 @@ mod tests {
         );
     }
 
+    fn take_over(confirm: &[&str], removal: &[&str]) -> Duty {
+        let mut all: Vec<&str> = confirm.iter().chain(removal).copied().collect();
+        all.sort();
+        Duty::TakeOver {
+            from: node(all[0]),
+            confirm: confirm.iter().map(|n| node(n)).collect(),
+            removal: removal.iter().map(|n| node(n)).collect(),
+        }
+    }
+
+    // S1: every older member that may run an instance must confirm; one confirmation (from
+    // the old host that handed over long ago) is not enough
+    #[test]
+    fn a_take_over_waits_for_every_older_member_to_confirm() {
+        let mut m = Machine::new(false, 3);
+        let (x, y) = (node("x"), node("y"));
+        assert_eq!(
+            m.on_event(Event::Duty(take_over(&["x", "y"], &[]))),
+            vec![
+                Action::SendHandOverToMe { to: x.clone() },
+                Action::SendHandOverToMe { to: y.clone() },
+                Action::ScheduleHandOverRetry
+            ]
+        );
+        assert_eq!(m.on_event(Event::HandOverDone { from: x.clone() }), vec![]);
+        // retries go to the member still to confirm only
+        assert_eq!(
+            m.on_event(Event::HandOverRetry),
+            vec![
+                Action::SendHandOverToMe { to: y.clone() },
+                Action::ScheduleHandOverRetry
+            ]
+        );
+        assert_eq!(
+            m.on_event(Event::HandOverDone { from: y.clone() }),
+            vec![Action::Spawn { token: None }]
+        );
+        // x is removed: y's confirmation still holds, no bounce
+        assert_eq!(m.on_event(Event::Duty(take_over(&["y"], &[]))), vec![]);
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert!(matches!(m.phase(), Phase::Active { .. }));
+    }
+
+    #[test]
+    fn a_member_that_starts_leaving_during_a_take_over_is_asked_at_once() {
+        let mut m = Machine::new(false, 3);
+        let (x, y) = (node("x"), node("y"));
+        m.on_event(Event::Duty(take_over(&["x"], &[])));
+        assert_eq!(
+            m.on_event(Event::Duty(take_over(&["x", "y"], &[]))),
+            vec![
+                Action::SendHandOverToMe { to: x.clone() },
+                Action::SendHandOverToMe { to: y.clone() },
+                Action::ScheduleHandOverRetry
+            ]
+        );
+        // a downed member is not asked; only its removal counts
+        assert_eq!(m.on_event(Event::HandOverDone { from: x }), vec![]);
+        assert_eq!(
+            m.on_event(Event::HandOverDone { from: y }),
+            vec![Action::Spawn { token: None }]
+        );
+        let mut m = Machine::new(false, 3);
+        assert_eq!(m.on_event(Event::Duty(take_over(&[], &["y"]))), vec![]);
+        assert_eq!(m.on_event(Event::HandOverDone { from: node("y") }), vec![]);
+        assert_eq!(m.on_event(Event::HandOverRetry), vec![]);
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Host)),
+            vec![Action::Spawn { token: None }]
+        );
+    }
+
     fn acquire_of(actions: &[Action]) -> u64 {
         match actions {
             [Action::Acquire { attempt }] => *attempt,
@@ -798,7 +904,7 @@ mod tests {
         let mut m = Machine::new(false, 2);
         let a = node("a");
         assert_eq!(
-            m.on_event(Event::Duty(Duty::TakeOver { from: a.clone() })),
+            m.on_event(Event::Duty(take_over(&["a"], &[]))),
             vec![
                 Action::SendHandOverToMe { to: a.clone() },
                 Action::ScheduleHandOverRetry
@@ -832,7 +938,7 @@ mod tests {
     #[test]
     fn removal_of_the_previous_host_lets_the_take_over_start() {
         let mut m = Machine::new(false, 2);
-        m.on_event(Event::Duty(Duty::TakeOver { from: node("a") }));
+        m.on_event(Event::Duty(take_over(&["a"], &[])));
         assert_eq!(
             m.on_event(Event::Duty(Duty::Host)),
             vec![Action::Spawn { token: None }]

@@ -258,12 +258,15 @@ impl Notes {
     }
 }
 
-/// The recording singleton.
+/// The recording singleton. Its `stopped` hook takes `stop_delay` (virtual time) before it
+/// records the stop, like a singleton that flushes state on the way out: the instance counts
+/// as alive until then.
 pub struct Recorder {
     node: String,
     token: Option<u64>,
     timeline: Timeline,
     notes: Notes,
+    stop_delay: Duration,
 }
 
 impl Actor for Recorder {
@@ -295,6 +298,9 @@ impl Actor for Recorder {
     }
 
     async fn stopped(&mut self, _: &mut Context<Self>) {
+        if !self.stop_delay.is_zero() {
+            tokio::time::sleep(self.stop_delay).await;
+        }
         self.timeline.record(&self.node, Mark::Stop, self.token);
     }
 }
@@ -330,6 +336,26 @@ pub fn add_singleton(
     timeline: &Timeline,
     notes: &Notes,
 ) -> SingletonNode {
+    add_slow_singleton(
+        node,
+        name,
+        settings,
+        proxy,
+        (timeline, notes),
+        Duration::ZERO,
+    )
+}
+
+/// Spawns the manager and a proxy on `node`; the singleton's `stopped` hook takes
+/// `stop_delay`.
+pub fn add_slow_singleton(
+    node: Node,
+    name: &str,
+    settings: SingletonSettings,
+    proxy: ProxySettings,
+    (timeline, notes): (&Timeline, &Notes),
+    stop_delay: Duration,
+) -> SingletonNode {
     let (timeline, notes, node_name) = (timeline.clone(), notes.clone(), name.to_owned());
     let manager = ClusterSingletonManager::spawn_with(
         &node.system,
@@ -341,6 +367,7 @@ pub fn add_singleton(
                 token,
                 timeline: timeline.clone(),
                 notes: notes.clone(),
+                stop_delay,
             })
         },
         settings,
@@ -371,6 +398,31 @@ pub fn start_singleton_cluster(
     proxy: &ProxySettings,
     (timeline, notes): (&Timeline, &Notes),
 ) -> Vec<SingletonNode> {
+    start_slow_singleton_cluster(
+        hub,
+        names,
+        seed,
+        cluster,
+        settings,
+        proxy,
+        (timeline, notes),
+        Duration::ZERO,
+    )
+}
+
+/// Like [`start_singleton_cluster`], with singletons whose `stopped` hook takes
+/// `stop_delay`.
+#[allow(clippy::too_many_arguments)]
+pub fn start_slow_singleton_cluster(
+    hub: &InMemoryHub,
+    names: &[&str],
+    seed: u64,
+    cluster: &ClusterSettings,
+    settings: impl Fn(&str, &ActorSystem) -> SingletonSettings,
+    proxy: &ProxySettings,
+    (timeline, notes): (&Timeline, &Notes),
+    stop_delay: Duration,
+) -> Vec<SingletonNode> {
     let seeds: Vec<_> = names.iter().map(|n| address(n)).collect();
     names
         .iter()
@@ -383,7 +435,14 @@ pub fn start_singleton_cluster(
                 cluster.clone().with_seed_nodes(seeds.clone()),
             );
             let settings = settings(name, &node.system);
-            add_singleton(node, name, settings, proxy.clone(), timeline, notes)
+            add_slow_singleton(
+                node,
+                name,
+                settings,
+                proxy.clone(),
+                (timeline, notes),
+                stop_delay,
+            )
         })
         .collect()
 }

@@ -16,8 +16,8 @@ use actor_cluster::sharding::{ClusterSharding, ShardDistribution};
 use actor_testkit::await_assert;
 use cluster_support::{address, await_all_up, isolate, start_node};
 use sharding_support::{
-    ASK, Backend, Cmd, Sharded, Storage, TYPE, assert_never_two_at_once, get, get_eventually,
-    received, settings, start_region, start_sharded, starts,
+    ASK, Backend, Cmd, Event, Sharded, Storage, TYPE, assert_never_two_at_once, get,
+    get_eventually, received, settings, start_region, start_sharded, starts,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -318,6 +318,43 @@ async fn graceful_leave_hands_off_and_restarts_remembered_entities(backend: Back
     shutdown(sharded).await;
 }
 
+/// A node that leaves the cluster (without calling the region's graceful shutdown) still
+/// hands its shards off: its region sees itself leaving, its entities get the stop message,
+/// and every entity answers from a remaining node afterwards.
+async fn leaving_the_cluster_hands_shards_off_by_itself(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let sharded = start_sharded(&hub, &["a", "b", "c"], || settings(&storage)).await;
+    let ids = ids(24);
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        before.insert(id.clone(), get(&sharded.regions[0], id).await.node);
+    }
+    let on_c: Vec<&String> = ids.iter().filter(|id| before[*id] == "c").collect();
+    assert!(!on_c.is_empty());
+
+    let c = &sharded.nodes[2];
+    c.cluster.leave();
+    assert!(
+        c.system.await_termination(WAIT).await,
+        "c left and shut down"
+    );
+    let log = sharded.log.clone();
+    for id in &on_c {
+        let stopping = log
+            .lock()
+            .iter()
+            .any(|e| matches!(e, Event::Stopping { id: i, node } if i == *id && node == "c"));
+        assert!(stopping, "{id} on c never got its hand-off stop message");
+    }
+    for id in &ids {
+        let reading = get_eventually(&sharded.regions[1], id, WAIT).await;
+        assert_ne!(reading.node, "c", "{id}");
+    }
+    assert_never_two_at_once(&sharded.log);
+    shutdown(sharded).await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -345,4 +382,5 @@ on_both_backends!(
     region_death_reallocates_and_entities_restart_elsewhere,
     new_coordinator_rebuilds_the_map_from_the_lock_table,
     graceful_leave_hands_off_and_restarts_remembered_entities,
+    leaving_the_cluster_hands_shards_off_by_itself,
 );

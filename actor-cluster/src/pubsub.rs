@@ -34,7 +34,9 @@
 //! for [`PubSubSettings::removed_ttl`]. Every [`PubSubSettings::gossip_interval`] the
 //! mediator sends its bucket versions to one random peer mediator, which answers with only
 //! the entries newer than those versions (at most [`PubSubSettings::max_delta_entries`]), and
-//! with its own versions if the sender has something newer. Buckets are accepted only from
+//! with its own versions if the sender has something newer. A receiver accepts at most
+//! [`PubSubSettings::max_received_entries`] entries from one message (the rest is dropped,
+//! logged, and asked for again in later rounds). Buckets are accepted only from
 //! members that are Up (or later); a downed or removed member's bucket is dropped, so its
 //! subscribers disappear everywhere. Subscribers are watched: one that stops is removed.
 //!
@@ -135,8 +137,9 @@ pub use error::PubSubError;
 pub use protocol::MediatorMsg;
 pub use settings::{
     DEFAULT_ACK_TIMEOUT, DEFAULT_GOSSIP_INTERVAL, DEFAULT_MAX_DELTA_ENTRIES,
-    DEFAULT_MAX_NAME_LENGTH, DEFAULT_MAX_REGISTERED_PATHS, DEFAULT_MAX_SUBSCRIBERS_PER_TOPIC,
-    DEFAULT_MAX_TOPICS, DEFAULT_REMOVED_TTL, PubSubSettings, PubSubSettingsError,
+    DEFAULT_MAX_NAME_LENGTH, DEFAULT_MAX_RECEIVED_ENTRIES, DEFAULT_MAX_REGISTERED_PATHS,
+    DEFAULT_MAX_SUBSCRIBERS_PER_TOPIC, DEFAULT_MAX_TOPICS, DEFAULT_REMOVED_TTL, PubSubSettings,
+    PubSubSettingsError,
 };
 pub use text::Text;
 
@@ -490,7 +493,8 @@ impl DistributedPubSub {
         0
     }
 
-    /// Publishes `msg` to one subscriber of each group of `topic` that takes `M`. Returns
+    /// Publishes `msg` to one subscriber of each group of `topic` that takes `M` (nodes the
+    /// cluster marks unreachable are skipped while another node has the group). Returns
     /// how many groups it was sent to; with none, `msg` becomes a dead letter.
     pub fn publish_one_per_group<M: RemoteMessage + Clone>(&self, topic: &str, msg: M) -> usize {
         let sent = {
@@ -501,7 +505,7 @@ impl DistributedPubSub {
                 .into_iter()
                 .flat_map(|routes| routes.groups.values())
             {
-                if self.deliver_one(targets, msg.clone(), false) {
+                if self.deliver_one(&table, targets, msg.clone(), false) {
                     sent += 1;
                 }
             }
@@ -514,13 +518,18 @@ impl DistributedPubSub {
     }
 
     /// Sends `msg` to one actor registered under `path` (`/user/service`): this node's when
-    /// `local_affinity` and there is one, else the nodes holding one in turn. Returns false
-    /// (and `msg` becomes a dead letter) when none is known.
+    /// `local_affinity` and there is one, else the nodes holding one in turn, skipping
+    /// nodes the cluster currently marks unreachable while another node holds one. Returns
+    /// false (and `msg` becomes a dead letter) when none is known.
+    ///
+    /// A node that stopped is only skipped once it is detected unreachable, and forgotten
+    /// when it is downed or removed: until then a message sent to it is lost (delivery is
+    /// at most once).
     pub fn send<M: RemoteMessage + Clone>(&self, path: &str, msg: M, local_affinity: bool) -> bool {
         let undelivered = {
             let table = self.shared.table.read();
             match table.path(path, M::MANIFEST) {
-                Some(targets) if self.deliver_one(targets, msg.clone(), local_affinity) => {
+                Some(targets) if self.deliver_one(&table, targets, msg.clone(), local_affinity) => {
                     return true;
                 }
                 _ => msg,

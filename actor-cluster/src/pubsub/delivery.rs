@@ -7,7 +7,7 @@ use actor_core::{ActorRef, DeadLetterReason};
 
 use super::DistributedPubSub;
 use super::endpoint::EndpointState;
-use super::routing::{RemoteTarget, Targets};
+use super::routing::{RemoteTarget, Table, Targets};
 use crate::wire::RemoteMessage;
 
 impl DistributedPubSub {
@@ -68,9 +68,11 @@ impl DistributedPubSub {
     }
 
     /// Sends to one node of `targets`: the local one first with `local_affinity`, else the
-    /// nodes in turn.
+    /// nodes in turn, skipping the ones `table` marks unreachable unless no other node is
+    /// left.
     pub(super) fn deliver_one<M: RemoteMessage + Clone>(
         &self,
+        table: &Table,
         targets: &Targets,
         msg: M,
         local_affinity: bool,
@@ -78,13 +80,31 @@ impl DistributedPubSub {
         if local_affinity && targets.local.is_some() {
             return self.tell_local(targets, msg).is_ok();
         }
-        let nodes = targets.node_count();
+        let has_local = targets.local.is_some();
+        let reachable = targets
+            .remote
+            .keys()
+            .filter(|n| !table.is_unreachable(n))
+            .count();
+        // only suspected nodes hold it: try them anyway (a suspicion may be wrong)
+        let avoid = reachable > 0 || has_local;
+        let remote = if avoid {
+            reachable
+        } else {
+            targets.remote.len()
+        };
+        let nodes = remote + usize::from(has_local);
         if nodes == 0 {
             return false;
         }
         let turn = targets.turn.fetch_add(1, Ordering::Relaxed) % nodes;
-        match targets.remote.values().nth(turn) {
-            Some(target) => self.tell_remote(target, msg),
+        let chosen = targets
+            .remote
+            .iter()
+            .filter(|(n, _)| !avoid || !table.is_unreachable(n))
+            .nth(turn);
+        match chosen {
+            Some((_, target)) => self.tell_remote(target, msg),
             None => self.tell_local(targets, msg).is_ok(),
         }
     }

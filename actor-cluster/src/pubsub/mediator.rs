@@ -289,6 +289,16 @@ impl Mediator {
             ClusterEvent::MemberDowned(m) | ClusterEvent::MemberRemoved { member: m, .. } => {
                 (m, false)
             }
+            ClusterEvent::UnreachableMember(m) => {
+                let node = m.unique_address();
+                self.shared.table.write().set_reachable(&node, false);
+                return;
+            }
+            ClusterEvent::ReachableMember(m) => {
+                let node = m.unique_address();
+                self.shared.table.write().set_reachable(&node, true);
+                return;
+            }
             _ => return,
         };
         let node = member.unique_address();
@@ -302,6 +312,7 @@ impl Mediator {
             self.state.peers.remove(&node);
             let changes = self.state.registry.remove_node(&node);
             self.apply(changes);
+            self.shared.table.write().set_reachable(&node, true);
         }
     }
 
@@ -465,11 +476,22 @@ impl actor_core::Actor for Mediator {
                     return Ok(());
                 }
                 let members = &self.state.members;
-                let changes =
-                    self.state
-                        .registry
-                        .merge(buckets, |n| members.contains(n), Instant::now());
-                self.apply(changes);
+                let limit = self.shared.settings.max_received_entries;
+                let merged = self.state.registry.merge_bounded(
+                    buckets,
+                    limit,
+                    |n| members.contains(n),
+                    Instant::now(),
+                );
+                if merged.dropped > 0 {
+                    tracing::warn!(
+                        peer = %from.address,
+                        dropped = merged.dropped,
+                        limit,
+                        "pub-sub gossip from a peer had more entries than max_received_entries; the rest is asked for in later rounds"
+                    );
+                }
+                self.apply(merged.changes);
             }
             Inner::Local(Command::Add {
                 key,

@@ -71,6 +71,31 @@ pub(crate) struct Change {
     pub(crate) path: Option<String>,
 }
 
+/// What [`Registry::merge_bounded`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Merged {
+    /// The entries that changed.
+    pub(crate) changes: Vec<Change>,
+    /// Entries left out because the delta had more than the bound.
+    pub(crate) dropped: usize,
+}
+
+/// Keeps the changes of `bucket` older than its `keep + 1`-th oldest (fewer when versions
+/// tie, which only a faulty peer sends) and lowers its version to just below the first
+/// change left out. Returns the new version, `None` when nothing is kept.
+fn cut_short(bucket: &mut Bucket, keep: usize) -> Option<u64> {
+    let mut versions: Vec<u64> = bucket.entries.values().map(|e| e.version).collect();
+    versions.sort_unstable();
+    let first_left_out = *versions.get(keep)?;
+    let version = first_left_out.checked_sub(1)?;
+    bucket.entries.retain(|_, e| e.version <= version);
+    if bucket.entries.is_empty() {
+        return None;
+    }
+    bucket.version = bucket.version.min(version);
+    Some(bucket.version)
+}
+
 /// The buckets this node knows, its own included.
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -172,57 +197,90 @@ impl Registry {
         delta
     }
 
-    /// Applies a peer's delta: buckets of this node and of nodes `is_member` refuses are
-    /// ignored (a removed node must not come back through a late delta). Returns the entries
-    /// that changed.
+    /// Applies a peer's delta without a bound on its size (tests).
+    #[cfg(test)]
     pub(crate) fn merge(
         &mut self,
         delta: Vec<Bucket>,
         is_member: impl Fn(&UniqueAddress) -> bool,
         now: Instant,
     ) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for incoming in delta {
+        self.merge_bounded(delta, usize::MAX, is_member, now)
+            .changes
+    }
+
+    /// Applies a peer's delta, at most `max_entries` of its entries: buckets of this node
+    /// and of nodes `is_member` refuses are ignored (a removed node must not come back
+    /// through a late delta). A bucket cut short keeps its oldest changes and takes the
+    /// version just below the first change left out, so the rest is asked for in a later
+    /// round (nothing is lost when the peer is honest, it only takes more rounds).
+    pub(crate) fn merge_bounded(
+        &mut self,
+        delta: Vec<Bucket>,
+        max_entries: usize,
+        is_member: impl Fn(&UniqueAddress) -> bool,
+        now: Instant,
+    ) -> Merged {
+        let mut merged = Merged::default();
+        let mut left = max_entries;
+        for mut incoming in delta {
             if incoming.owner == self.self_node || !is_member(&incoming.owner) {
                 continue;
             }
-            let owner = incoming.owner.clone();
-            let bucket = self
-                .buckets
-                .entry(owner.clone())
-                .or_insert_with(|| Bucket::new(owner.clone()));
-            if incoming.version <= bucket.version {
+            let known = self.buckets.get(&incoming.owner).map_or(0, |b| b.version);
+            if incoming.version <= known {
                 continue;
             }
-            for (key, entry) in incoming.entries {
-                if entry.version > incoming.version {
-                    // an entry newer than its own bucket is malformed: ignore it
+            if incoming.entries.len() > left {
+                let before = incoming.entries.len();
+                let Some(cut) = cut_short(&mut incoming, left) else {
+                    merged.dropped += before;
+                    continue;
+                };
+                merged.dropped += before - incoming.entries.len();
+                if cut <= known {
                     continue;
                 }
-                let current = bucket.entries.get(&key);
-                if current.is_some_and(|c| c.version >= entry.version) {
-                    continue;
-                }
-                let was = current.and_then(|c| c.path.clone());
-                if entry.path.is_none() {
-                    self.tombstones
-                        .entry((owner.clone(), key.clone()))
-                        .or_insert(now);
-                } else {
-                    self.tombstones.remove(&(owner.clone(), key.clone()));
-                }
-                if was != entry.path {
-                    changes.push(Change {
-                        owner: owner.clone(),
-                        key: key.clone(),
-                        path: entry.path.clone(),
-                    });
-                }
-                bucket.entries.insert(key, entry);
             }
-            bucket.version = incoming.version;
+            left -= incoming.entries.len();
+            self.merge_bucket(incoming, now, &mut merged.changes);
         }
-        changes
+        merged
+    }
+
+    fn merge_bucket(&mut self, incoming: Bucket, now: Instant, changes: &mut Vec<Change>) {
+        let owner = incoming.owner.clone();
+        let bucket = self
+            .buckets
+            .entry(owner.clone())
+            .or_insert_with(|| Bucket::new(owner.clone()));
+        for (key, entry) in incoming.entries {
+            if entry.version > incoming.version {
+                // an entry newer than its own bucket is malformed: ignore it
+                continue;
+            }
+            let current = bucket.entries.get(&key);
+            if current.is_some_and(|c| c.version >= entry.version) {
+                continue;
+            }
+            let was = current.and_then(|c| c.path.clone());
+            if entry.path.is_none() {
+                self.tombstones
+                    .entry((owner.clone(), key.clone()))
+                    .or_insert(now);
+            } else {
+                self.tombstones.remove(&(owner.clone(), key.clone()));
+            }
+            if was != entry.path {
+                changes.push(Change {
+                    owner: owner.clone(),
+                    key: key.clone(),
+                    path: entry.path.clone(),
+                });
+            }
+            bucket.entries.insert(key, entry);
+        }
+        bucket.version = incoming.version;
     }
 
     /// Drops the bucket of a node that left the cluster; returns its live entries as
@@ -350,6 +408,81 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_oversized_delta_is_cut_and_the_rest_comes_in_later_rounds() {
+        let now = Instant::now();
+        let (a, b, c) = (node("a"), node("b"), node("c"));
+        let mut ra = Registry::new(a.clone());
+        let mut rc = Registry::new(c.clone());
+        for i in 0..6 {
+            ra.put_local(key(&format!("a{i}")), Some(format!("pa{i}")), now);
+        }
+        for i in 0..4 {
+            rc.put_local(key(&format!("c{i}")), Some(format!("pc{i}")), now);
+        }
+        // b relays both buckets in one delta, with no bound on the sending side
+        let mut rb = Registry::new(b.clone());
+        sync(&ra, &mut rb, 100);
+        sync(&rc, &mut rb, 100);
+        let mut rd = Registry::new(node("d"));
+        let delta = rb.delta_for(&rd.versions(), usize::MAX);
+        assert_eq!(delta.iter().map(|b| b.entries.len()).sum::<usize>(), 10);
+        let merged = rd.merge_bounded(delta, 4, |_| true, now);
+        assert_eq!(merged.changes.len(), 4);
+        assert_eq!(merged.dropped, 6);
+        // a's four oldest changes are kept, a's bucket is below its fifth change, and c's
+        // bucket (nothing left of the bound) is untouched
+        assert_eq!(rd.versions()[&a], 4);
+        assert!(!rd.versions().contains_key(&c));
+        let keys: Vec<&str> = merged.changes.iter().map(|c| c.key.name.as_str()).collect();
+        assert_eq!(keys, ["a0", "a1", "a2", "a3"]);
+        // the next rounds bring the rest
+        let mut rounds = 1;
+        loop {
+            let delta = rb.delta_for(&rd.versions(), usize::MAX);
+            if delta.is_empty() {
+                break;
+            }
+            let merged = rd.merge_bounded(delta, 4, |_| true, now);
+            assert!(merged.changes.len() <= 4);
+            rounds += 1;
+        }
+        assert_eq!(rounds, 3);
+        assert_eq!(live(&rd), live(&rb));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_never_keeps_part_of_a_version_tie() {
+        let now = Instant::now();
+        let a = node("a");
+        let entry = |version| Entry {
+            version,
+            path: Some(format!("p{version}")),
+        };
+        // a faulty bucket: two entries at version 2
+        let forged = Bucket {
+            owner: a.clone(),
+            version: 3,
+            entries: [
+                (key("x"), entry(1)),
+                (key("y"), entry(2)),
+                (key("z"), entry(2)),
+            ]
+            .into(),
+        };
+        let mut rb = Registry::new(node("b"));
+        let merged = rb.merge_bounded(vec![forged.clone()], 2, |_| true, now);
+        assert_eq!(merged.changes.len(), 1, "{merged:?}");
+        assert_eq!(merged.dropped, 2);
+        assert_eq!(rb.versions()[&a], 1);
+        // nothing fits: nothing changes, not even the version
+        let mut rc = Registry::new(node("c"));
+        let merged = rc.merge_bounded(vec![forged], 0, |_| true, now);
+        assert_eq!(merged.changes, vec![]);
+        assert_eq!(merged.dropped, 3);
+        assert!(!rc.versions().contains_key(&a));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn non_members_own_bucket_and_stale_entries_are_ignored() {
         let now = Instant::now();
         let (a, b) = (node("a"), node("b"));
@@ -452,9 +585,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever the order of changes and exchanges (deltas bounded to 2 entries), a
-        /// few full rounds of status/delta exchanges leave every node with the same view,
-        /// and that view is each owner's own bucket.
+        /// Whatever the order of changes and exchanges (deltas bounded to 2 entries, of
+        /// which the receiver accepts 1), a few full rounds of status/delta exchanges leave
+        /// every node with the same view, and that view is each owner's own bucket.
         #[test]
         fn gossip_converges(steps in proptest::collection::vec(step(), 0..60)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
@@ -467,8 +600,9 @@ mod tests {
                         return;
                     }
                     // `from` sends its status; `to` answers with what `from` lacks
+                    // the sender bounds a delta to 2 entries, the receiver accepts 1 of them
                     let delta = regs[to].delta_for(&regs[from].versions(), 2);
-                    regs[from].merge(delta, |_| true, Instant::now());
+                    regs[from].merge_bounded(delta, 1, |_| true, Instant::now());
                 };
                 for s in steps {
                     match s {

@@ -3,7 +3,7 @@
 //! registry changes; publishing only takes a read lock.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
@@ -60,11 +60,6 @@ impl Targets {
     fn is_empty(&self) -> bool {
         self.local.is_none() && self.remote.is_empty()
     }
-
-    /// How many nodes hold this key.
-    pub(crate) fn node_count(&self) -> usize {
-        self.remote.len() + usize::from(self.local.is_some())
-    }
 }
 
 /// A topic's targets for one message type.
@@ -81,9 +76,26 @@ pub(crate) struct TypeRoutes {
 pub(crate) struct Table {
     topics: BTreeMap<String, BTreeMap<String, TypeRoutes>>,
     paths: BTreeMap<String, BTreeMap<String, Targets>>,
+    /// Members this node's failure detection (or another member's) suspects: a choice of
+    /// one node avoids them while another node is available.
+    unreachable: BTreeSet<UniqueAddress>,
 }
 
 impl Table {
+    /// Marks `node` as unreachable or reachable again.
+    pub(crate) fn set_reachable(&mut self, node: &UniqueAddress, reachable: bool) {
+        if reachable {
+            self.unreachable.remove(node);
+        } else {
+            self.unreachable.insert(node.clone());
+        }
+    }
+
+    /// Whether `node` is currently suspected.
+    pub(crate) fn is_unreachable(&self, node: &UniqueAddress) -> bool {
+        !self.unreachable.is_empty() && self.unreachable.contains(node)
+    }
+
     /// The routes of `topic` for messages with `manifest`.
     pub(crate) fn topic(&self, topic: &str, manifest: &str) -> Option<&TypeRoutes> {
         self.topics.get(topic)?.get(manifest)

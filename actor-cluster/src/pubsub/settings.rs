@@ -24,6 +24,15 @@ pub const DEFAULT_REMOVED_TTL: Duration = Duration::from_secs(120);
 /// delta well under the transport's frame limit (entries are roughly 50–150 bytes).
 pub const DEFAULT_MAX_DELTA_ENTRIES: usize = 3000;
 
+/// Default upper bound on registry entries accepted from one gossip message: 3000.
+///
+/// Protects a node from a peer that sends (by a bug or a different configuration) more
+/// than it should: entries beyond the bound are dropped and logged, and a bucket cut short
+/// is completed in later rounds. Keep it at least as large as the peers'
+/// [`DEFAULT_MAX_DELTA_ENTRIES`] (their `max_delta_entries`), or catching up takes more
+/// rounds than needed.
+pub const DEFAULT_MAX_RECEIVED_ENTRIES: usize = 3000;
+
 /// Default limit on distinct topics with local subscribers on one node: 10 000.
 ///
 /// Each topic costs a registry entry gossiped to every node; past the limit a subscribe to a
@@ -91,6 +100,9 @@ pub struct PubSubSettings {
     pub removed_ttl: Duration,
     /// Upper bound on entries per delta message ([`DEFAULT_MAX_DELTA_ENTRIES`]).
     pub max_delta_entries: usize,
+    /// Upper bound on entries accepted from one gossip message
+    /// ([`DEFAULT_MAX_RECEIVED_ENTRIES`]).
+    pub max_received_entries: usize,
     /// Limit on topics with local subscribers ([`DEFAULT_MAX_TOPICS`]).
     pub max_topics: usize,
     /// Limit on local subscribers per topic ([`DEFAULT_MAX_SUBSCRIBERS_PER_TOPIC`]).
@@ -109,6 +121,7 @@ impl Default for PubSubSettings {
             gossip_interval: DEFAULT_GOSSIP_INTERVAL,
             removed_ttl: DEFAULT_REMOVED_TTL,
             max_delta_entries: DEFAULT_MAX_DELTA_ENTRIES,
+            max_received_entries: DEFAULT_MAX_RECEIVED_ENTRIES,
             max_topics: DEFAULT_MAX_TOPICS,
             max_subscribers_per_topic: DEFAULT_MAX_SUBSCRIBERS_PER_TOPIC,
             max_registered_paths: DEFAULT_MAX_REGISTERED_PATHS,
@@ -134,6 +147,12 @@ impl PubSubSettings {
     /// Sets the bound on entries per delta message.
     pub fn with_max_delta_entries(mut self, max: usize) -> Self {
         self.max_delta_entries = max;
+        self
+    }
+
+    /// Sets the bound on entries accepted from one gossip message.
+    pub fn with_max_received_entries(mut self, max: usize) -> Self {
+        self.max_received_entries = max;
         self
     }
 
@@ -185,6 +204,7 @@ impl PubSubSettings {
         }
         for (name, value) in [
             ("max_delta_entries", self.max_delta_entries),
+            ("max_received_entries", self.max_received_entries),
             ("max_topics", self.max_topics),
             ("max_subscribers_per_topic", self.max_subscribers_per_topic),
             ("max_registered_paths", self.max_registered_paths),

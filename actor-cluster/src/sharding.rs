@@ -440,6 +440,11 @@ impl ClusterSharding {
     {
         check_type_name(type_name)?;
         let settings = settings.build()?;
+        if self.regions.lock().contains_key(type_name) {
+            return Err(ShardingError::AlreadyStarted {
+                type_name: type_name.to_owned(),
+            });
+        }
         let hosts = match (&settings.role, Cluster::get(&self.system)) {
             (Some(role), Some(cluster)) => cluster.self_member().has_role(role),
             _ => true,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
-    ClusterSharding, CoordinatorMsg, RegionCtl, ShardMapChanged, ShardRegion, ShardingSettings,
-    default_shard_id, runner_id,
+    ClusterSharding, CoordinatorMsg, RegionCtl, ShardMapChanged, ShardRegion, ShardingError,
+    ShardingSettings, default_shard_id, runner_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
 use actor_core::{ActorRef, ActorSystem};
@@ -448,6 +448,58 @@ async fn a_region_that_cannot_refresh_fences_before_its_lock_expires(backend: Ba
         .store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(get_eventually(&local.region, "f", WAIT).await.value, 0);
     local.system.terminate().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_type_names_settings_and_double_starts_are_typed_errors() {
+    let storage = Storage::open(Backend::Memory).await;
+    let system = ActorSystem::new("local").expect("system");
+    let sharding = ClusterSharding::get(&system);
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = sharding
+        .spawn_coordinator(TYPE, &settings(&storage))
+        .expect("coordinator");
+    let start = |type_name: &str, s: ShardingSettings<Cmd>| {
+        sharding.start_with_coordinator(
+            type_name,
+            Counter::factory("local", &log),
+            s,
+            entity_of,
+            coordinator.clone(),
+        )
+    };
+    assert!(matches!(
+        start("bad name/x", settings(&storage)),
+        Err(ShardingError::InvalidTypeName { name }) if name == "bad name/x"
+    ));
+    assert!(matches!(
+        start(TYPE, settings(&storage).with_number_of_shards(0)),
+        Err(ShardingError::InvalidSettings {
+            field: "number_of_shards",
+            ..
+        })
+    ));
+    start(TYPE, settings(&storage)).expect("first start");
+    assert!(matches!(
+        start(TYPE, settings(&storage)),
+        Err(ShardingError::AlreadyStarted { type_name }) if type_name == TYPE
+    ));
+    assert!(sharding.region::<Cmd>(TYPE).is_some());
+    assert!(
+        sharding.region::<String>(TYPE).is_none(),
+        "another message type"
+    );
+    // Without a cluster the singleton coordinator cannot start.
+    assert!(matches!(
+        sharding.start(
+            "other",
+            Counter::factory("local", &log),
+            settings(&storage),
+            entity_of
+        ),
+        Err(ShardingError::Singleton(_))
+    ));
+    system.terminate().await;
 }
 
 macro_rules! on_both_backends {

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use actor_cluster::InMemoryHub;
 use actor_cluster::cluster::ClusterSettings;
+use actor_cluster::remote::Remoting;
 use actor_cluster::sharding::{ClusterSharding, ShardDistribution};
 use actor_testkit::await_assert;
 use cluster_support::{address, await_all_up, isolate, start_node};
 use sharding_support::{
-    ASK, Backend, Cmd, Event, Sharded, Storage, TYPE, assert_never_two_at_once, get,
-    get_eventually, received, settings, start_region, start_sharded, starts,
+    ASK, Backend, Cmd, Event, PathForwarder, Reading, Sharded, Storage, TYPE,
+    assert_never_two_at_once, entity_of, get, get_eventually, received, settings, start_region,
+    start_sharded, starts,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -355,6 +357,47 @@ async fn leaving_the_cluster_hands_shards_off_by_itself(backend: Backend) {
     shutdown(sharded).await;
 }
 
+/// A proxy region routes to the entities on the other nodes and is never given a shard.
+async fn a_proxy_region_routes_but_hosts_nothing(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let sharded = start_sharded(&hub, &["a", "b"], || settings(&storage)).await;
+    let seeds = vec![address("a"), address("b"), address("p")];
+    let p = start_node(&hub, "p", 3, ClusterSettings::fast().with_seed_nodes(seeds));
+    let all = [&sharded.nodes[0], &sharded.nodes[1], &p];
+    await_all_up(&all, &[&all[0].address, &all[1].address, &p.address]).await;
+    Remoting::get(&p.system)
+        .expect("remoting")
+        .register::<Reading>()
+        .expect("register");
+    let forwarder = PathForwarder::spawn(
+        &p.system,
+        sharded.coordinator.path().to_string(),
+        "coordinator-forwarder",
+    );
+    let proxy = ClusterSharding::get(&p.system)
+        .start_proxy_with_coordinator(TYPE, settings(&storage), entity_of, forwarder)
+        .expect("proxy region");
+    for id in ids(12) {
+        proxy.tell(Cmd::Add {
+            id: id.clone(),
+            n: 3,
+        });
+        let reading = get_eventually(&proxy, &id, WAIT).await;
+        assert_eq!(reading.value, 3, "{id}");
+        assert!(
+            reading.node == "a" || reading.node == "b",
+            "{id} on {}",
+            reading.node
+        );
+    }
+    let d = distribution(&sharded).await;
+    assert_eq!(d.regions.len(), 2, "the proxy has no shards: {d:?}");
+    assert!(proxy.state(ASK).await.expect("state").shards.is_empty());
+    p.system.terminate().await;
+    shutdown(sharded).await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -383,4 +426,5 @@ on_both_backends!(
     new_coordinator_rebuilds_the_map_from_the_lock_table,
     graceful_leave_hands_off_and_restarts_remembered_entities,
     leaving_the_cluster_hands_shards_off_by_itself,
+    a_proxy_region_routes_but_hosts_nothing,
 );

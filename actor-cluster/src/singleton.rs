@@ -14,9 +14,28 @@
 //! other implementations ended up with two singletons during a partition.) In a healthy
 //! cluster without roles the host is the oldest node, which the leader also is.
 //!
-//! Without a lease the guarantee is only as good as the downing decision: a strategy that
-//! lets both sides of a partition go on (auto-down) gives each side a host and a singleton.
-//! A lease ([`SingletonSettings::with_lease`]) closes that gap: only its holder runs one.
+//! # What holds without a lease, and what a lease adds
+//!
+//! Without a lease, "never two instances at once" rests on three assumptions:
+//! - the downing decision is safe (a strategy that lets both sides of a partition go on,
+//!   such as auto-down, gives each side a host and a singleton);
+//! - a member that confirmed the hand-over has stopped its instance (it only confirms once
+//!   its child has terminated, and a leaving member never hosts again);
+//! - a member removed **without** confirming (downed, or left while its singleton was still
+//!   stopping: a graceful leave does not wait for the singleton's `stopped` hook, and the
+//!   leader removes a leaving member after a few converged gossip rounds) has stopped its
+//!   instance within [`SingletonSettings::removal_margin`] (default
+//!   [`DEFAULT_REMOVAL_MARGIN`]) of its removal. The new host waits that margin (a late
+//!   confirmation from a member that left ends the wait early). A singleton whose stop can
+//!   take longer, or a downed node that learns of its downing later than that, can overlap.
+//!
+//! A lease ([`SingletonSettings::with_lease`]) removes all three: an instance runs only while
+//! its node holds the lease, a node whose holding is lost (released, expired at its local
+//! deadline, taken over, cleared) stops its instance at once, and a lease is released only
+//! after the child terminated. Two instances then never overlap (within the lease's own
+//! promise, which depends on its ttl and safety margin against clock drift), whatever the
+//! downing strategy or the stop time; the removal margin may then be set to zero. The lease
+//! also gives each instance a fencing token for the resources it writes.
 //!
 //! # When it starts and stops
 //!
@@ -131,8 +150,8 @@ pub use protocol::{ManagerMsg, ManagerStatus, SingletonLocation};
 pub use proxy::ClusterSingletonProxy;
 pub use settings::{
     DEFAULT_ACQUIRE_RETRY_INTERVAL, DEFAULT_BUFFER_SIZE, DEFAULT_HAND_OVER_RETRY_INTERVAL,
-    DEFAULT_IDENTIFY_INTERVAL, DEFAULT_MAX_HAND_OVER_RETRIES, DEFAULT_SPAWN_RETRY_INTERVAL,
-    MAX_BUFFER_SIZE, ProxySettings, SingletonSettings,
+    DEFAULT_IDENTIFY_INTERVAL, DEFAULT_MAX_HAND_OVER_RETRIES, DEFAULT_REMOVAL_MARGIN,
+    DEFAULT_SPAWN_RETRY_INTERVAL, MAX_BUFFER_SIZE, ProxySettings, SingletonSettings,
 };
 
 /// Prefix of a manager's actor name; the type name follows.

@@ -42,8 +42,19 @@ fn proxy_settings() -> ProxySettings {
     ProxySettings::new(TYPE_NAME).with_identify_interval(Duration::from_millis(200))
 }
 
+/// Removal margin of the tests whose singleton stops at once: short, so failover bounds
+/// stay tight.
+const MARGIN: Duration = Duration::from_millis(500);
+
 fn singleton_settings() -> SingletonSettings {
-    SingletonSettings::new(TYPE_NAME).with_hand_over_retry_interval(Duration::from_millis(200))
+    SingletonSettings::new(TYPE_NAME)
+        .with_hand_over_retry_interval(Duration::from_millis(200))
+        .with_removal_margin(MARGIN)
+}
+
+/// Settings for the slow-stopping singleton: a removal margin longer than its stop.
+fn slow_singleton_settings() -> SingletonSettings {
+    singleton_settings().with_removal_margin(SLOW_MARGIN)
 }
 
 async fn three_nodes(
@@ -440,7 +451,7 @@ async fn four_slow_nodes_without_convergence(
         &["n1", "n2", "n3", "n4"],
         seed,
         &cluster,
-        |_, _| singleton_settings(),
+        |_, _| slow_singleton_settings(),
         &proxy_settings(),
         (timeline, notes),
         SLOW_STOP,
@@ -518,4 +529,62 @@ async fn a_chain_of_leaves_with_a_slow_stopping_singleton_never_overlaps_over_20
     for seed in 1..=SEEDS {
         chain_of_leaves(seed).await;
     }
+}
+
+/// n1 leaves while its singleton takes [`SLOW_STOP`] to stop: longer than the membership
+/// needs to move n1 to Removed. The new host must not start while the old instance still
+/// runs (it waits for the confirmation, or for the removal margin after the removal).
+async fn slow_graceful_leave(seed: u64) -> Duration {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let mut nodes = start_slow_singleton_cluster(
+        &hub,
+        &["n1", "n2", "n3"],
+        seed,
+        &ClusterSettings::fast(),
+        |_, _| slow_singleton_settings(),
+        &proxy_settings(),
+        (&timeline, &notes),
+        SLOW_STOP,
+    );
+    {
+        let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
+        let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();
+        await_all_up(&refs, &addresses).await;
+    }
+    timeline.await_start("n1", t0, SETTLE).await;
+    let left_at = Instant::now();
+    nodes[0].node.cluster.leave();
+    let started = timeline.await_start("n2", left_at, SLOW_LEAVE_BOUND).await;
+    let stopped = timeline.await_stop("n1", left_at, SETTLE).await;
+    assert!(
+        stopped.at <= started.at,
+        "seed {seed}: n2 started {:?} after the leave, n1's instance stopped {:?} after it",
+        started.at - left_at,
+        stopped.at - left_at
+    );
+    let n1 = nodes.remove(0);
+    assert!(n1.node.system.await_termination(SETTLE).await);
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
+    shutdown(nodes).await;
+    started.at - left_at
+}
+
+/// Removal margin of the slow-stop tests: longer than [`SLOW_STOP`].
+const SLOW_MARGIN: Duration = Duration::from_secs(3);
+
+/// Bound from `leave()` to the new instance when the old one stops slowly: the removal
+/// (under a second) plus the removal margin, plus a second.
+const SLOW_LEAVE_BOUND: Duration = Duration::from_secs(5);
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_leave_of_a_slow_stopping_singleton_never_overlaps_over_20_seeds() {
+    let mut worst = Duration::ZERO;
+    for seed in 1..=SEEDS {
+        worst = worst.max(slow_graceful_leave(seed).await);
+    }
+    eprintln!("worst hand-over on leave with a slow stop: {worst:?}");
+    assert!(worst >= SLOW_STOP, "{worst:?}");
 }

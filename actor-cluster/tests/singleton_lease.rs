@@ -67,6 +67,8 @@ async fn leased_cluster(
             SingletonSettings::new(TYPE_NAME)
                 .with_lease(lease_for(system, registry))
                 .with_acquire_retry_interval(ACQUIRE_RETRY)
+                // the lease alone keeps instances apart: no removal margin
+                .with_removal_margin(Duration::ZERO)
         },
         &ProxySettings::new(TYPE_NAME).with_identify_interval(Duration::from_millis(200)),
         (timeline, notes),

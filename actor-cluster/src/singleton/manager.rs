@@ -1,6 +1,7 @@
 //! The manager actor: runs the [`Machine`] on membership changes, lease results, hand-over
 //! messages and timers, and performs its actions (spawn, stop, acquire, release, send).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -16,13 +17,14 @@ use super::{
 };
 use crate::Address;
 use crate::cluster::Cluster;
-use crate::membership::{ClusterEvent, UniqueAddress};
+use crate::membership::{ClusterEvent, MemberStatus, UniqueAddress};
 use crate::remote::Remoting;
 use crate::wire::RemoteMessage;
 
 const ACQUIRE_RETRY_TIMER: &str = "singleton-acquire-retry";
 const HAND_OVER_RETRY_TIMER: &str = "singleton-hand-over-retry";
 const SPAWN_RETRY_TIMER: &str = "singleton-spawn-retry";
+const REMOVAL_MARGIN_TIMER: &str = "singleton-removal-margin";
 
 /// What a singleton instance is told when it is created: where it runs and its fencing token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,10 +138,12 @@ impl ClusterSingletonManager {
             remoting: remoting.clone(),
             me: me.clone(),
             machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries)
-                .with_incarnation(incarnations.fetch_add(1, Ordering::Relaxed)),
+                .with_incarnation(incarnations.fetch_add(1, Ordering::Relaxed))
+                .with_removal_margin(!settings.removal_margin.is_zero()),
             child: None,
             host: None,
             events: None,
+            older: BTreeMap::new(),
         });
         Ok(system.spawn(props, name)?)
     }
@@ -155,6 +159,9 @@ struct Manager<A: Actor> {
     child: Option<ActorRef<A::Msg>>,
     host: Option<Address>,
     events: Option<ActorRef<ClusterEvent>>,
+    /// Older members with the role that were once Up, as last seen, and whether they were
+    /// Down: a member that disappears from the membership has been removed.
+    older: BTreeMap<UniqueAddress, bool>,
 }
 
 impl<A: Actor> Manager<A> {
@@ -194,11 +201,38 @@ impl<A: Actor> Manager<A> {
 
     fn on_membership(&mut self, ctx: &mut Context<Self>) {
         let state = self.cluster.state();
-        let role = self.settings.role.as_deref();
+        let role = self.settings.role.clone();
+        let role = role.as_deref();
         let host = singleton_host(&state.members, role).map(|m| m.address.clone());
         if host != self.host {
             debug!(singleton = %self.type_name(), node = %self.me.address, from = ?self.host, to = ?host, "singleton host changed");
             self.host = host;
+        }
+        // removals first: the duty computed from this membership may already let it start
+        let mine = state.members.iter().find(|m| m.unique_address() == self.me);
+        let older: BTreeMap<UniqueAddress, bool> = match mine {
+            Some(mine) => state
+                .members
+                .iter()
+                .filter(|m| {
+                    m.up_number != 0 && role.is_none_or(|r| m.has_role(r)) && m.is_older_than(mine)
+                })
+                .map(|m| (m.unique_address(), m.status == MemberStatus::Down))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let removed: Vec<(UniqueAddress, bool)> = self
+            .older
+            .iter()
+            .filter(|(m, _)| mine.is_some() && !older.contains_key(*m))
+            .map(|(m, down)| (m.clone(), *down))
+            .collect();
+        if mine.is_some() {
+            self.older = older;
+        }
+        for (member, was_down) in removed {
+            debug!(singleton = %self.type_name(), node = %self.me.address, removed = %member, was_down, "older member removed");
+            self.step(Event::MemberRemoved { member, was_down }, ctx);
         }
         let duty = duty(&state.members, &self.me, role);
         if &duty != self.machine.duty() {
@@ -316,6 +350,15 @@ impl<A: Actor> Manager<A> {
             Action::SendHandOverDone { to } => {
                 info!(singleton = %self.type_name(), node = %self.me.address, successor = %to, "HandOverDone");
                 self.send(&to, Inner::HandOverDone(self.me.clone()));
+                None
+            }
+            Action::ScheduleRemovalMargin => {
+                info!(singleton = %self.type_name(), node = %self.me.address, margin = ?self.settings.removal_margin, "an older member was removed without confirming the hand-over; waiting out the removal margin");
+                ctx.start_single_timer(
+                    REMOVAL_MARGIN_TIMER,
+                    self.settings.removal_margin,
+                    ManagerMsg::internal(Inner::RemovalMarginElapsed),
+                );
                 None
             }
             Action::GaveUpAsking { from } => {
@@ -437,6 +480,7 @@ impl<A: Actor> Actor for Manager<A> {
             }
             Inner::AcquireRetry => self.step(Event::AcquireRetry, ctx),
             Inner::HandOverRetry => self.step(Event::HandOverRetry, ctx),
+            Inner::RemovalMarginElapsed => self.step(Event::RemovalMarginElapsed, ctx),
             Inner::SpawnRetry => {
                 if let Phase::Active { token } = *self.machine.phase() {
                     self.spawn_child(token, ctx);
@@ -464,6 +508,12 @@ impl<A: Actor> Actor for Manager<A> {
             && let Err(error) = lease.release().await
         {
             warn!(singleton = %self.type_name(), %error, "lease release on stop failed");
+        }
+        // a leaving node whose system shuts down (usually once it was removed) confirms
+        // once more now that its singleton has stopped: a successor waiting out the removal
+        // margin may start at once if the message still gets through
+        if let super::host::Duty::HandOver { to: Some(to) } = self.machine.duty().clone() {
+            self.send(&to, Inner::HandOverDone(self.me.clone()));
         }
     }
 }

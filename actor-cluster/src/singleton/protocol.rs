@@ -52,6 +52,9 @@ pub(super) enum Inner {
     /// The hand-over retry timer (internal).
     #[serde(skip)]
     HandOverRetry,
+    /// The removal margin timer (internal).
+    #[serde(skip)]
+    RemovalMarginElapsed,
     /// The spawn retry timer (internal).
     #[serde(skip)]
     SpawnRetry,

@@ -25,6 +25,18 @@ pub const DEFAULT_MAX_HAND_OVER_RETRIES: u32 = 15;
 /// a stopping predecessor: 100 ms.
 pub const DEFAULT_SPAWN_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Default removal margin: 5 s. After an older member that may have run the singleton is
+/// removed **without having confirmed** the hand-over to this node (it was downed, or it
+/// left but its singleton was still stopping when the membership removed it), the new host
+/// waits this long before starting. Removal is not proof that the old instance stopped: a
+/// downed node on the far side of a partition stops only once its own downing decision
+/// runs, and a graceful leave does not wait for the singleton's `stopped` hook. The margin
+/// should cover the time a singleton needs to stop plus the gap between the two sides'
+/// downing decisions. Longer is safer and makes failover after a crash that much slower;
+/// `Duration::ZERO` turns it off (safe only with a lease, or a singleton that stops within
+/// the removal time). Akka calls the same idea `down-removal-margin`.
+pub const DEFAULT_REMOVAL_MARGIN: Duration = Duration::from_secs(5);
+
 /// Default pause between two attempts of the proxy to learn where the singleton runs: 1 s.
 /// Shorter finds a moved singleton sooner (messages wait less in the buffer) at the price of
 /// more identify requests while no singleton runs.
@@ -79,6 +91,10 @@ pub struct SingletonSettings {
     /// Pause before spawning again when the child's name is still taken
     /// ([`DEFAULT_SPAWN_RETRY_INTERVAL`]).
     pub spawn_retry_interval: Duration,
+    /// How long a new host waits after the removal of an older member that may have run
+    /// the singleton and did not confirm the hand-over ([`DEFAULT_REMOVAL_MARGIN`]; zero:
+    /// off).
+    pub removal_margin: Duration,
 }
 
 impl fmt::Debug for SingletonSettings {
@@ -91,6 +107,7 @@ impl fmt::Debug for SingletonSettings {
             .field("hand_over_retry_interval", &self.hand_over_retry_interval)
             .field("max_hand_over_retries", &self.max_hand_over_retries)
             .field("spawn_retry_interval", &self.spawn_retry_interval)
+            .field("removal_margin", &self.removal_margin)
             .finish()
     }
 }
@@ -106,6 +123,7 @@ impl SingletonSettings {
             hand_over_retry_interval: DEFAULT_HAND_OVER_RETRY_INTERVAL,
             max_hand_over_retries: DEFAULT_MAX_HAND_OVER_RETRIES,
             spawn_retry_interval: DEFAULT_SPAWN_RETRY_INTERVAL,
+            removal_margin: DEFAULT_REMOVAL_MARGIN,
         }
     }
 
@@ -134,9 +152,23 @@ impl SingletonSettings {
         self
     }
 
-    /// Sets how many hand-over requests are sent before waiting for the old host's removal.
+    /// Sets how many hand-over requests are sent before waiting for the old host's removal
+    /// (at least 1; the first request counts).
     pub fn with_max_hand_over_retries(mut self, retries: u32) -> Self {
         self.max_hand_over_retries = retries;
+        self
+    }
+
+    /// Sets the pause before spawning again when the child's name is still taken.
+    pub fn with_spawn_retry_interval(mut self, interval: Duration) -> Self {
+        self.spawn_retry_interval = interval;
+        self
+    }
+
+    /// Sets how long a new host waits after the removal of an older member that did not
+    /// confirm the hand-over ([`DEFAULT_REMOVAL_MARGIN`]); `Duration::ZERO` turns it off.
+    pub fn with_removal_margin(mut self, margin: Duration) -> Self {
+        self.removal_margin = margin;
         self
     }
 
@@ -144,7 +176,8 @@ impl SingletonSettings {
     ///
     /// # Errors
     /// [`SingletonError::InvalidTypeName`] for a type name that is not a valid actor name,
-    /// [`SingletonError::InvalidSetting`] for a zero interval or an empty role.
+    /// [`SingletonError::InvalidSetting`] for a zero interval, an empty role, or
+    /// `max_hand_over_retries` of 0.
     pub fn validate(&self) -> Result<(), SingletonError> {
         validate_type_name(&self.type_name)?;
         if self.role.as_deref() == Some("") {
@@ -156,6 +189,12 @@ impl SingletonSettings {
         check_interval("acquire_retry_interval", self.acquire_retry_interval)?;
         check_interval("hand_over_retry_interval", self.hand_over_retry_interval)?;
         check_interval("spawn_retry_interval", self.spawn_retry_interval)?;
+        if self.max_hand_over_retries == 0 {
+            return Err(SingletonError::InvalidSetting {
+                setting: "max_hand_over_retries",
+                reason: "must be at least 1 (the first request counts)".into(),
+            });
+        }
         Ok(())
     }
 }

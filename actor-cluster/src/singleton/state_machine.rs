@@ -140,6 +140,16 @@ pub enum Event {
         /// The previous host.
         from: UniqueAddress,
     },
+    /// An older member with the role that was once Up has been removed from the membership
+    /// (fed before the [`Event::Duty`] computed from the same membership).
+    MemberRemoved {
+        /// The removed member.
+        member: UniqueAddress,
+        /// Whether its last status seen here was Down.
+        was_down: bool,
+    },
+    /// The removal margin timer fired.
+    RemovalMarginElapsed,
 }
 
 /// An output of the machine, performed by the manager actor.
@@ -178,6 +188,8 @@ pub enum Action {
         /// The successor.
         to: UniqueAddress,
     },
+    /// Arm (or re-arm) the removal margin timer (report [`Event::RemovalMarginElapsed`]).
+    ScheduleRemovalMargin,
     /// Requests to the previous host are exhausted: wait for its removal (log a warning).
     GaveUpAsking {
         /// The previous host.
@@ -196,6 +208,13 @@ pub struct Machine {
     confirmed: BTreeSet<UniqueAddress>,
     /// The members the current round of `HandOverToMe` requests went to.
     asked: BTreeSet<UniqueAddress>,
+    /// Whether removals are waited out ([`Machine::with_removal_margin`]).
+    removal_margin: bool,
+    /// Removed members whose instance may still be stopping: nothing starts here until the
+    /// margin timer fired (or each of them confirmed late).
+    margin: BTreeSet<UniqueAddress>,
+    /// Members of `margin` that were Down when removed (a late confirmation does not count).
+    margin_down: bool,
     /// The attempt in flight, if any: only its result counts.
     in_flight: Option<u64>,
     /// The attempt in flight was reported lost before its grant arrived.
@@ -222,6 +241,9 @@ impl Machine {
             max_requests: max_requests.max(1),
             confirmed: BTreeSet::new(),
             asked: BTreeSet::new(),
+            removal_margin: false,
+            margin: BTreeSet::new(),
+            margin_down: false,
             in_flight: None,
             lost_early: false,
             holding: None,
@@ -237,6 +259,20 @@ impl Machine {
     pub fn with_incarnation(mut self, incarnation: u32) -> Self {
         self.next_attempt = (u64::from(incarnation) << 32) | 1;
         self
+    }
+
+    /// Waits out a removal margin: after an older member that did not confirm the hand-over
+    /// is removed ([`Event::MemberRemoved`]), nothing starts here until
+    /// [`Event::RemovalMarginElapsed`] (the actor arms the timer on
+    /// [`Action::ScheduleRemovalMargin`]).
+    pub fn with_removal_margin(mut self, enabled: bool) -> Self {
+        self.removal_margin = enabled;
+        self
+    }
+
+    /// Whether a removal margin is being waited out.
+    pub fn in_removal_margin(&self) -> bool {
+        !self.margin.is_empty()
     }
 
     /// The attempt whose holding this node has, if any (the number its lost-callback
@@ -260,7 +296,13 @@ impl Machine {
         self.holding.is_some()
     }
 
-    /// Whether the singleton may run here now.
+    /// Whether a singleton not yet running may start here now: it may run, and no removal
+    /// margin is being waited out (a margin never stops one that runs).
+    fn may_start(&self) -> bool {
+        self.margin.is_empty() && self.may_run()
+    }
+
+    /// Whether the singleton may run here now (by the duty and the confirmations).
     pub fn may_run(&self) -> bool {
         match &self.duty {
             Duty::Host => true,
@@ -312,6 +354,28 @@ impl Machine {
                 }
                 self.duty = duty;
                 self.reconcile(&mut out);
+            }
+            Event::HandOverDone { from } if self.margin.contains(&from) => {
+                // a confirmation that arrives after its sender's removal still proves its
+                // instance stopped (a downed sender's does not: it was never asked)
+                if !self.margin_down {
+                    self.margin.remove(&from);
+                    self.reconcile(&mut out);
+                }
+            }
+            Event::MemberRemoved { member, was_down } => {
+                if self.removal_margin && (was_down || !self.confirmed.contains(&member)) {
+                    self.margin.insert(member);
+                    self.margin_down |= was_down;
+                    out.push(Action::ScheduleRemovalMargin);
+                }
+            }
+            Event::RemovalMarginElapsed => {
+                if !self.margin.is_empty() {
+                    self.margin.clear();
+                    self.margin_down = false;
+                    self.reconcile(&mut out);
+                }
             }
             Event::HandOverDone { from } => {
                 if matches!(&self.duty, Duty::TakeOver { confirm, .. } if confirm.contains(&from)) {
@@ -499,7 +563,9 @@ impl Machine {
             }
             // running, about to, or stopped by itself: nothing to do while it may run
             Phase::Acquiring | Phase::AcquireBackoff | Phase::SelfStopped if may_run => {}
-            Phase::Standby | Phase::TakingOver { .. } | Phase::HandedOver { .. } if may_run => {
+            Phase::Standby | Phase::TakingOver { .. } | Phase::HandedOver { .. }
+                if self.may_start() =>
+            {
                 self.start(out)
             }
             // not allowed to run, and nothing running: standby, take-over or hand-over
@@ -754,6 +820,88 @@ mod tests {
         assert_eq!(m.on_event(Event::Duty(take_over(&[], &["y"]))), vec![]);
         assert_eq!(m.on_event(Event::HandOverDone { from: node("y") }), vec![]);
         assert_eq!(m.on_event(Event::HandOverRetry), vec![]);
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::Host)),
+            vec![Action::Spawn { token: None }]
+        );
+    }
+
+    // S4: removal is not proof the old instance stopped
+    #[test]
+    fn an_unconfirmed_removal_is_waited_out_before_starting() {
+        let mut m = Machine::new(false, 3).with_removal_margin(true);
+        let x = node("x");
+        m.on_event(Event::Duty(take_over(&["x"], &[])));
+        assert_eq!(
+            m.on_event(Event::MemberRemoved {
+                member: x.clone(),
+                was_down: false
+            }),
+            vec![Action::ScheduleRemovalMargin]
+        );
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert!(m.in_removal_margin());
+        // its confirmation arrives late: it has stopped, start now
+        assert_eq!(
+            m.on_event(Event::HandOverDone { from: x }),
+            vec![Action::Spawn { token: None }]
+        );
+    }
+
+    #[test]
+    fn a_downed_member_s_removal_is_waited_out_in_full() {
+        let mut m = Machine::new(false, 3).with_removal_margin(true);
+        let y = node("y");
+        m.on_event(Event::Duty(take_over(&[], &["y"])));
+        assert_eq!(
+            m.on_event(Event::MemberRemoved {
+                member: y.clone(),
+                was_down: true
+            }),
+            vec![Action::ScheduleRemovalMargin]
+        );
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert_eq!(m.on_event(Event::HandOverDone { from: y }), vec![]);
+        assert_eq!(
+            m.on_event(Event::RemovalMarginElapsed),
+            vec![Action::Spawn { token: None }]
+        );
+    }
+
+    #[test]
+    fn a_confirmed_removal_needs_no_margin_and_a_margin_never_stops_a_running_one() {
+        let mut m = Machine::new(false, 3).with_removal_margin(true);
+        let x = node("x");
+        m.on_event(Event::Duty(take_over(&["x"], &[])));
+        assert_eq!(
+            m.on_event(Event::HandOverDone { from: x.clone() }),
+            vec![Action::Spawn { token: None }]
+        );
+        assert_eq!(
+            m.on_event(Event::MemberRemoved {
+                member: x,
+                was_down: false
+            }),
+            vec![]
+        );
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        // a stray unconfirmed removal while running does not stop the instance
+        m.on_event(Event::MemberRemoved {
+            member: node("w"),
+            was_down: true,
+        });
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert!(matches!(m.phase(), Phase::Active { .. }));
+        // without a margin configured, removals do not wait
+        let mut m = Machine::new(false, 3);
+        m.on_event(Event::Duty(take_over(&[], &["y"])));
+        assert_eq!(
+            m.on_event(Event::MemberRemoved {
+                member: node("y"),
+                was_down: true
+            }),
+            vec![]
+        );
         assert_eq!(
             m.on_event(Event::Duty(Duty::Host)),
             vec![Action::Spawn { token: None }]

@@ -49,11 +49,17 @@
 //!   [`DistributedPubSub::publish_one_per_group`] reaches one subscriber of each group
 //!   (nodes holding a group are taken in turn, then subscribers within the node in turn).
 //! - [`DistributedPubSub::send`] reaches one actor registered under a path (this node's
-//!   preferred with `local_affinity`), [`DistributedPubSub::send_to_all`] every one.
+//!   preferred with `local_affinity`), [`DistributedPubSub::send_to_all`] every one. `send`
+//!   and `publish_one_per_group` skip nodes the cluster marks unreachable while another
+//!   node holds the path or group.
 //! - A message nobody takes is published as a dead letter (recipient: the mediator's path,
 //!   or an endpoint's when its last subscriber left while the message was under way); that
 //!   is not an error.
 //! - Delivery is at most once, in order per publisher and subscriber.
+//! - A supervision restart of the mediator keeps its registry, subscriptions and
+//!   registrations, and spawns the topic endpoints again at the same paths; only messages
+//!   queued in the old endpoints are lost.
+//! - The full list of guarantees is in `docs/semantics.md` ("Distributed pub-sub").
 //! - Bounded: [`PubSubSettings::max_topics`], [`PubSubSettings::max_subscribers_per_topic`]
 //!   and [`PubSubSettings::max_registered_paths`] refuse with a typed [`PubSubError`].
 //!

@@ -129,10 +129,15 @@ impl InMemoryLeaseRegistry {
         let mut notices = Vec::new();
         let granted = {
             let mut table = self.table.lock();
+            let frozen = table.paused.contains(owner);
             let slot = table.slots.entry(name.to_owned()).or_default();
             match &mut slot.holding {
                 Some(holding) if holding.is_live(now) => {
-                    if holding.owner == *owner {
+                    if holding.owner == *owner && frozen {
+                        // A frozen owner's writes do not reach the registry: acquiring again
+                        // must not extend its holding behind `pause_renewals`' back.
+                        None
+                    } else if holding.owner == *owner {
                         // Idempotent: the same owner (perhaps through another handle) keeps
                         // its token, and the acquire counts as a renewal.
                         holding.expires_at = holding.expires_at.max(now + ttl);
@@ -274,7 +279,9 @@ impl InMemoryLeaseRegistry {
     }
 
     /// Freezes `owner`'s renewals, like a process that stops being scheduled: its holdings are
-    /// no longer extended, so they pass their local deadline and then expire.
+    /// no longer extended, so they pass their local deadline and then expire. An acquire by
+    /// the same owner while its holding is live is refused meanwhile (it would otherwise count
+    /// as a renewal); once the holding expired, the owner may acquire afresh.
     pub fn pause_renewals(&self, owner: &LeaseOwner) {
         self.table.lock().paused.insert(owner.clone());
     }
@@ -352,5 +359,27 @@ mod tests {
             registry.renew("x", &a_owner, token, TTL),
             RenewOutcome::Renewed
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_owner_cannot_extend_its_holding_by_acquiring_again() {
+        let registry = InMemoryLeaseRegistry::new();
+        let a_owner = LeaseOwner::new("a", 1);
+        let (_a, _, _) = hold(&registry, &a_owner);
+        registry.pause_renewals(&a_owner);
+        tokio::time::advance(TTL / 2).await;
+        // another handle of the same owner: no grant, and above all no extension
+        let again = Arc::new(Holder::new("x", TTL - TTL / 10));
+        let (generation, _) = again.begin_attempt();
+        assert_eq!(
+            registry.try_acquire("x", &a_owner, TTL, &again, generation),
+            None
+        );
+        // the holding expires at its original time: another owner takes it then
+        tokio::time::advance(TTL / 2).await;
+        let (_b, _, _) = hold(&registry, &LeaseOwner::new("b", 1));
+        assert_eq!(registry.holder_of("x"), Some(LeaseOwner::new("b", 1)));
+        // once resumed, the same owner may share a live holding again
+        registry.resume_renewals(&a_owner);
     }
 }

@@ -16,7 +16,8 @@ use actor_cluster::singleton::{
 };
 use actor_cluster::{FaultInjector, InMemoryHub};
 use actor_coordination::lease::{
-    InMemoryLease, InMemoryLeaseRegistry, Lease, LeaseOwner, LeaseSettings,
+    Acquired, BoxFuture, FencingToken, InMemoryLease, InMemoryLeaseRegistry, Lease, LeaseError,
+    LeaseOwner, LeaseSettings, LostCallback,
 };
 use actor_core::{ActorSystem, Props};
 use actor_testkit::await_assert;
@@ -270,7 +271,9 @@ async fn frozen_holder(seed: u64) {
         stopped_at - frozen_at,
         TTL - margin
     );
-    // before any other node could start one, and one runs again within the bound
+    // one runs again within the bound, but not before the frozen holding expired in the
+    // registry: n1 stopped at (last renewal + TTL - margin), the holding lives until (last
+    // renewal + TTL), and not even n1 itself may take it again before (it is frozen)
     let next = await_assert(
         || match timeline.starts_after(stopped_at).first() {
             Some(e) => Ok(e.clone()),
@@ -280,7 +283,12 @@ async fn frozen_holder(seed: u64) {
         POLL,
     )
     .await;
-    assert!(next.at >= stopped_at);
+    assert!(
+        next.at >= stopped_at + margin,
+        "seed {seed}: {} started {:?} after n1 stopped, before the holding expired",
+        next.node,
+        next.at - stopped_at
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(timeline.assert_no_overlap() >= 2, "seed {seed}");
     shutdown(nodes).await;
@@ -291,6 +299,132 @@ async fn a_holder_whose_renewals_freeze_stops_by_its_deadline_before_anyone_else
  {
     for seed in 1..=SEEDS {
         frozen_holder(seed).await;
+    }
+}
+
+/// A lease whose node crashed: from [`CrashableLease::crash`] on, nothing it does reaches
+/// the registry (no release on the way down), like a process that died holding the lease.
+#[derive(Debug)]
+struct CrashableLease {
+    inner: InMemoryLease,
+    crashed: std::sync::atomic::AtomicBool,
+}
+
+impl CrashableLease {
+    fn crash(&self) {
+        self.crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .registry()
+            .pause_renewals(self.inner.settings().owner());
+    }
+}
+
+impl Lease for CrashableLease {
+    fn settings(&self) -> &LeaseSettings {
+        self.inner.settings()
+    }
+
+    fn acquire(&self) -> BoxFuture<'_, Result<Acquired, LeaseError>> {
+        self.inner.acquire()
+    }
+
+    fn acquire_with_lost_callback(
+        &self,
+        on_lost: LostCallback,
+    ) -> BoxFuture<'_, Result<Acquired, LeaseError>> {
+        self.inner.acquire_with_lost_callback(on_lost)
+    }
+
+    fn release(&self) -> BoxFuture<'_, Result<bool, LeaseError>> {
+        if self.crashed.load(std::sync::atomic::Ordering::SeqCst) {
+            Box::pin(std::future::ready(Ok(false)))
+        } else {
+            self.inner.release()
+        }
+    }
+
+    fn check_lease(&self) -> bool {
+        self.inner.check_lease()
+    }
+
+    fn fencing_token(&self) -> Option<FencingToken> {
+        self.inner.fencing_token()
+    }
+}
+
+/// The holder crashes without releasing: its holding lives on in the registry until the
+/// TTL from its last renewal, and no other node may start before that; one runs again
+/// within the bound.
+async fn holder_crashes_without_releasing(seed: u64) {
+    let hub = InMemoryHub::new();
+    let registry = Arc::new(InMemoryLeaseRegistry::new());
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let leases = Arc::new(parking_lot::Mutex::new(Vec::<Arc<CrashableLease>>::new()));
+    let t0 = Instant::now();
+    let mut nodes = {
+        let leases = leases.clone();
+        start_singleton_cluster(
+            &hub,
+            &["n1", "n2", "n3"],
+            seed,
+            &ClusterSettings::fast(),
+            |_, system| {
+                let owner = lease_owner(system).expect("remoting started");
+                let settings = LeaseSettings::builder(LEASE, owner)
+                    .ttl(TTL)
+                    .build()
+                    .expect("lease settings");
+                let lease = Arc::new(CrashableLease {
+                    inner: InMemoryLease::with_registry(settings, registry.clone()),
+                    crashed: false.into(),
+                });
+                leases.lock().push(lease.clone());
+                SingletonSettings::new(TYPE_NAME)
+                    .with_lease(lease)
+                    .with_acquire_retry_interval(ACQUIRE_RETRY)
+                    .with_removal_margin(Duration::ZERO)
+            },
+            &ProxySettings::new(TYPE_NAME).with_identify_interval(Duration::from_millis(200)),
+            (&timeline, &notes),
+        )
+    };
+    {
+        let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
+        let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();
+        await_all_up(&refs, &addresses).await;
+    }
+    let first = timeline.await_start("n1", t0, SETTLE).await;
+    let lease = leases.lock()[0].clone();
+    let settings = lease.settings().clone();
+    // let a renewal or two happen, then n1 dies between two renewals
+    tokio::time::sleep(TTL / 2).await;
+    let crashed_at = Instant::now();
+    lease.crash();
+    let n1 = nodes.remove(0);
+    assert!(hub.crash(&n1.node.address));
+    n1.node.system.terminate().await;
+    assert!(
+        registry.holder_of(LEASE).is_some(),
+        "seed {seed}: the crash released the lease"
+    );
+    // the holding outlives the crash by at least ttl - renewal interval
+    let earliest = crashed_at + settings.ttl() - settings.renewal_interval();
+    let next = timeline.await_start("n2", crashed_at, RESTART_BOUND).await;
+    assert!(
+        next.at >= earliest,
+        "seed {seed}: n2 started {:?} after the crash, before the unreleased holding expired",
+        next.at - crashed_at
+    );
+    assert!(next.token > first.token, "{next:?} after {first:?}");
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    shutdown(nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_crashes_without_releasing_is_replaced_only_after_its_ttl_over_20_seeds() {
+    for seed in 1..=SEEDS {
+        holder_crashes_without_releasing(seed).await;
     }
 }
 

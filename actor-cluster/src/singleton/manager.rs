@@ -271,8 +271,7 @@ impl<A: Actor> Manager<A> {
                     warn!(singleton = %self.type_name(), node = %self.me.address, attempt, "lease no longer held when spawning");
                     return Some(Event::LeaseLost { attempt });
                 }
-                self.spawn_child(token, ctx);
-                None
+                self.spawn_child(token, ctx)
             }
             Action::StopChild => match self.child.take() {
                 Some(child) => {
@@ -378,9 +377,14 @@ impl<A: Actor> Manager<A> {
         }
     }
 
-    fn spawn_child(&mut self, token: Option<FencingToken>, ctx: &mut Context<Self>) {
+    /// Spawns the child; an event to feed back when it could not be spawned for good.
+    fn spawn_child(
+        &mut self,
+        token: Option<FencingToken>,
+        ctx: &mut Context<Self>,
+    ) -> Option<Event> {
         if self.child.is_some() {
-            return;
+            return None;
         }
         let context = SingletonContext {
             type_name: self.type_name().to_owned(),
@@ -396,6 +400,7 @@ impl<A: Actor> Manager<A> {
                 );
                 info!(singleton = %self.type_name(), node = %self.me.address, fencing_token = ?token.map(FencingToken::value), "singleton started");
                 self.child = Some(child);
+                None
             }
             Err(SpawnError::DuplicateName { .. }) => {
                 // a predecessor (from before a manager restart) is still stopping
@@ -404,9 +409,14 @@ impl<A: Actor> Manager<A> {
                     self.settings.spawn_retry_interval,
                     ManagerMsg::internal(Inner::SpawnRetry),
                 );
+                None
             }
             Err(e) => {
-                warn!(singleton = %self.type_name(), error = %e, "could not spawn the singleton")
+                // not a name still taken: it will not work by retrying. Handled like a
+                // singleton that stopped by itself (the lease is released, the status says
+                // so), instead of an "active" manager with nothing running
+                warn!(singleton = %self.type_name(), error = %e, "could not spawn the singleton; not retrying until the next host change");
+                Some(Event::ChildTerminated)
             }
         }
     }
@@ -482,8 +492,10 @@ impl<A: Actor> Actor for Manager<A> {
             Inner::HandOverRetry => self.step(Event::HandOverRetry, ctx),
             Inner::RemovalMarginElapsed => self.step(Event::RemovalMarginElapsed, ctx),
             Inner::SpawnRetry => {
-                if let Phase::Active { token } = *self.machine.phase() {
-                    self.spawn_child(token, ctx);
+                if let Phase::Active { token } = *self.machine.phase()
+                    && let Some(event) = self.spawn_child(token, ctx)
+                {
+                    self.step(event, ctx);
                 }
             }
             Inner::ChildTerminated(id) => {

@@ -279,3 +279,34 @@ fn validate_type_name(type_name: &str) -> Result<(), SingletonError> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_hand_over_retries_are_refused_not_silently_raised() {
+        let err = SingletonSettings::new("s")
+            .with_max_hand_over_retries(0)
+            .validate()
+            .expect_err("zero retries");
+        assert!(
+            matches!(
+                err,
+                SingletonError::InvalidSetting {
+                    setting: "max_hand_over_retries",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            SingletonSettings::new("s")
+                .with_max_hand_over_retries(1)
+                .with_removal_margin(Duration::ZERO)
+                .with_spawn_retry_interval(Duration::from_millis(5))
+                .validate()
+                .is_ok()
+        );
+    }
+}

@@ -908,6 +908,43 @@ mod tests {
         );
     }
 
+    // S5: a refusal that arrives after the duty changed reconciles at once (a leaving host
+    // confirms without waiting for the successor's next request)
+    #[test]
+    fn a_leaving_host_whose_acquire_is_refused_confirms_at_once() {
+        let mut m = Machine::new(true, 3);
+        let a = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        let b = node("b");
+        assert_eq!(
+            m.on_event(Event::Duty(Duty::HandOver {
+                to: Some(b.clone())
+            })),
+            vec![]
+        );
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: a,
+                token: None
+            }),
+            vec![Action::SendHandOverDone { to: b }]
+        );
+    }
+
+    #[test]
+    fn a_spawn_that_fails_for_good_counts_as_a_self_stop() {
+        let mut m = Machine::new(true, 3);
+        let a = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        m.on_event(Event::Acquired {
+            attempt: a,
+            token: token(1),
+        });
+        // the manager feeds ChildTerminated when the spawn failed for good
+        assert_eq!(m.on_event(Event::ChildTerminated), vec![Action::Release]);
+        assert_eq!(m.on_event(Event::Released), vec![]);
+        assert_eq!(m.phase(), &Phase::SelfStopped);
+        assert!(!m.holds_lease());
+    }
+
     fn acquire_of(actions: &[Action]) -> u64 {
         match actions {
             [Action::Acquire { attempt }] => *attempt,

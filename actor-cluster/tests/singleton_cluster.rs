@@ -492,7 +492,7 @@ async fn chain_of_leaves(seed: u64) {
 
     let x_left = Instant::now();
     nodes[0].node.cluster.leave();
-    let y_ran = seed % 2 == 0;
+    let y_ran = seed.is_multiple_of(2);
     if y_ran {
         timeline
             .await_start("n2", x_left, SLOW_HAND_OVER_BOUND)

@@ -20,6 +20,10 @@ const ROLES: [&str; 3] = ["a", "b", "c"];
 /// The singleton's type name.
 const TYPE_NAME: &str = "ticker";
 
+/// Removal margin: the crashed node's singleton dies with its node, so a short one is enough
+/// (the default is for singletons that may still be stopping, or a downed node still alive).
+const REMOVAL_MARGIN: Duration = Duration::from_millis(500);
+
 /// How many seeds the simulated runs cover.
 const SEEDS: u64 = 20;
 
@@ -109,7 +113,10 @@ async fn failover(node: Node) {
     ClusterSingletonManager::spawn(
         node.system(),
         Props::new(move || Ticker { host: role.clone() }),
-        SingletonSettings::new(TYPE_NAME).with_hand_over_retry_interval(Duration::from_millis(200)),
+        SingletonSettings::new(TYPE_NAME)
+            .with_hand_over_retry_interval(Duration::from_millis(200))
+            // the crashed node's singleton is gone with it: a short margin keeps failover quick
+            .with_removal_margin(REMOVAL_MARGIN),
     )
     .expect("manager spawns");
     let proxy = ClusterSingletonProxy::spawn::<Tick>(

@@ -120,3 +120,32 @@ async fn repeated_restarts_keep_the_registry_consistent() {
     }
     shutdown(nodes).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_mediator_still_follows_membership() {
+    let hub = actor_cluster::InMemoryHub::new();
+    let mut nodes = start_cluster(&hub, &["a", "b", "c"], fast_settings()).await;
+    let on_c = TestProbe::<Chat>::new(&nodes[2].system);
+    assert!(
+        nodes[2]
+            .pubsub
+            .subscribe("news", on_c.actor_ref())
+            .await
+            .unwrap()
+    );
+    let (a, c_address) = (&nodes[0], nodes[2].address.clone());
+    await_topic_nodes(a, "news", &[&c_address]).await;
+    a.pubsub.inject_mediator_failure();
+    let on_a = TestProbe::<Chat>::new(&a.system);
+    assert!(a.pubsub.subscribe("news", on_a.actor_ref()).await.unwrap());
+    assert_eq!(a.pubsub.mediator_restarts(), 1);
+    // c crashes: keep-majority downs it, and the restarted mediator drops its bucket
+    let c = nodes.pop().unwrap();
+    assert!(actor_cluster::FaultInjector::crash(&hub, &c.address));
+    c.system.terminate().await;
+    await_topic_nodes(&nodes[0], "news", &[&nodes[0].address]).await;
+    await_topic_nodes(&nodes[1], "news", &[&nodes[0].address]).await;
+    assert_eq!(nodes[1].pubsub.publish("news", chat("after")), 1);
+    on_a.expect_msg(chat("after")).await;
+    shutdown(nodes).await;
+}

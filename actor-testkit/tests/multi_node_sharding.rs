@@ -136,7 +136,10 @@ async fn scenario(node: Node, storage: Arc<MemoryRunnerStorage>) {
         let id = entity(i);
         let home = home_of(&node, &region, &id).await;
         assert_ne!(home, "a", "{}: {id}", node.role());
-        if before[&id] != "a" {
+        // Simulated runs are exact: nothing else moves. Threads run on the real clock of a
+        // possibly loaded machine, where a late registration can unbalance the survivors
+        // for a moment and a rebalance may move a shard; there only reachability counts.
+        if node.is_simulated() && before[&id] != "a" {
             assert_eq!(home, before[&id], "{}: {id} moved needlessly", node.role());
         }
         node.trace(format!("{id} at {home}"));
@@ -144,7 +147,11 @@ async fn scenario(node: Node, storage: Arc<MemoryRunnerStorage>) {
     node.enter_barrier("answered-after-failure").await;
 }
 
-fn check(report: &RunReport) {
+/// Every entity was reached by both survivors; with `exact` (simulated runs) both found it
+/// on the same node. On the real clock a late registration can leave the survivors
+/// unbalanced for a moment, and the rebalance that follows may move a shard between the two
+/// questions, so there only reachability is checked.
+fn check(report: &RunReport, exact: bool) {
     assert_eq!(report.outcome("a"), Some(&RoleOutcome::Crashed));
     for i in 0..ENTITIES {
         let at = |role: &str| {
@@ -163,7 +170,15 @@ fn check(report: &RunReport) {
             entity(i),
             report.trace
         );
-        assert_eq!(b, c, "b and c disagree on the home of {}", entity(i));
+        assert!(
+            c.is_some(),
+            "c never reached {}: {}",
+            entity(i),
+            report.trace
+        );
+        if exact {
+            assert_eq!(b, c, "b and c disagree on the home of {}", entity(i));
+        }
     }
 }
 
@@ -182,13 +197,13 @@ fn spec() -> MultiNodeSpec {
 #[test]
 fn threads_three_nodes_one_fails_every_entity_answers_again() {
     let report = run(spec());
-    check(&report);
+    check(&report, false);
 }
 
 #[test]
 fn simulated_three_nodes_one_fails_every_entity_answers_again_over_seeds() {
     for seed in 0..SEEDS {
         let report = run(spec().simulated(seed));
-        check(&report);
+        check(&report, true);
     }
 }

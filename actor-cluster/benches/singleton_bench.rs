@@ -8,7 +8,9 @@
 //!   and its system stops) to the singleton's `started` hook on the next oldest node, under a
 //!   paused clock with `ClusterSettings::default()` and `SingletonSettings` defaults, one run
 //!   per seed. Virtual time is deterministic: it measures the protocol (failure detection,
-//!   the downing decision's stable-after, removal, gossip rounds), not this machine.
+//!   the downing decision's stable-after, removal, gossip rounds, then the default removal
+//!   margin of 5 s, which a crashed host that never confirmed always costs), not this
+//!   machine.
 //! - **hand-over (virtual, default settings)**: from `Cluster::leave()` on the host to the
 //!   singleton's `started` hook on the next oldest node (the old instance has stopped by
 //!   then: that is what the hand-over guarantees).

@@ -11,6 +11,13 @@
 //!   older member that may still run an instance confirmed the hand-over
 //!   ([`Event::HandOverDone`]); downed ones must be removed. Removed members drop out of the
 //!   duty, so the last removal turns it into `Host`. A timeout alone never lets it run.
+//! - Removal is not proof that an instance stopped: after an older member is removed
+//!   without having confirmed ([`Event::MemberRemoved`]), nothing starts here until the
+//!   removal margin elapsed ([`Event::RemovalMarginElapsed`]) or, for a member that left
+//!   (not downed), its late confirmation arrived. The margin never stops a running instance.
+//! - Lease results count only for the attempt in flight: attempt numbers carry the
+//!   manager's incarnation, a stale grant is released only when nothing is held or in
+//!   flight, and a loss that overtakes its own grant turns the grant into a release.
 //! - With a lease: acquire first (one request in flight at a time), retry after the acquire
 //!   interval, spawn once held. A lost lease stops the child at once; it is re-acquired
 //!   only after the child terminated and only while the singleton may still run. An acquire

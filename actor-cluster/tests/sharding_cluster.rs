@@ -13,7 +13,7 @@ use std::time::Duration;
 use actor_cluster::InMemoryHub;
 use actor_cluster::cluster::ClusterSettings;
 use actor_cluster::remote::Remoting;
-use actor_cluster::sharding::{ClusterSharding, ShardDistribution};
+use actor_cluster::sharding::{ClusterSharding, ShardDistribution, runner_id};
 use actor_testkit::await_assert;
 use cluster_support::{address, await_all_up, isolate, start_node};
 use sharding_support::{
@@ -90,6 +90,16 @@ async fn allocation_spreads_and_every_region_agrees(backend: Backend) {
     // Every allocated shard is locked by its region's runner.
     let locks = storage.storage.list_locks().await.expect("locks");
     assert_eq!(locks.len(), d.shard_count(), "{locks:?}");
+    // Every node registered as a runner with its incarnation, and holds locks as it.
+    let runners = storage.storage.get_runners().await.expect("runners");
+    for node in &sharded.nodes {
+        let me = runner_id(&node.system).expect("runner id");
+        assert!(
+            runners.iter().any(|(r, healthy)| r.id == me && *healthy),
+            "{me} not registered: {runners:?}"
+        );
+        assert!(locks.iter().any(|l| l.holder == me), "{me} holds no lock");
+    }
     assert_never_two_at_once(&sharded.log);
     shutdown(sharded).await;
 }

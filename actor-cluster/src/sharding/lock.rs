@@ -28,10 +28,13 @@ pub enum LockState {
 /// What happened to the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockEvent {
-    /// `acquire` (started at `started`) returned this shard.
+    /// `acquire` (started at `started`) returned this shard; its result is handled at `now`.
     Acquired {
         /// When the acquire call started.
         started: Instant,
+        /// When the result is handled: a grant whose local deadline has already passed by
+        /// then is not used.
+        now: Instant,
     },
     /// `acquire` did not return it: another runner holds it.
     Refused,
@@ -88,8 +91,14 @@ impl LockState {
         use LockState as S;
         match (self, event) {
             (S::Fenced, _) => (S::Fenced, Vec::new()),
-            (S::Acquiring, E::Acquired { started }) => {
+            (S::Acquiring, E::Acquired { started, now }) => {
                 let valid_until = timing.deadline(started);
+                if valid_until <= now {
+                    // The call took so long that the local deadline passed before the result
+                    // was handled: serving now could overlap a new holder. Acquire again (the
+                    // storage returns a lock this runner holds with a fresh ttl).
+                    return (S::Acquiring, vec![A::RetryAcquire]);
+                }
                 (
                     S::Held { valid_until },
                     vec![A::Activate, A::ArmFence(valid_until)],
@@ -127,7 +136,13 @@ mod tests {
             (s, a),
             (LockState::Acquiring, vec![LockAction::RetryAcquire])
         );
-        let (s, a) = s.on_event(LockEvent::Acquired { started: t0 }, TIMING);
+        let (s, a) = s.on_event(
+            LockEvent::Acquired {
+                started: t0,
+                now: t0,
+            },
+            TIMING,
+        );
         let first = t0 + Duration::from_secs(27);
         assert_eq!(s, LockState::Held { valid_until: first });
         assert_eq!(a, vec![LockAction::Activate, LockAction::ArmFence(first)]);
@@ -150,7 +165,13 @@ mod tests {
         );
         let (s, a) = s.on_event(LockEvent::Deadline { now: second }, TIMING);
         assert_eq!((s, a), (LockState::Fenced, vec![LockAction::Fence]));
-        let (s, a) = s.on_event(LockEvent::Acquired { started: second }, TIMING);
+        let (s, a) = s.on_event(
+            LockEvent::Acquired {
+                started: second,
+                now: second,
+            },
+            TIMING,
+        );
         assert_eq!((s, a), (LockState::Fenced, vec![]));
     }
 
@@ -159,6 +180,7 @@ mod tests {
         let (s, _) = LockState::Acquiring.on_event(
             LockEvent::Acquired {
                 started: Instant::now(),
+                now: Instant::now(),
             },
             TIMING,
         );
@@ -170,6 +192,46 @@ mod tests {
         assert_eq!(
             LockState::Acquiring.on_event(LockEvent::RefreshLost, TIMING),
             (LockState::Acquiring, vec![])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grant_past_its_local_deadline_is_not_used() {
+        let t0 = Instant::now();
+        // The acquire call started at t0 and its result is handled at the local deadline
+        // (ttl - margin later) or after it: the shard must not activate on it.
+        for late in [Duration::from_secs(27), Duration::from_secs(40)] {
+            let (s, a) = LockState::Acquiring.on_event(
+                LockEvent::Acquired {
+                    started: t0,
+                    now: t0 + late,
+                },
+                TIMING,
+            );
+            assert_eq!(
+                (s, a),
+                (LockState::Acquiring, vec![LockAction::RetryAcquire]),
+                "late by {late:?}"
+            );
+        }
+        // Just before the deadline it is used, with the deadline counted from the start.
+        let (s, a) = LockState::Acquiring.on_event(
+            LockEvent::Acquired {
+                started: t0,
+                now: t0 + Duration::from_secs(26),
+            },
+            TIMING,
+        );
+        let deadline = t0 + Duration::from_secs(27);
+        assert_eq!(
+            s,
+            LockState::Held {
+                valid_until: deadline
+            }
+        );
+        assert_eq!(
+            a,
+            vec![LockAction::Activate, LockAction::ArmFence(deadline)]
         );
     }
 }

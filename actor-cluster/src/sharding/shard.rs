@@ -187,7 +187,11 @@ impl<E: Actor> Shard<E> {
             async move {
                 let result = storage.acquire(&runner, std::slice::from_ref(&id)).await;
                 match result {
-                    Ok(got) if got.contains(&id) => LockEvent::Acquired { started },
+                    // `now` is set again when the result is handled (see `handle`).
+                    Ok(got) if got.contains(&id) => LockEvent::Acquired {
+                        started,
+                        now: Instant::now(),
+                    },
                     Ok(_) => LockEvent::Refused,
                     Err(error) => {
                         tracing::warn!(shard = %id, %error, "shard lock acquire failed");
@@ -375,7 +379,9 @@ impl<E: Actor> Shard<E> {
             return;
         }
         self.phase = Phase::Done;
-        if matches!(self.lock, LockState::Held { .. }) {
+        // Also while acquiring: a grant that came too late to be used is still held in the
+        // storage (releasing a lock another runner holds does nothing).
+        if self.lock != LockState::Fenced {
             let released = self
                 .setup
                 .storage
@@ -426,8 +432,12 @@ impl<E: Actor> Actor for Shard<E> {
         match msg {
             ShardMsg::Deliver { entity_id, msg } => self.deliver(entity_id, msg, ctx),
             ShardMsg::Passivate { entity_id } => self.passivate(&entity_id),
-            ShardMsg::AcquireDone(event) => {
+            ShardMsg::AcquireDone(mut event) => {
                 self.acquire_in_flight = false;
+                if let LockEvent::Acquired { now, .. } = &mut event {
+                    // The deadline is judged when the grant is used, not when the call ended.
+                    *now = Instant::now();
+                }
                 self.on_lock(event, ctx).await;
                 if self.phase == Phase::HandingOff {
                     self.try_finish_hand_off(ctx).await;

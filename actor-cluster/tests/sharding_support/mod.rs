@@ -305,6 +305,11 @@ pub struct FlakyStorage {
     inner: Arc<dyn RunnerStorage>,
     /// While set, `refresh` fails.
     pub fail_refresh: std::sync::atomic::AtomicBool,
+    /// When set, the next `acquire` waits this long (virtual time) before it reaches the
+    /// storage (a slow call), once.
+    pub slow_next_acquire: Mutex<Option<Duration>>,
+    /// How many `acquire` calls returned.
+    pub acquires: AtomicU64,
 }
 
 impl FlakyStorage {
@@ -313,6 +318,8 @@ impl FlakyStorage {
         Arc::new(FlakyStorage {
             inner,
             fail_refresh: std::sync::atomic::AtomicBool::new(false),
+            slow_next_acquire: Mutex::new(None),
+            acquires: AtomicU64::new(0),
         })
     }
 }
@@ -346,7 +353,15 @@ impl RunnerStorage for FlakyStorage {
         runner: &'a RunnerId,
         shards: &'a [ShardId],
     ) -> BoxFuture<'a, Result<Vec<ShardId>, RunnerStorageError>> {
-        self.inner.acquire(runner, shards)
+        let delay = self.slow_next_acquire.lock().take();
+        Box::pin(async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            let result = self.inner.acquire(runner, shards).await;
+            self.acquires.fetch_add(1, Ordering::SeqCst);
+            result
+        })
     }
     fn refresh<'a>(
         &'a self,

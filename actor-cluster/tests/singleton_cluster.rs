@@ -588,3 +588,47 @@ async fn a_graceful_leave_of_a_slow_stopping_singleton_never_overlaps_over_20_se
     eprintln!("worst hand-over on leave with a slow stop: {worst:?}");
     assert!(worst >= SLOW_STOP, "{worst:?}");
 }
+
+/// n1 is cut off but keeps running (no crash): the majority downs and removes it, while n1,
+/// alone, downs itself and stops its singleton. n2 starts only after n1's removal plus the
+/// removal margin, and never while n1's instance still runs.
+async fn cut_off_host_keeps_running(seed: u64) -> Duration {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let nodes = three_nodes(&hub, seed, &timeline, &notes).await;
+    timeline.await_start("n1", t0, SETTLE).await;
+    let events = TestProbe::<ClusterEvent>::new(&nodes[1].node.system);
+    nodes[1].node.cluster.subscribe(events.actor_ref());
+    let cut_at = Instant::now();
+    isolate(&hub, &address("n1"), &[&address("n2"), &address("n3")]);
+    fish(
+        &events,
+        SETTLE,
+        |e| matches!(e, ClusterEvent::MemberRemoved { member, .. } if member.address == address("n1")),
+    )
+    .await;
+    let removed_at = Instant::now();
+    let started = timeline.await_start("n2", cut_at, FAILOVER_BOUND).await;
+    assert!(
+        started.at >= removed_at + MARGIN,
+        "seed {seed}: n2 started {:?} after n1's removal, margin {MARGIN:?}",
+        started.at - removed_at
+    );
+    let stopped = timeline.await_stop("n1", cut_at, SETTLE).await;
+    assert!(stopped.at <= started.at, "seed {seed}");
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    shutdown(nodes).await;
+    started.at - cut_at
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_off_host_that_keeps_running_is_replaced_only_after_removal_and_margin_over_20_seeds()
+{
+    let mut worst = Duration::ZERO;
+    for seed in 1..=SEEDS {
+        worst = worst.max(cut_off_host_keeps_running(seed).await);
+    }
+    eprintln!("worst failover from a cut-off host: {worst:?}");
+    assert!(worst <= FAILOVER_BOUND, "{worst:?}");
+}

@@ -130,6 +130,7 @@ mod protocol;
 mod region;
 mod settings;
 mod shard;
+mod ttl_check;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -153,6 +154,7 @@ pub use settings::{
     ShardingSettings, StopMessage,
 };
 pub use shard::EntityContext;
+pub use ttl_check::TTL_PROBE_GROUP;
 
 /// Runner registration and the shard-lock table sharding relies on (re-exported from
 /// `actor-coordination`, so users of sharding need no direct dependency on it).
@@ -208,6 +210,29 @@ pub enum ShardingError {
     /// The coordinator singleton (manager or proxy) could not be started.
     #[error("coordinator singleton: {0}")]
     Singleton(#[from] SingletonError),
+    /// The local lock validity (`lock_ttl - lock_safety_margin`) is not strictly shorter
+    /// than the storage's lock ttl: a partitioned region would still serve a shard after the
+    /// storage gave its lock to another runner. Configure the sharding `lock_ttl` as the
+    /// storage's.
+    #[error(
+        "shard lock validity {local_validity:?} (lock_ttl - lock_safety_margin) is not below \
+         the storage's lock ttl (at least {storage_ttl:?} as measured)"
+    )]
+    LockTtlMismatch {
+        /// The sharding settings' `lock_ttl - lock_safety_margin`.
+        local_validity: Duration,
+        /// The storage's ttl as measured (a lower bound).
+        storage_ttl: Duration,
+    },
+    /// The storage's lock ttl could not be measured.
+    #[error("the storage's lock ttl could not be measured: {reason}")]
+    LockTtlUnverified {
+        /// Why.
+        reason: String,
+    },
+    /// The runner storage failed.
+    #[error("runner storage: {0}")]
+    Storage(#[from] runner_storage::RunnerStorageError),
 }
 
 /// How often [`ShardRegion::graceful_shutdown_and_wait`] checks whether the region stopped:
@@ -629,6 +654,38 @@ impl ClusterSharding {
         };
         regions.insert(type_name.to_owned(), Box::new(handle.clone()));
         Ok(handle)
+    }
+
+    /// Checks that `settings`' local lock validity (`lock_ttl - lock_safety_margin`) is
+    /// strictly shorter than the storage's lock ttl, measured with a probe lock of this node
+    /// (group [`TTL_PROBE_GROUP`], released at once); returns the measured storage ttl (a
+    /// lower bound). Every region runs this check before it registers: a region whose check
+    /// fails logs the error and stops without hosting any shard.
+    ///
+    /// # Errors
+    ///
+    /// [`ShardingError::LockTtlMismatch`] with both durations,
+    /// [`ShardingError::InvalidTypeName`], [`ShardingError::InvalidSettings`],
+    /// [`ShardingError::Storage`], [`ShardingError::LockTtlUnverified`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the probe lock held until it expires (it is never an
+    /// entity type's shard).
+    pub async fn check_lock_ttl<M>(
+        &self,
+        type_name: &str,
+        settings: &ShardingSettings<M>,
+    ) -> Result<Duration, ShardingError> {
+        check_type_name(type_name)?;
+        let runner = runner_of(&self.system)?;
+        ttl_check::check(
+            settings.storage.as_ref(),
+            &runner.id,
+            type_name,
+            settings.local_lock_validity(),
+        )
+        .await
     }
 
     /// The region of `type_name` started on this node, if it takes `M`.

@@ -11,8 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actor_cluster::sharding::{ClusterSharding, ShardRegion, ShardingSettings};
+use actor_cluster::sharding::{
+    ClusterSharding, ShardRegion, ShardingError, ShardingSettings, TTL_PROBE_GROUP,
+};
 use actor_core::ActorSystem;
+use actor_testkit::await_assert;
 use parking_lot::Mutex;
 use sharding_support::{
     Backend, Cmd, Counter, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of, get_eventually,
@@ -76,6 +79,77 @@ async fn a_grant_past_its_local_deadline_does_not_activate_the_shard(backend: Ba
     local.system.terminate().await;
 }
 
+/// H2: the sharding lock ttl is checked against the storage's (measured with a probe lock):
+/// a local validity that outlives the storage's ttl is a typed error carrying both
+/// durations, a matching one passes, and the probe lock is released.
+async fn the_lock_ttl_is_checked_against_the_storage(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let sharding = ClusterSharding::get(&system);
+    let too_long = settings(&storage).with_lock_ttl(LOCK_TTL * 2);
+    match sharding.check_lock_ttl(TYPE, &too_long).await {
+        Err(ShardingError::LockTtlMismatch {
+            local_validity,
+            storage_ttl,
+        }) => {
+            assert_eq!(local_validity, LOCK_TTL * 2 - Duration::from_secs(1));
+            assert!(storage_ttl <= LOCK_TTL, "{storage_ttl:?}");
+        }
+        other => panic!("expected LockTtlMismatch, got {other:?}"),
+    }
+    // The margin must cover the whole difference: equal ttls with no margin are refused too.
+    let no_margin = settings(&storage).with_lock_safety_margin(Duration::ZERO);
+    assert!(matches!(
+        sharding.check_lock_ttl(TYPE, &no_margin).await,
+        Err(ShardingError::LockTtlMismatch { .. })
+    ));
+    let measured = sharding
+        .check_lock_ttl(TYPE, &settings(&storage))
+        .await
+        .expect("matching ttl");
+    assert!(
+        measured <= LOCK_TTL && measured > LOCK_TTL - Duration::from_secs(1),
+        "{measured:?}"
+    );
+    let locks = storage.storage.list_locks().await.expect("locks");
+    assert!(
+        locks.iter().all(|l| l.shard.group() != TTL_PROBE_GROUP),
+        "probe lock left behind: {locks:?}"
+    );
+    system.terminate().await;
+}
+
+/// H2: a region whose lock ttl outlives the storage's stops without hosting a shard, instead
+/// of serving on locks the storage may already have given to another runner. (Before the
+/// check the entity started and answered.)
+async fn a_region_whose_lock_ttl_outlives_the_storage_never_serves(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let local = start_local(
+        settings(&storage)
+            .with_lock_ttl(LOCK_TTL * 2)
+            .build()
+            .expect("settings"),
+    );
+    local.region.tell(add("m", 1));
+    let region = local.region.clone();
+    await_assert(
+        || {
+            if region.is_terminated() {
+                Ok(())
+            } else {
+                Err("region still runs")
+            }
+        },
+        WAIT,
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(starts(&local.log, "m").is_empty(), "an entity started");
+    let locks = storage.storage.list_locks().await.expect("locks");
+    assert!(locks.is_empty(), "{locks:?}");
+    local.system.terminate().await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -97,4 +171,8 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(a_grant_past_its_local_deadline_does_not_activate_the_shard,);
+on_both_backends!(
+    a_grant_past_its_local_deadline_does_not_activate_the_shard,
+    the_lock_ttl_is_checked_against_the_storage,
+    a_region_whose_lock_ttl_outlives_the_storage_never_serves,
+);

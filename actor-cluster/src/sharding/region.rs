@@ -18,11 +18,13 @@ use actor_core::{
 };
 use tokio::time::Instant;
 
+use super::ShardingError;
 use super::extractor::MessageExtractor;
 use super::lock::{LockEvent, LockTiming};
 use super::protocol::{CoordinatorMsg, RegionCtl, RegionState};
 use super::settings::ShardingSettings;
 use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
+use super::ttl_check;
 use crate::cluster::Cluster;
 use crate::membership::ClusterEvent;
 use crate::remote::Remoting;
@@ -76,6 +78,8 @@ pub enum RegionMsg<M> {
     GetState(ReplyTo<RegionState>),
     /// Internal: the answer to a [`RegionMsg::GetState`] is ready.
     StateReady(RegionState, ReplyTo<RegionState>),
+    /// Internal: the check of the storage's lock ttl finished (the measured ttl, or why not).
+    TtlChecked(Result<std::time::Duration, ShardingError>),
 }
 
 /// Where a shard lives, as this region knows it.
@@ -98,6 +102,9 @@ where
     ctl: Option<ActorRef<RegionCtl>>,
     key: String,
     registered: bool,
+    /// The storage's lock ttl was checked against the settings (proxies skip the check).
+    ttl_checked: bool,
+    ttl_check_in_flight: bool,
     homes: BTreeMap<u32, Home<E::Msg>>,
     pending: BTreeMap<u32, VecDeque<E::Msg>>,
     buffered: usize,
@@ -150,6 +157,8 @@ where
             ctl: None,
             key: String::new(),
             registered: false,
+            ttl_checked: setup.factory.is_none(),
+            ttl_check_in_flight: false,
             homes: BTreeMap::new(),
             pending: BTreeMap::new(),
             buffered: 0,
@@ -162,6 +171,9 @@ where
     }
 
     fn register(&self) {
+        if !self.ttl_checked {
+            return;
+        }
         if let Some(ctl) = &self.ctl {
             self.coordinator.tell(CoordinatorMsg::Register {
                 region: ctl.clone(),
@@ -169,6 +181,23 @@ where
                 proxy: self.factory.is_none(),
             });
         }
+    }
+
+    /// Measures the storage's lock ttl and checks the settings against it; the region
+    /// registers (and so hosts shards) only once this passed.
+    fn check_ttl(&mut self, ctx: &mut Context<Self>) {
+        if self.ttl_checked || self.ttl_check_in_flight {
+            return;
+        }
+        self.ttl_check_in_flight = true;
+        let storage = self.settings.storage.clone();
+        let runner = self.runner.clone();
+        let type_name = self.type_name.clone();
+        let validity = self.settings.local_lock_validity();
+        ctx.pipe_to_self(
+            async move { ttl_check::check(storage.as_ref(), &runner, &type_name, validity).await },
+            RegionMsg::TtlChecked,
+        );
     }
 
     fn request_home(&self, shard: u32) {
@@ -453,6 +482,7 @@ where
         )?;
         self.key = ctl.path().to_string();
         self.ctl = Some(ctl);
+        self.check_ttl(ctx);
         self.register();
         if let Some(cluster) = Cluster::get(ctx.system()) {
             // Leaving the cluster hands this region's shards off first.
@@ -495,8 +525,10 @@ where
                     if self.shutting_down {
                         self.request_shutdown();
                     }
-                } else {
+                } else if self.ttl_checked {
                     self.register();
+                } else {
+                    self.check_ttl(ctx);
                 }
                 ctx.start_single_timer("retry", self.settings.retry_interval, RegionMsg::Retry);
             }
@@ -559,6 +591,32 @@ where
                 self.shutting_down = true;
                 if self.registered {
                     self.request_shutdown();
+                }
+            }
+            RegionMsg::TtlChecked(result) => {
+                self.ttl_check_in_flight = false;
+                match result {
+                    Ok(storage_ttl) => {
+                        tracing::debug!(
+                            type_name = %self.type_name,
+                            ?storage_ttl,
+                            "storage lock ttl checked"
+                        );
+                        self.ttl_checked = true;
+                        self.register();
+                    }
+                    Err(error @ ShardingError::LockTtlMismatch { .. }) => {
+                        tracing::error!(
+                            type_name = %self.type_name,
+                            %error,
+                            "shard region stops: it could serve shards whose lock expired"
+                        );
+                        ctx.stop();
+                    }
+                    // Storage trouble: the retry timer checks again.
+                    Err(error) => {
+                        tracing::warn!(type_name = %self.type_name, %error, "lock ttl check failed");
+                    }
                 }
             }
             RegionMsg::StateReady(state, reply) => {

@@ -108,7 +108,8 @@ pub struct ShardingSettings<M> {
     pub hand_off_timeout: Duration,
     /// Interval of retries (registration, shard homes, refused locks).
     pub retry_interval: Duration,
-    /// The storage's lock ttl (must match the storage's configuration).
+    /// The storage's lock ttl (set it to the storage's: every region checks at start, against
+    /// the storage, that `lock_ttl - lock_safety_margin` is below the storage's ttl).
     pub lock_ttl: Duration,
     /// Margin below the ttl at which a region fences its shards.
     pub lock_safety_margin: Duration,
@@ -295,6 +296,14 @@ impl<M> ShardingSettings<M> {
     pub fn with_allocation_strategy(mut self, strategy: Arc<dyn ShardAllocationStrategy>) -> Self {
         self.allocation_strategy = Some(strategy);
         self
+    }
+
+    /// How long a shard lock stays valid locally after the start of the acquire or refresh
+    /// that extended it: `lock_ttl - lock_safety_margin`. Regions check at start that this is
+    /// strictly below the storage's ttl
+    /// ([`ClusterSharding::check_lock_ttl`](super::ClusterSharding::check_lock_ttl)).
+    pub fn local_lock_validity(&self) -> Duration {
+        self.lock_ttl.saturating_sub(self.lock_safety_margin)
     }
 
     /// The allocation strategy in effect.

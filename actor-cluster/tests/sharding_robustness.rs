@@ -12,14 +12,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
-    ClusterSharding, ShardRegion, ShardingError, ShardingSettings, TTL_PROBE_GROUP,
+    ClusterSharding, CoordinatorMsg, RegionCtl, ShardRegion, ShardingError, ShardingSettings,
+    TTL_PROBE_GROUP, default_shard_id,
 };
 use actor_core::ActorSystem;
-use actor_testkit::await_assert;
+use actor_testkit::{TestProbe, await_assert};
 use parking_lot::Mutex;
 use sharding_support::{
-    Backend, Cmd, Counter, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of, get_eventually,
-    settings, starts,
+    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of,
+    get_eventually, received, settings, starts,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -150,6 +151,94 @@ async fn a_region_whose_lock_ttl_outlives_the_storage_never_serves(backend: Back
     local.system.terminate().await;
 }
 
+/// H4: a shard given back to the same region while its previous actor is still handing off
+/// (a hand-off the coordinator aborted, or a new allocation to the same region) is not
+/// served by the stopping actor: the region holds its messages and starts a fresh actor once
+/// the old one terminated. Every message reaches the entity, none goes to dead letters.
+/// (Before the fix the messages bounced between the region and the stopping shard.)
+async fn a_shard_restarted_while_its_old_actor_stops_gets_every_message(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
+    let region = ClusterSharding::get(&system)
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            settings(&storage).build().expect("settings"),
+            entity_of,
+            coordinator.actor_ref().clone(),
+        )
+        .expect("region");
+    let ctl = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::Register { region, .. }) => region,
+        other => panic!("expected Register, got {other:?}"),
+    };
+    ctl.tell(RegionCtl::Registered {
+        coordinator: coordinator.actor_ref().clone(),
+    });
+    let shard = default_shard_id("h", 12);
+    region.tell(add("h", 1));
+    match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::GetShardHome { shard: asked, .. }) => assert_eq!(asked, shard),
+        other => panic!("expected GetShardHome, got {other:?}"),
+    }
+    ctl.tell(RegionCtl::ShardHome {
+        shard,
+        home: ctl.clone(),
+    });
+    assert_eq!(get_eventually(&region, "h", WAIT).await.value, 1);
+    let dead_before = system.dead_letter_count();
+
+    ctl.tell(RegionCtl::HandOff { shard });
+    let stopping = log.clone();
+    await_assert(
+        || {
+            let entity_stopping = stopping
+                .lock()
+                .iter()
+                .any(|e| matches!(e, Event::Stopping { id, .. } if id == "h"));
+            if entity_stopping {
+                Ok(())
+            } else {
+                Err("entity not stopping yet")
+            }
+        },
+        WAIT,
+        Duration::from_millis(10),
+    )
+    .await;
+    // The entity flushes for a second: the shard is handing off. It comes back here.
+    ctl.tell(RegionCtl::HostShard {
+        shard,
+        entities: Vec::new(),
+    });
+    region.tell(add("h", 2));
+    region.tell(add("h", 3));
+    // (Messages that beat the HostShard to the region ask where the shard lives.)
+    loop {
+        match coordinator.receive_one(WAIT).await {
+            Some(CoordinatorMsg::ShardStopped { shard: stopped, .. }) => {
+                assert_eq!(stopped, shard);
+                break;
+            }
+            Some(CoordinatorMsg::GetShardHome { .. }) => {}
+            other => panic!("expected ShardStopped, got {other:?}"),
+        }
+    }
+    region.tell(add("h", 4));
+    let reading = get_eventually(&region, "h", WAIT).await;
+    assert_eq!(
+        reading.value,
+        2 + 3 + 4,
+        "a fresh instance got every message"
+    );
+    assert_eq!(received(&log, "h"), vec![1, 2, 3, 4]);
+    assert_eq!(starts(&log, "h").len(), 2);
+    assert_eq!(system.dead_letter_count(), dead_before, "dead letters");
+    system.terminate().await;
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -175,4 +264,5 @@ on_both_backends!(
     a_grant_past_its_local_deadline_does_not_activate_the_shard,
     the_lock_ttl_is_checked_against_the_storage,
     a_region_whose_lock_ttl_outlives_the_storage_never_serves,
+    a_shard_restarted_while_its_old_actor_stops_gets_every_message,
 );

@@ -46,6 +46,11 @@ pub enum RegionMsg<M> {
         /// The shard.
         shard: u32,
     },
+    /// A local shard fenced itself (its lock was lost or expired) and is stopping.
+    Fenced {
+        /// The shard.
+        shard: u32,
+    },
     /// A local shard finished its hand-off.
     HandedOff {
         /// The shard.
@@ -109,6 +114,11 @@ where
     pending: BTreeMap<u32, VecDeque<E::Msg>>,
     buffered: usize,
     shards: BTreeMap<u32, ActorRef<ShardMsg<E::Msg>>>,
+    /// Shard actors that are stopping (handing off, handed off or fenced) until their
+    /// `Terminated`: never given messages again; a new actor for the shard starts only after.
+    stopping: BTreeMap<u32, ActorRef<ShardMsg<E::Msg>>>,
+    /// Remembered entities for a shard that must wait for its stopping actor.
+    deferred_entities: BTreeMap<u32, Vec<String>>,
     /// Shards whose lock is held (refreshed every interval).
     locked: BTreeSet<u32>,
     refreshing: bool,
@@ -163,6 +173,8 @@ where
             pending: BTreeMap::new(),
             buffered: 0,
             shards: BTreeMap::new(),
+            stopping: BTreeMap::new(),
+            deferred_entities: BTreeMap::new(),
             locked: BTreeSet::new(),
             refreshing: false,
             shutting_down: false,
@@ -227,6 +239,8 @@ where
         match self.homes.get(&shard) {
             Some(Home::Local) => match self.shards.get(&shard) {
                 Some(actor) => actor.tell(ShardMsg::Deliver { entity_id, msg }),
+                // The previous actor is still stopping: hold until it terminated.
+                None if self.stopping.contains_key(&shard) => self.buffer(shard, msg, ctx),
                 None => {
                     let actor = self.start_shard(shard, Vec::new(), ctx);
                     match actor {
@@ -254,7 +268,7 @@ where
         let first = queue.is_empty();
         queue.push_back(msg);
         self.buffered += 1;
-        if first {
+        if first && !self.homes.contains_key(&shard) {
             self.request_home(shard);
         }
     }
@@ -276,6 +290,13 @@ where
     ) -> Option<ActorRef<ShardMsg<E::Msg>>> {
         if let Some(existing) = self.shards.get(&shard) {
             return Some(existing.clone());
+        }
+        if self.stopping.contains_key(&shard) {
+            // Same name as the stopping actor: start it once that one terminated.
+            if !remembered.is_empty() {
+                self.deferred_entities.insert(shard, remembered);
+            }
+            return None;
         }
         let factory = self.factory.clone()?;
         let lock_id = match ShardId::new(self.type_name.clone(), shard) {
@@ -376,8 +397,14 @@ where
             }
             RegionCtl::HandOff { shard } => {
                 self.homes.remove(&shard);
-                match self.shards.get(&shard) {
-                    Some(actor) => actor.tell(ShardMsg::HandOff),
+                match self.shards.remove(&shard) {
+                    Some(actor) => {
+                        // It never serves again: messages routed meanwhile wait here for
+                        // the shard's next home (this region included, once it stopped).
+                        actor.tell(ShardMsg::HandOff);
+                        self.stopping.insert(shard, actor);
+                    }
+                    None if self.stopping.contains_key(&shard) => {}
                     None => self.coordinator.tell(CoordinatorMsg::ShardStopped {
                         shard,
                         entities: Vec::new(),
@@ -506,6 +533,24 @@ where
                     self.locked.insert(shard);
                 }
             }
+            RegionMsg::Fenced { shard } => {
+                if self.stopping.contains_key(&shard) {
+                    // Fenced while handing off: it will not report; its lock is gone, so the
+                    // coordinator may move it now.
+                    self.locked.remove(&shard);
+                    self.coordinator.tell(CoordinatorMsg::ShardStopped {
+                        shard,
+                        entities: Vec::new(),
+                    });
+                } else if let Some(actor) = self.shards.remove(&shard) {
+                    self.locked.remove(&shard);
+                    self.stopping.insert(shard, actor);
+                    if matches!(self.homes.get(&shard), Some(Home::Local)) {
+                        // Ask again where it lives once messages come.
+                        self.homes.remove(&shard);
+                    }
+                }
+            }
             RegionMsg::HandedOff { shard, entities } => {
                 self.locked.remove(&shard);
                 self.coordinator
@@ -548,7 +593,11 @@ where
                 self.refreshing = false;
                 if let Some(held) = held {
                     for shard in asked {
-                        let Some(actor) = self.shards.get(&shard) else {
+                        let Some(actor) = self
+                            .shards
+                            .get(&shard)
+                            .or_else(|| self.stopping.get(&shard))
+                        else {
                             continue;
                         };
                         if held.contains(&shard) {
@@ -649,6 +698,26 @@ where
             return Ok(());
         };
         if self
+            .stopping
+            .get(&shard)
+            .is_some_and(|actor| terminated.is(actor))
+        {
+            self.stopping.remove(&shard);
+            self.locked.remove(&shard);
+            if matches!(self.homes.get(&shard), Some(Home::Local)) {
+                // Given back to this region while the old actor stopped: start afresh.
+                let entities = self.deferred_entities.remove(&shard).unwrap_or_default();
+                self.start_shard(shard, entities, ctx);
+                self.flush(shard, ctx);
+            } else {
+                self.deferred_entities.remove(&shard);
+                if self.pending.contains_key(&shard) {
+                    self.request_home(shard);
+                }
+            }
+            return Ok(());
+        }
+        if self
             .shards
             .get(&shard)
             .is_some_and(|actor| terminated.is(actor))
@@ -663,7 +732,6 @@ where
                 self.request_home(shard);
             }
         }
-        let _ = ctx;
         Ok(())
     }
 }

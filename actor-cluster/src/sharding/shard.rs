@@ -226,8 +226,13 @@ impl<E: Actor> Shard<E> {
                         "shard lock lost or expired: fencing the shard"
                     );
                     self.phase = Phase::Done;
+                    // The region stops routing here first, then gets back what waited here
+                    // (in this order, so they are not sent here again).
+                    self.setup.region.tell(RegionMsg::Fenced {
+                        shard: self.setup.shard,
+                    });
                     for (_, msg) in std::mem::take(&mut self.buffer) {
-                        self.dead_letter(ctx, msg);
+                        self.setup.region.tell(RegionMsg::Deliver(msg));
                     }
                     ctx.stop();
                 }
@@ -299,10 +304,12 @@ impl<E: Actor> Shard<E> {
 
     fn deliver(&mut self, entity_id: String, msg: E::Msg, ctx: &mut Context<Self>) {
         match self.phase {
-            Phase::Done => return self.dead_letter(ctx, msg),
-            // Routed here before the region learnt of the hand-off: back to the region, which
-            // buffers it until the shard's new home is known.
-            Phase::HandingOff => return self.setup.region.tell(RegionMsg::Deliver(msg)),
+            // Routed here before the region learnt of the hand-off or the fence: back to the
+            // region, which no longer routes here and buffers it until the shard's next home
+            // is known.
+            Phase::HandingOff | Phase::Done => {
+                return self.setup.region.tell(RegionMsg::Deliver(msg));
+            }
             Phase::Serving => {}
         }
         if !matches!(self.lock, LockState::Held { .. }) {
@@ -495,11 +502,12 @@ impl<E: Actor> Actor for Shard<E> {
                 }
                 self.try_finish_hand_off(ctx).await;
             }
-            Phase::Serving | Phase::Done => {
+            Phase::Done => {
                 for msg in waiting {
-                    self.dead_letter(ctx, msg);
+                    self.setup.region.tell(RegionMsg::Deliver(msg));
                 }
             }
+            Phase::Serving => {}
         }
         Ok(())
     }

@@ -319,6 +319,7 @@ where
             idle_timeout: self.settings.passivation_idle_timeout,
             hand_off_timeout: self.settings.hand_off_timeout,
             buffer_size: self.settings.buffer_size,
+            entity_buffer_size: self.settings.entity_buffer_size,
             remember: self.settings.remember_entities,
             stop_message: self.settings.stop_message.clone(),
             region: ctx.myself().clone(),

@@ -24,6 +24,13 @@ pub const DEFAULT_NUMBER_OF_SHARDS: u32 = 100;
 /// Larger rides out longer coordinator outages without loss, at the price of memory.
 pub const DEFAULT_BUFFER_SIZE: usize = 10_000;
 
+/// Default bound on the messages a shard holds for one entity while it is passivating
+/// (stopping until a fresh instance takes them); overflowing messages go to dead letters.
+///
+/// An entity whose stop message waits behind a long mailbox passivates slowly; larger rides
+/// that out without loss, smaller caps the memory one hot entity can take.
+pub const DEFAULT_ENTITY_BUFFER_SIZE: usize = 1_000;
+
 /// Default idle time after which an entity is passivated (stopped until its next message).
 ///
 /// Shorter frees memory sooner but restarts busy-then-quiet entities more often.
@@ -98,6 +105,8 @@ pub struct ShardingSettings<M> {
     pub number_of_shards: u32,
     /// Messages a region buffers at most while homes are resolved or handed off.
     pub buffer_size: usize,
+    /// Messages a shard holds at most for one passivating entity.
+    pub entity_buffer_size: usize,
     /// Idle time before an entity is passivated; `None` disables idle passivation.
     pub passivation_idle_timeout: Option<Duration>,
     /// Interval of the periodic rebalance check.
@@ -134,6 +143,7 @@ impl<M> Clone for ShardingSettings<M> {
             storage: self.storage.clone(),
             number_of_shards: self.number_of_shards,
             buffer_size: self.buffer_size,
+            entity_buffer_size: self.entity_buffer_size,
             passivation_idle_timeout: self.passivation_idle_timeout,
             rebalance_interval: self.rebalance_interval,
             max_simultaneous_rebalance: self.max_simultaneous_rebalance,
@@ -156,6 +166,7 @@ impl<M> fmt::Debug for ShardingSettings<M> {
         f.debug_struct("ShardingSettings")
             .field("number_of_shards", &self.number_of_shards)
             .field("buffer_size", &self.buffer_size)
+            .field("entity_buffer_size", &self.entity_buffer_size)
             .field("passivation_idle_timeout", &self.passivation_idle_timeout)
             .field("rebalance_interval", &self.rebalance_interval)
             .field(
@@ -183,6 +194,7 @@ impl<M> ShardingSettings<M> {
             storage,
             number_of_shards: DEFAULT_NUMBER_OF_SHARDS,
             buffer_size: DEFAULT_BUFFER_SIZE,
+            entity_buffer_size: DEFAULT_ENTITY_BUFFER_SIZE,
             passivation_idle_timeout: Some(DEFAULT_PASSIVATION_IDLE_TIMEOUT),
             rebalance_interval: DEFAULT_REBALANCE_INTERVAL,
             max_simultaneous_rebalance: DEFAULT_MAX_SIMULTANEOUS_REBALANCE,
@@ -208,6 +220,12 @@ impl<M> ShardingSettings<M> {
     /// Sets the region buffer bound.
     pub fn with_buffer_size(mut self, size: usize) -> Self {
         self.buffer_size = size;
+        self
+    }
+
+    /// Sets the bound on the messages held for one passivating entity.
+    pub fn with_entity_buffer_size(mut self, size: usize) -> Self {
+        self.entity_buffer_size = size;
         self
     }
 
@@ -331,6 +349,9 @@ impl<M> ShardingSettings<M> {
         if self.buffer_size == 0 {
             return Err(invalid("buffer_size", "must be at least 1".into()));
         }
+        if self.entity_buffer_size == 0 {
+            return Err(invalid("entity_buffer_size", "must be at least 1".into()));
+        }
         if self.max_simultaneous_rebalance == 0 {
             return Err(invalid(
                 "max_simultaneous_rebalance",
@@ -381,6 +402,7 @@ mod tests {
         let s = settings().build().expect("defaults");
         assert_eq!(s.number_of_shards, DEFAULT_NUMBER_OF_SHARDS);
         assert_eq!(s.buffer_size, DEFAULT_BUFFER_SIZE);
+        assert_eq!(s.entity_buffer_size, DEFAULT_ENTITY_BUFFER_SIZE);
         assert_eq!(
             s.passivation_idle_timeout,
             Some(DEFAULT_PASSIVATION_IDLE_TIMEOUT)
@@ -398,6 +420,10 @@ mod tests {
             "number_of_shards"
         );
         assert_eq!(field(settings().with_buffer_size(0)), "buffer_size");
+        assert_eq!(
+            field(settings().with_entity_buffer_size(0)),
+            "entity_buffer_size"
+        );
         assert_eq!(
             field(settings().with_retry_interval(Duration::ZERO)),
             "retry_interval"

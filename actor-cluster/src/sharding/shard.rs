@@ -107,6 +107,7 @@ pub(crate) struct ShardSetup<E: Actor> {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) hand_off_timeout: Duration,
     pub(crate) buffer_size: usize,
+    pub(crate) entity_buffer_size: usize,
     pub(crate) remember: bool,
     pub(crate) stop_message: Option<StopMessage<E::Msg>>,
     pub(crate) region: ActorRef<RegionMsg<E::Msg>>,
@@ -125,6 +126,7 @@ impl<E: Actor> Clone for ShardSetup<E> {
             idle_timeout: self.idle_timeout,
             hand_off_timeout: self.hand_off_timeout,
             buffer_size: self.buffer_size,
+            entity_buffer_size: self.entity_buffer_size,
             remember: self.remember,
             stop_message: self.stop_message.clone(),
             region: self.region.clone(),
@@ -322,8 +324,18 @@ impl<E: Actor> Shard<E> {
         if !self.entities.contains_key(&entity_id) && !self.start_entity(&entity_id, ctx) {
             return self.dead_letter(ctx, msg);
         }
+        let bound = self.setup.entity_buffer_size;
         if let Some(entry) = self.entities.get_mut(&entity_id) {
             match &mut entry.passivating {
+                Some(waiting) if waiting.len() >= bound => {
+                    tracing::warn!(
+                        shard = %self.setup.lock_id,
+                        entity_id,
+                        limit = bound,
+                        "passivating entity's buffer full: message dropped to dead letters"
+                    );
+                    self.dead_letter(ctx, msg);
+                }
                 Some(waiting) => waiting.push_back(msg),
                 None => {
                     entry.last_active = Instant::now();

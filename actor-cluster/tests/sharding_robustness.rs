@@ -307,6 +307,103 @@ async fn a_passivating_entity_buffers_at_most_its_bound(backend: Backend) {
     local.system.terminate().await;
 }
 
+/// H3: a region that registers again under the same key (its node restarted at the same
+/// address) with a new incarnation replaces the old entry: the old region counts as gone
+/// (every region is told to forget its homes) and its shards are re-homed, here to the new
+/// incarnation. (Before the fix the new registration was ignored, and the old region's
+/// death later removed the live one.)
+async fn a_region_restarted_at_the_same_address_replaces_the_old_incarnation(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(TYPE, &settings(&storage))
+        .expect("coordinator");
+    let b = TestProbe::<RegionCtl>::new(&system);
+    let other = TestProbe::<RegionCtl>::new(&system);
+    let register = |probe: &TestProbe<RegionCtl>, runner: &str| {
+        coordinator.tell(CoordinatorMsg::Register {
+            region: probe.actor_ref().clone(),
+            runner: runner.to_owned(),
+            proxy: false,
+        });
+    };
+    register(&other, "other:1#1");
+    assert!(matches!(
+        other.receive_one(ASK).await,
+        Some(RegionCtl::Registered { .. })
+    ));
+    register(&b, "b:1#1");
+    assert!(matches!(
+        b.receive_one(ASK).await,
+        Some(RegionCtl::Registered { .. })
+    ));
+    let b_key = b.actor_ref().path().to_string();
+    // Give b a shard: ask for shards until one lands there.
+    let mut at_b = None;
+    for shard in 0..4 {
+        coordinator.tell(CoordinatorMsg::GetShardHome {
+            shard,
+            region: other.actor_ref().clone(),
+        });
+        match other.receive_one(ASK).await {
+            Some(RegionCtl::ShardHome { home, .. }) if home.path().to_string() == b_key => {
+                at_b = Some(shard);
+            }
+            // Allocated to the asker itself.
+            Some(RegionCtl::ShardHome { .. } | RegionCtl::HostShard { .. }) => {}
+            msg => panic!("expected ShardHome or HostShard, got {msg:?}"),
+        }
+    }
+    let at_b = at_b.expect("least-shards gives b a shard");
+    // b's node restarts at the same address: same key, new incarnation.
+    register(&b, "b:1#2");
+    let mut told = false;
+    while let Some(msg) = other.receive_one(Duration::from_secs(1)).await {
+        if matches!(&msg, RegionCtl::RegionTerminated { region } if *region == b_key) {
+            told = true;
+        }
+    }
+    assert!(
+        told,
+        "the other region was not told the old incarnation is gone"
+    );
+    let d = ClusterSharding::distribution(&coordinator, ASK)
+        .await
+        .expect("distribution");
+    assert!(
+        d.regions.contains_key(&b_key),
+        "new incarnation registered: {d:?}"
+    );
+    assert!(
+        d.regions.values().any(|s| s.contains(&at_b)),
+        "the old incarnation's shard was re-homed: {d:?}"
+    );
+    system.terminate().await;
+}
+
+/// The coordinator's internal messages (timers, watches, storage results) are local only: a
+/// peer can neither encode nor send one (e.g. a forged "region terminated").
+#[test]
+fn internal_coordinator_messages_do_not_cross_the_wire() {
+    assert!(postcard::to_allocvec(&CoordinatorMsg::Rebalance).is_err());
+    assert!(
+        postcard::to_allocvec(&CoordinatorMsg::RegionTerminated { region: "r".into() }).is_err()
+    );
+    // Variant 7 is RegionTerminated, followed by a one-byte string.
+    let forged = [7u8, 1, b'r'];
+    assert!(postcard::from_bytes::<CoordinatorMsg>(&forged).is_err());
+    // The public requests still round-trip.
+    let bytes = postcard::to_allocvec(&CoordinatorMsg::ShardStopped {
+        shard: 3,
+        entities: vec!["e".into()],
+    })
+    .expect("encode");
+    assert!(matches!(
+        postcard::from_bytes::<CoordinatorMsg>(&bytes),
+        Ok(CoordinatorMsg::ShardStopped { shard: 3, .. })
+    ));
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -334,4 +431,5 @@ on_both_backends!(
     a_region_whose_lock_ttl_outlives_the_storage_never_serves,
     a_shard_restarted_while_its_old_actor_stops_gets_every_message,
     a_passivating_entity_buffers_at_most_its_bound,
+    a_region_restarted_at_the_same_address_replaces_the_old_incarnation,
 );

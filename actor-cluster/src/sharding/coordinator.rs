@@ -350,8 +350,23 @@ impl ShardCoordinator {
                     }
                     return;
                 }
-                if self.regions.contains_key(&key) {
-                    return;
+                match self.regions.get(&key) {
+                    Some(entry) if entry.runner == runner => return,
+                    Some(entry) => {
+                        // The node restarted at the same address (a new incarnation) before
+                        // the old region's death was noticed: the old region is gone, its
+                        // shards are re-homed, and the new one registers in its place.
+                        tracing::info!(
+                            region = %key,
+                            old = %entry.runner,
+                            new = %runner,
+                            "region re-registered with a new incarnation"
+                        );
+                        let old = entry.ctl.clone();
+                        ctx.unwatch(&old);
+                        self.region_gone(&key, ctx);
+                    }
+                    None => {}
                 }
                 ctx.watch_with(
                     &region,

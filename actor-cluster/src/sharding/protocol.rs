@@ -54,21 +54,26 @@ pub enum CoordinatorMsg {
         /// Where the answer goes.
         reply: ReplyTo<ShardDistribution>,
     },
-    /// Internal: a watched region terminated.
+    /// Internal: a watched region terminated. Local only: never sent or accepted over the wire.
+    #[serde(skip)]
     RegionTerminated {
         /// The region key.
         region: String,
     },
-    /// Internal: the periodic rebalance check.
+    /// Internal: the periodic rebalance check. Local only: never sent or accepted over the wire.
+    #[serde(skip)]
     Rebalance,
-    /// Internal: the lock table read at start (shard number, holder runner id), or the error.
+    /// Internal: the lock table read at start (shard number, holder runner id), or the error. Local only: never sent or accepted over the wire.
+    #[serde(skip)]
     LocksListed {
         /// The live locks of this type's shard group.
         locks: Result<Vec<(u32, String)>, String>,
     },
-    /// Internal: shards still locked by runners that never registered are considered free.
+    /// Internal: shards still locked by runners that never registered are considered free. Local only: never sent or accepted over the wire.
+    #[serde(skip)]
     OrphansExpired,
-    /// Internal: the hand-off of `shard` timed out.
+    /// Internal: the hand-off of `shard` timed out. Local only: never sent or accepted over the wire.
+    #[serde(skip)]
     HandOffTimeout {
         /// The shard.
         shard: u32,

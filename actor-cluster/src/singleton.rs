@@ -45,7 +45,9 @@
 //! - A new host starts its singleton only after **every older member with the role that may
 //!   still run one** (leaving, exiting or downed, not yet removed) **confirmed the hand-over**
 //!   or was **removed** (a crashed host counts once the downing decision marked it Down and
-//!   the leader removed it; a downed member is never asked, only its removal counts). Never
+//!   the leader removed it; a downed member is never asked, only its removal counts, unless
+//!   it confirmed before it was downed: that confirmation keeps counting, so a finished
+//!   hand-over is not undone when the old host is downed before its removal). Never
 //!   on a timeout alone. All of them, not only the oldest: after a hand-over the old host
 //!   lingers as Leaving/Exiting while its successor runs the singleton, and that successor
 //!   may leave or be downed in turn before the old host is removed.

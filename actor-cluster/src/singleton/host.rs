@@ -71,7 +71,8 @@ pub enum Duty {
         /// hand-over (or be removed).
         confirm: Vec<UniqueAddress>,
         /// The downed ones, oldest first: only their removal counts (they are not asked; a
-        /// downed node may be cut off and still running).
+        /// downed node may be cut off and still running), or a confirmation each gave
+        /// before it was downed.
         removal: Vec<UniqueAddress>,
     },
     /// This node is leaving (or exiting) and is older than the member next in line, so it

@@ -315,7 +315,10 @@ impl Machine {
             Duty::Host => true,
             Duty::TakeOver {
                 confirm, removal, ..
-            } => removal.is_empty() && confirm.iter().all(|m| self.confirmed.contains(m)),
+            } => confirm
+                .iter()
+                .chain(removal)
+                .all(|m| self.confirmed.contains(m)),
             Duty::HandOver { .. } | Duty::Standby { .. } => false,
         }
     }
@@ -352,11 +355,17 @@ impl Machine {
         let mut out = Vec::new();
         match event {
             Event::Duty(duty) => {
-                // confirmations count while their member is still one to wait for
+                // confirmations count while their member is still one to wait for; one
+                // from a member downed after confirming still proves its instance stopped
+                // (a leaving member never hosts again), so it stays while the member
+                // waits for removal. A new one from a member already Down is not taken:
+                // Down members are not in `confirm`.
                 match &duty {
-                    Duty::TakeOver { confirm, .. } => {
-                        self.confirmed.retain(|m| confirm.contains(m))
-                    }
+                    Duty::TakeOver {
+                        confirm, removal, ..
+                    } => self
+                        .confirmed
+                        .retain(|m| confirm.contains(m) || removal.contains(m)),
                     _ => self.confirmed.clear(),
                 }
                 self.duty = duty;
@@ -371,7 +380,8 @@ impl Machine {
                 }
             }
             Event::MemberRemoved { member, was_down } => {
-                if self.removal_margin && (was_down || !self.confirmed.contains(&member)) {
+                // a member that confirmed has stopped, whether it was then downed or not
+                if self.removal_margin && !self.confirmed.contains(&member) {
                     self.margin.insert(member);
                     self.margin_down |= was_down;
                     out.push(Action::ScheduleRemovalMargin);
@@ -802,6 +812,68 @@ mod tests {
         assert_eq!(m.on_event(Event::Duty(take_over(&["y"], &[]))), vec![]);
         assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
         assert!(matches!(m.phase(), Phase::Active { .. }));
+    }
+
+    // N1: a member that confirmed the hand-over and is then downed (still Leaving or
+    // Exiting) has stopped: its confirmation keeps counting, the running singleton is not
+    // stopped, and its removal starts no margin
+    #[test]
+    fn a_confirmed_member_that_is_then_downed_does_not_stop_the_successor() {
+        for has_lease in [false, true] {
+            let mut m = Machine::new(has_lease, 3).with_removal_margin(true);
+            let x = node("x");
+            m.on_event(Event::Duty(take_over(&["x"], &[])));
+            let started = m.on_event(Event::HandOverDone { from: x.clone() });
+            if has_lease {
+                let attempt = acquire_of(&started);
+                assert_eq!(
+                    m.on_event(Event::Acquired {
+                        attempt,
+                        token: token(1)
+                    }),
+                    vec![Action::Spawn { token: token(1) }]
+                );
+            } else {
+                assert_eq!(started, vec![Action::Spawn { token: None }]);
+            }
+            // x is downed while still leaving
+            assert_eq!(m.on_event(Event::Duty(take_over(&[], &["x"]))), vec![]);
+            assert!(
+                matches!(m.phase(), Phase::Active { .. }),
+                "lease {has_lease}"
+            );
+            assert!(m.may_run());
+            assert_eq!(
+                m.on_event(Event::MemberRemoved {
+                    member: x.clone(),
+                    was_down: true
+                }),
+                vec![]
+            );
+            assert!(!m.in_removal_margin());
+            assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+            assert!(
+                matches!(m.phase(), Phase::Active { .. }),
+                "lease {has_lease}"
+            );
+        }
+    }
+
+    // N1: a member that is already Down when its confirmation arrives is not believed
+    #[test]
+    fn a_confirmation_from_a_member_already_down_does_not_count() {
+        let mut m = Machine::new(false, 3).with_removal_margin(true);
+        let x = node("x");
+        assert_eq!(m.on_event(Event::Duty(take_over(&[], &["x"]))), vec![]);
+        assert_eq!(m.on_event(Event::HandOverDone { from: x.clone() }), vec![]);
+        assert!(!m.may_run());
+        assert_eq!(
+            m.on_event(Event::MemberRemoved {
+                member: x,
+                was_down: true
+            }),
+            vec![Action::ScheduleRemovalMargin]
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@
 //!   leader removes a leaving member after a few converged gossip rounds) has stopped its
 //!   instance within [`SingletonSettings::removal_margin`] (default
 //!   [`DEFAULT_REMOVAL_MARGIN`]) of its removal. The new host waits that margin (a late
-//!   confirmation from a member that left ends the wait early). A singleton whose stop can
+//!   confirmation from a member that left ends the wait early: the removed member keeps its
+//!   hand-over duty and confirms once its singleton stopped, which gets through if that is
+//!   within [`ClusterSettings::quarantine_removed_after`](crate::cluster::ClusterSettings)
+//!   of its removal). A singleton whose stop can
 //!   take longer, or a downed node that learns of its downing later than that, can overlap.
 //!
 //! A lease ([`SingletonSettings::with_lease`]) removes all three: an instance runs only while

@@ -542,7 +542,8 @@ async fn slow_graceful_leave(seed: u64) -> Duration {
         &hub,
         &["n1", "n2", "n3"],
         seed,
-        &ClusterSettings::fast(),
+        // the removed node's late confirmation must still get through
+        &ClusterSettings::fast().with_quarantine_removed_after(SLOW_MARGIN),
         |_, _| slow_singleton_settings(),
         &proxy_settings(),
         (&timeline, &notes),
@@ -564,6 +565,13 @@ async fn slow_graceful_leave(seed: u64) -> Duration {
         started.at - left_at,
         stopped.at - left_at
     );
+    // N2: n1 confirms once its slow stop is over (after its own removal), so n2 starts
+    // then, not only when the removal margin ran out
+    assert!(
+        started.at < stopped.at + LATE_CONFIRMATION_BOUND,
+        "seed {seed}: n2 started {:?} after n1's instance stopped",
+        started.at - stopped.at
+    );
     let n1 = nodes.remove(0);
     assert!(n1.node.system.await_termination(SETTLE).await);
     assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
@@ -571,6 +579,10 @@ async fn slow_graceful_leave(seed: u64) -> Duration {
     shutdown(nodes).await;
     started.at - left_at
 }
+
+/// Bound from the slow instance's stop to its successor's start: the late confirmation
+/// and the spawn, far below [`SLOW_MARGIN`].
+const LATE_CONFIRMATION_BOUND: Duration = Duration::from_millis(500);
 
 /// Removal margin of the slow-stop tests: longer than [`SLOW_STOP`].
 const SLOW_MARGIN: Duration = Duration::from_secs(3);

@@ -9,7 +9,7 @@ use actor_coordination::lease::{Acquired, FencingToken, Lease};
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SpawnError};
 use tracing::{debug, info, warn};
 
-use super::host::{duty, singleton_host};
+use super::host::{Duty, duty, singleton_host};
 use super::protocol::{Inner, ManagerMsg, ManagerStatus, SingletonLocation};
 use super::state_machine::{Action, Event, Machine, Phase};
 use super::{
@@ -233,6 +233,12 @@ impl<A: Actor> Manager<A> {
         for (member, was_down) in removed {
             debug!(singleton = %self.type_name(), node = %self.me.address, removed = %member, was_down, "older member removed");
             self.step(Event::MemberRemoved { member, was_down }, ctx);
+        }
+        if mine.is_none() && matches!(self.machine.duty(), Duty::HandOver { .. }) {
+            // this node left and saw its own removal: it never gets another duty, and
+            // keeping the hand-over lets it confirm once its (slow) stop is over, so a
+            // successor waiting out the removal margin may start at once
+            return;
         }
         let duty = duty(&state.members, &self.me, role);
         if &duty != self.machine.duty() {
@@ -524,7 +530,8 @@ impl<A: Actor> Actor for Manager<A> {
         // a leaving node whose system shuts down (usually once it was removed) confirms
         // once more now that its singleton has stopped: a successor waiting out the removal
         // margin may start at once if the message still gets through
-        if let super::host::Duty::HandOver { to: Some(to) } = self.machine.duty().clone() {
+        if let Duty::HandOver { to: Some(to) } = self.machine.duty().clone() {
+            debug!(singleton = %self.type_name(), node = %self.me.address, successor = %to, "HandOverDone on stop");
             self.send(&to, Inner::HandOverDone(self.me.clone()));
         }
     }

@@ -131,19 +131,23 @@ impl ClusterSingletonManager {
         // each incarnation of the manager (a restart makes a new one) numbers its lease
         // attempts in its own range: results piped to an earlier incarnation still arrive
         let incarnations = Arc::new(AtomicU32::new(0));
-        let props = Props::new(move || Manager::<A> {
-            settings: settings.clone(),
-            factory: factory.clone(),
-            cluster: cluster.clone(),
-            remoting: remoting.clone(),
-            me: me.clone(),
-            machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries)
-                .with_incarnation(incarnations.fetch_add(1, Ordering::Relaxed))
-                .with_removal_margin(!settings.removal_margin.is_zero()),
-            child: None,
-            host: None,
-            events: None,
-            older: BTreeMap::new(),
+        let props = Props::new(move || {
+            let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
+            Manager::<A> {
+                settings: settings.clone(),
+                factory: factory.clone(),
+                cluster: cluster.clone(),
+                remoting: remoting.clone(),
+                me: me.clone(),
+                machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries)
+                    .with_incarnation(incarnation)
+                    .with_removal_margin(!settings.removal_margin.is_zero()),
+                child: None,
+                host: None,
+                events: None,
+                older: BTreeMap::new(),
+                incarnation,
+            }
         });
         Ok(system.spawn(props, name)?)
     }
@@ -162,6 +166,8 @@ struct Manager<A: Actor> {
     /// Older members with the role that were once Up, as last seen, and whether they were
     /// Down: a member that disappears from the membership has been removed.
     older: BTreeMap<UniqueAddress, bool>,
+    /// This instance's number among the manager's restarts (tags its releases).
+    incarnation: u32,
 }
 
 impl<A: Actor> Manager<A> {
@@ -318,8 +324,12 @@ impl<A: Actor> Manager<A> {
             Action::Release => {
                 if let Some(lease) = self.lease() {
                     debug!(singleton = %self.type_name(), node = %self.me.address, "releasing singleton lease");
-                    ctx.pipe_to_self(async move { lease.release().await }, |r| {
-                        ManagerMsg::internal(Inner::Released(r.map_err(|e| e.to_string())))
+                    let incarnation = self.incarnation;
+                    ctx.pipe_to_self(async move { lease.release().await }, move |r| {
+                        ManagerMsg::internal(Inner::Released {
+                            incarnation,
+                            result: r.map_err(|e| e.to_string()),
+                        })
                     });
                     None
                 } else {
@@ -488,11 +498,17 @@ impl<A: Actor> Actor for Manager<A> {
                 warn!(singleton = %self.type_name(), node = %self.me.address, attempt, %reason, "singleton lease lost");
                 self.step(Event::LeaseLost { attempt }, ctx)
             }
-            Inner::Released(result) => {
+            Inner::Released {
+                incarnation,
+                result,
+            } => {
                 if let Err(error) = result {
                     warn!(singleton = %self.type_name(), %error, "lease release failed (it expires after its ttl)");
                 }
-                self.step(Event::Released, ctx)
+                // a release of an earlier incarnation is not one this machine counts
+                if incarnation == self.incarnation {
+                    self.step(Event::Released, ctx)
+                }
             }
             Inner::AcquireRetry => self.step(Event::AcquireRetry, ctx),
             Inner::HandOverRetry => self.step(Event::HandOverRetry, ctx),

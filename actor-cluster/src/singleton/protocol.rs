@@ -43,9 +43,13 @@ pub(super) enum Inner {
     /// A holding was lost (internal).
     #[serde(skip)]
     LeaseLost { attempt: u64, reason: LossReason },
-    /// A release finished (internal).
+    /// A release finished (internal), issued by the manager incarnation given: a release
+    /// piped to an earlier incarnation is not one the current one waits for.
     #[serde(skip)]
-    Released(Result<bool, String>),
+    Released {
+        incarnation: u32,
+        result: Result<bool, String>,
+    },
     /// The acquire retry timer (internal).
     #[serde(skip)]
     AcquireRetry,

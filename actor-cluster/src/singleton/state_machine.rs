@@ -228,8 +228,11 @@ pub struct Machine {
     lost_early: bool,
     /// The attempt whose holding this node has, if any.
     holding: Option<u64>,
-    /// Whether a release is in flight.
-    releasing: bool,
+    /// How many releases are in flight (each [`Event::Released`] answers one).
+    releasing: u32,
+    /// A grant for another attempt was ignored while the attempt in flight ran: the lease
+    /// object may hold it if that attempt is refused.
+    stale_grant: bool,
     next_attempt: u64,
 }
 
@@ -254,7 +257,8 @@ impl Machine {
             in_flight: None,
             lost_early: false,
             holding: None,
-            releasing: false,
+            releasing: 0,
+            stale_grant: false,
             next_attempt: 1,
         }
     }
@@ -326,7 +330,7 @@ impl Machine {
     /// Whether nothing runs, is held or is in flight here.
     fn quiet(&self) -> bool {
         self.in_flight.is_none()
-            && !self.releasing
+            && self.releasing == 0
             && self.holding.is_none()
             && matches!(
                 self.phase,
@@ -441,14 +445,21 @@ impl Machine {
                     // not the request in flight: a duplicate, or a result piped to a
                     // restarted manager. The lease object is shared, so releasing here
                     // would drop the holding a running child depends on; an acquire in
-                    // flight reports the true state. Only a grant nobody tracks is let go.
-                    if token.is_some() && self.holding.is_none() && self.in_flight.is_none() {
-                        self.release(&mut out);
+                    // flight reports the true state if it ran after this one; if it is
+                    // refused, this grant may still be held, so it is let go then. A grant
+                    // nobody tracks is let go at once.
+                    if token.is_some() && self.holding.is_none() {
+                        if self.in_flight.is_none() {
+                            self.release(&mut out);
+                        } else {
+                            self.stale_grant = true;
+                        }
                     }
                     return out;
                 }
                 self.in_flight = None;
                 let lost_early = std::mem::take(&mut self.lost_early);
+                let stale_grant = std::mem::take(&mut self.stale_grant);
                 match token {
                     Some(_) if lost_early => {
                         // the loss overtook its grant: never run on it
@@ -465,7 +476,12 @@ impl Machine {
                         self.release(&mut out);
                         self.reconcile(&mut out);
                     }
-                    None => self.after_refusal(&mut out),
+                    None => {
+                        if stale_grant {
+                            self.release(&mut out);
+                        }
+                        self.after_refusal(&mut out);
+                    }
                 }
             }
             Event::LeaseLost { attempt } => {
@@ -486,7 +502,7 @@ impl Machine {
                 }
             }
             Event::LeaseHeldAtStart => {
-                if self.holding.is_none() && !self.releasing {
+                if self.holding.is_none() && self.releasing == 0 {
                     self.holding = Some(HELD_AT_START);
                     self.phase = Phase::Releasing {
                         reason: StopReason::NotHost,
@@ -500,7 +516,11 @@ impl Machine {
                 _ => {}
             },
             Event::Released => {
-                self.releasing = false;
+                self.releasing = self.releasing.saturating_sub(1);
+                if self.releasing > 0 {
+                    // another release is still in flight: its answer goes on
+                    return out;
+                }
                 if let Phase::Releasing { reason } = self.phase {
                     self.finish_stop(reason, &mut out);
                 } else {
@@ -540,11 +560,17 @@ impl Machine {
 
     fn release(&mut self, out: &mut Vec<Action>) {
         self.holding = None;
-        self.releasing = true;
+        self.releasing += 1;
         out.push(Action::Release);
     }
 
     fn start_acquire(&mut self, out: &mut Vec<Action>) {
+        if self.releasing > 0 && self.in_flight.is_none() {
+            // a release still queued could drop the new holding: the last `Released`
+            // reconciles again
+            self.phase = Phase::Standby;
+            return;
+        }
         self.phase = Phase::Acquiring;
         if self.in_flight.is_none() {
             let attempt = self.next_attempt;
@@ -615,7 +641,7 @@ impl Machine {
                 }
             }
             Duty::HandOver { to } => {
-                if self.in_flight.is_some() || self.releasing || self.holding.is_some() {
+                if self.in_flight.is_some() || self.releasing > 0 || self.holding.is_some() {
                     // a grant still in flight is released when it arrives; tell the
                     // successor only once nothing is held
                     self.phase = Phase::Standby;
@@ -1290,6 +1316,63 @@ mod tests {
         assert_eq!(
             m.on_event(Event::Released),
             vec![Action::SendHandOverDone { to: b }]
+        );
+    }
+
+    // N3: a stale grant released while the release found at start is still in flight: each
+    // `Released` answers one release, and no acquire starts before the last one finished
+    #[test]
+    fn no_acquire_starts_while_a_second_release_is_in_flight() {
+        let mut m = Machine::new(true, 3).with_incarnation(1);
+        assert_eq!(m.on_event(Event::LeaseHeldAtStart), vec![Action::Release]);
+        // a grant piped to the previous incarnation lands: let go as well
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 1,
+                token: token(3)
+            }),
+            vec![Action::Release]
+        );
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        // the first release finished, the second has not: no acquire may overtake it
+        assert_eq!(m.on_event(Event::Released), vec![]);
+        let actions = m.on_event(Event::Released);
+        assert!(
+            matches!(actions[..], [Action::Acquire { .. }]),
+            "{actions:?}"
+        );
+    }
+
+    // N4: a grant ignored while another attempt was in flight can still be held by the lease
+    // object when that attempt is refused: it is released, and a hand-over waits for that
+    #[test]
+    fn a_stale_grant_ignored_during_an_acquire_is_released_when_the_acquire_is_refused() {
+        let mut m = Machine::new(true, 3).with_incarnation(1);
+        let b = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        // the previous incarnation's grant lands while b is in flight
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: 1,
+                token: token(4)
+            }),
+            vec![]
+        );
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt: b,
+                token: None
+            }),
+            vec![Action::Release, Action::ScheduleAcquireRetry]
+        );
+        // leaving during the backoff: the successor is told only after the release
+        let to = node("z");
+        let hand_over = Duty::HandOver {
+            to: Some(to.clone()),
+        };
+        assert_eq!(m.on_event(Event::Duty(hand_over)), vec![]);
+        assert_eq!(
+            m.on_event(Event::Released),
+            vec![Action::SendHandOverDone { to }]
         );
     }
 }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
 use actor_coordination::lease::{Acquired, FencingToken, Lease};
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SpawnError};
 use tracing::{debug, info, warn};
@@ -131,8 +134,12 @@ impl ClusterSingletonManager {
         // each incarnation of the manager (a restart makes a new one) numbers its lease
         // attempts in its own range: results piped to an earlier incarnation still arrive
         let incarnations = Arc::new(AtomicU32::new(0));
+        // and a removal margin outlives the incarnation that started it: a restarted manager
+        // waits out what is left of it
+        let margin_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
         let props = Props::new(move || {
             let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
+            let margin_running = margin_until.lock().is_some_and(|t| t > Instant::now());
             Manager::<A> {
                 settings: settings.clone(),
                 factory: factory.clone(),
@@ -141,12 +148,14 @@ impl ClusterSingletonManager {
                 me: me.clone(),
                 machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries)
                     .with_incarnation(incarnation)
+                    .with_margin_running(margin_running)
                     .with_removal_margin(!settings.removal_margin.is_zero()),
                 child: None,
                 host: None,
                 events: None,
                 older: BTreeMap::new(),
                 incarnation,
+                margin_until: margin_until.clone(),
             }
         });
         Ok(system.spawn(props, name)?)
@@ -168,6 +177,8 @@ struct Manager<A: Actor> {
     older: BTreeMap<UniqueAddress, bool>,
     /// This instance's number among the manager's restarts (tags its releases).
     incarnation: u32,
+    /// When the removal margin being waited out ends, shared by all incarnations.
+    margin_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl<A: Actor> Manager<A> {
@@ -267,6 +278,10 @@ impl<A: Actor> Manager<A> {
                     queue.push(follow_up);
                 }
             }
+        }
+        if !self.machine.in_removal_margin() {
+            // elapsed, or ended by late confirmations: a restart need not wait it out
+            *self.margin_until.lock() = None;
         }
     }
 
@@ -368,6 +383,7 @@ impl<A: Actor> Manager<A> {
                 None
             }
             Action::ScheduleRemovalMargin => {
+                *self.margin_until.lock() = Some(Instant::now() + self.settings.removal_margin);
                 info!(singleton = %self.type_name(), node = %self.me.address, margin = ?self.settings.removal_margin, "an older member was removed without confirming the hand-over; waiting out the removal margin");
                 ctx.start_single_timer(
                     REMOVAL_MARGIN_TIMER,
@@ -448,6 +464,17 @@ impl<A: Actor> Actor for Manager<A> {
         // after a restart the old subscription (same actor identity) is still registered
         self.cluster.unsubscribe(&events);
         self.cluster.subscribe(&events);
+        // a margin an earlier incarnation was waiting out: arm the timer for what is left
+        let margin_until = *self.margin_until.lock();
+        if self.machine.in_removal_margin()
+            && let Some(until) = margin_until
+        {
+            ctx.start_single_timer(
+                REMOVAL_MARGIN_TIMER,
+                until.saturating_duration_since(Instant::now()),
+                ManagerMsg::internal(Inner::RemovalMarginElapsed),
+            );
+        }
         self.events = Some(events);
         // a restart has stopped the child, but the lease object may still hold the lease
         // of the previous incarnation: release it before anything else

@@ -222,6 +222,9 @@ pub struct Machine {
     margin: BTreeSet<UniqueAddress>,
     /// Members of `margin` that were Down when removed (a late confirmation does not count).
     margin_down: bool,
+    /// An earlier incarnation of the manager was waiting out a margin that has not run out
+    /// ([`Machine::with_margin_running`]); only [`Event::RemovalMarginElapsed`] ends it.
+    margin_resumed: bool,
     /// The attempt in flight, if any: only its result counts.
     in_flight: Option<u64>,
     /// The attempt in flight was reported lost before its grant arrived.
@@ -254,6 +257,7 @@ impl Machine {
             removal_margin: false,
             margin: BTreeSet::new(),
             margin_down: false,
+            margin_resumed: false,
             in_flight: None,
             lost_early: false,
             holding: None,
@@ -281,9 +285,17 @@ impl Machine {
         self
     }
 
+    /// Resumes a removal margin that an earlier incarnation of the manager was waiting out
+    /// (its members are not known here, so no late confirmation ends it): nothing starts
+    /// until [`Event::RemovalMarginElapsed`].
+    pub fn with_margin_running(mut self, running: bool) -> Self {
+        self.margin_resumed = running;
+        self
+    }
+
     /// Whether a removal margin is being waited out.
     pub fn in_removal_margin(&self) -> bool {
-        !self.margin.is_empty()
+        !self.margin.is_empty() || self.margin_resumed
     }
 
     /// The attempt whose holding this node has, if any (the number its lost-callback
@@ -310,7 +322,7 @@ impl Machine {
     /// Whether a singleton not yet running may start here now: it may run, and no removal
     /// margin is being waited out (a margin never stops one that runs).
     fn may_start(&self) -> bool {
-        self.margin.is_empty() && self.may_run()
+        !self.in_removal_margin() && self.may_run()
     }
 
     /// Whether the singleton may run here now (by the duty and the confirmations).
@@ -392,9 +404,10 @@ impl Machine {
                 }
             }
             Event::RemovalMarginElapsed => {
-                if !self.margin.is_empty() {
+                if self.in_removal_margin() {
                     self.margin.clear();
                     self.margin_down = false;
+                    self.margin_resumed = false;
                     self.reconcile(&mut out);
                 }
             }
@@ -1374,5 +1387,24 @@ mod tests {
             m.on_event(Event::Released),
             vec![Action::SendHandOverDone { to }]
         );
+    }
+
+    // N5: a restarted manager resumes a removal margin its earlier incarnation was waiting
+    // out: it starts nothing until the margin elapsed, not even as the host
+    #[test]
+    fn a_restarted_manager_waits_out_a_margin_that_was_running() {
+        for has_lease in [false, true] {
+            let mut m = Machine::new(has_lease, 3)
+                .with_removal_margin(true)
+                .with_margin_running(true);
+            assert!(m.in_removal_margin());
+            assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+            let actions = m.on_event(Event::RemovalMarginElapsed);
+            assert!(
+                matches!(actions[..], [Action::Spawn { .. } | Action::Acquire { .. }]),
+                "{actions:?}"
+            );
+            assert!(!m.in_removal_margin());
+        }
     }
 }

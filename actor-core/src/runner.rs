@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use tokio::time::Instant;
 
 use crate::actor::Actor;
@@ -89,18 +90,26 @@ impl<A: Actor> Runner<A> {
 
     /// Runs the actor to its end. Only `process` is awaited inline: the cold states are
     /// boxed so that an idle actor's task stays small.
-    pub(crate) async fn run(mut self) {
-        // Hooks are guarded one by one; this catches a panic anywhere else (user code the
-        // runtime calls outside a hook, or a runtime bug) so the actor still stops cleanly
-        // and its watchers and parent hear of it.
-        if let Err(p) = AssertUnwindSafe(self.states()).catch_unwind().await {
-            tracing::error!(
-                actor = %self.ctx.id(),
-                panic = %panic_message(p),
-                "panic outside a hook; stopping the actor"
-            );
+    ///
+    /// Not an `async fn`: the generator of an `async fn` keeps a by-value argument twice (the
+    /// argument and the local it is moved into), which for the 120-byte runner would push
+    /// every actor's task past tokio's 512-byte size class. An `async move` block that uses
+    /// its capture in place keeps one copy.
+    pub(crate) fn run(self) -> impl Future<Output = ()> + Send + 'static {
+        let mut runner = self;
+        async move {
+            // Hooks are guarded one by one; this catches a panic anywhere else (user code the
+            // runtime calls outside a hook, or a runtime bug) so the actor still stops cleanly
+            // and its watchers and parent hear of it.
+            if let Err(p) = AssertUnwindSafe(runner.states()).catch_unwind().await {
+                tracing::error!(
+                    actor = %runner.ctx.id(),
+                    panic = %panic_message(p),
+                    "panic outside a hook; stopping the actor"
+                );
+            }
+            Box::pin(runner.finish()).await;
         }
-        Box::pin(self.finish()).await;
     }
 
     async fn states(&mut self) {
@@ -132,12 +141,16 @@ impl<A: Actor> Runner<A> {
     }
 
     /// Awaits a hook, turning an `Err` or a panic into a [`FailureCause`].
-    async fn guarded(fut: impl Future<Output = ActorResult>) -> Result<(), FailureCause> {
-        match AssertUnwindSafe(fut).catch_unwind().await {
+    ///
+    /// A combinator rather than an `async fn`, which would store the hook's future twice.
+    fn guarded(
+        fut: impl Future<Output = ActorResult>,
+    ) -> impl Future<Output = Result<(), FailureCause>> {
+        AssertUnwindSafe(fut).catch_unwind().map(|r| match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(FailureCause::Error(e)),
             Err(p) => Err(FailureCause::Panic(panic_message(p))),
-        }
+        })
     }
 
     /// Makes a fresh instance from the props.
@@ -165,13 +178,17 @@ impl<A: Actor> Runner<A> {
         }
     }
 
-    async fn handle(&mut self, msg: A::Msg) -> Result<(), Failure> {
-        let Some(actor) = self.actor.as_mut() else {
-            return Ok(());
-        };
-        Self::guarded(actor.handle(msg, &mut self.ctx))
-            .await
-            .map_err(|c| self.failure(c, FailurePhase::Message))
+    /// Runs the `handle` hook on one message; the caller turns a cause into a [`Failure`].
+    ///
+    /// A combinator rather than an `async fn`, which would store the message twice.
+    fn handle(
+        &mut self,
+        msg: A::Msg,
+    ) -> impl Future<Output = Result<(), FailureCause>> + Send + '_ {
+        match self.actor.as_mut() {
+            Some(actor) => Either::Left(Self::guarded(actor.handle(msg, &mut self.ctx))),
+            None => Either::Right(std::future::ready(Ok(()))),
+        }
     }
 
     /// Delivers a termination signal according to the watch mode.
@@ -183,7 +200,10 @@ impl<A: Actor> Runner<A> {
             .and_then(|r| r.watching.remove(&id))
             .map(|w| w.mode);
         match mode {
-            Some(WatchMode::Message(m)) => self.handle(m).await,
+            Some(WatchMode::Message(m)) => self
+                .handle(m)
+                .await
+                .map_err(|c| self.failure(c, FailurePhase::Message)),
             Some(WatchMode::Signal) => self.terminated_hook(id).await,
             None if was_child => self.terminated_hook(id).await,
             None => Ok(()),
@@ -333,8 +353,8 @@ impl<A: Actor> Runner<A> {
             {
                 rt.deadline = Instant::now() + rt.after;
             }
-            if let Err(f) = self.handle(msg).await {
-                return State::Suspended(f);
+            if let Err(c) = self.handle(msg).await {
+                return State::Suspended(self.failure(c, FailurePhase::Message));
             }
         }
     }

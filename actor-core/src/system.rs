@@ -599,7 +599,9 @@ mod tests {
 
     /// Memory per idle actor is a benchmark target; the task's future is its largest part.
     /// tokio rounds a task to a multiple of 128 bytes (header and trailer take about 100), so
-    /// in release builds (400 bytes at the time of writing) the task fits in 512 bytes.
+    /// the future must stay under about 400 bytes for the task to fit in 512 (280 bytes at the
+    /// time of writing, in debug and release builds; it was 432 while `run` and `guarded`
+    /// were `async fn`s, which keep their by-value arguments twice).
     #[tokio::test]
     async fn an_idle_actor_task_stays_small() {
         let system = ActorSystem::new("size").unwrap();
@@ -613,7 +615,7 @@ mod tests {
         let ctx = Context::new(cell, system.clone(), Props::new(|| Idle).recipe);
         let fut = Runner::new(ctx).run();
         let size = std::mem::size_of_val(&fut);
-        assert!(size <= 512, "an idle actor's task future is {size} bytes");
+        assert!(size <= 384, "an idle actor's task future is {size} bytes");
         drop(fut);
         system.terminate().await;
     }

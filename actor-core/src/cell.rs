@@ -196,9 +196,7 @@ impl CellCore {
         i -= 1;
         buf[i] = b'$';
         // only ASCII letters and '$' were written
-        self.id
-            .path()
-            .child(std::str::from_utf8(&buf[i..]).unwrap_or("$"))
+        self.id.path().generated_child(&buf[i..])
     }
 
     /// Registers `watcher`; false when this actor is already dead (the caller signals at once).

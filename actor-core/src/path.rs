@@ -170,6 +170,23 @@ impl CompactName {
     }
 
     /// The name's bytes, without the UTF-8 check (byte order is the `str` order).
+    /// A name from ASCII bytes the runtime generated; non-ASCII bytes are replaced by `_`, so
+    /// the name stays valid UTF-8 without a UTF-8 check on the spawn path.
+    fn from_ascii(name: &[u8]) -> Self {
+        if name.len() <= INLINE_NAME_LEN {
+            let mut bytes = [0u8; INLINE_NAME_LEN];
+            for (dst, &b) in bytes.iter_mut().zip(name) {
+                *dst = if b.is_ascii() { b } else { b'_' };
+            }
+            CompactName::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            CompactName::new(&String::from_utf8_lossy(name))
+        }
+    }
+
     fn as_bytes(&self) -> &[u8] {
         match self {
             CompactName::Inline { len, bytes } => &bytes[..*len as usize],
@@ -211,6 +228,15 @@ impl ActorPath {
             address: self.0.address.clone(),
             parent: Some(self.clone()),
             name: CompactName::new(name),
+        }))
+    }
+
+    /// The path of a child whose name the runtime generated (ASCII, not validated).
+    pub(crate) fn generated_child(&self, name: &[u8]) -> Self {
+        ActorPath(Arc::new(PathNode {
+            address: self.0.address.clone(),
+            parent: Some(self.clone()),
+            name: CompactName::from_ascii(name),
         }))
     }
 

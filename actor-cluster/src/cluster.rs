@@ -29,6 +29,13 @@
 //! tombstoned), it terminates the whole actor system. A node that left gracefully shuts
 //! down a few gossip rounds after it sees itself Exiting (time to spread that state).
 //!
+//! **A graceful leave waits for its exit blockers**: local components (the cluster
+//! singleton managers) register an [`ExitBlocker`] with [`Cluster::register_exit_blocker`];
+//! while this node is Leaving and one of them is pending, the daemon does not mark the
+//! states it adopts as seen, so no state converges and the node stays Leaving (it is not
+//! moved to Exiting nor removed, and does not shut down), for at most
+//! [`ClusterSettings::exit_blocker_timeout`]. See [`ExitBlocker`] for the details.
+//!
 //! **Watchers of actors on a downed or removed node receive `Terminated`**: the daemon
 //! [quarantines](crate::remote::Remoting::quarantine) the remoting association of every
 //! member it sees Down (after sending it the state that downs it) or removed (after
@@ -39,6 +46,7 @@
 //! are also published on the system's event stream as [`ClusterEvent`]s.
 
 mod daemon;
+mod exit_blocker;
 mod lease;
 pub mod protocol;
 mod settings;
@@ -49,10 +57,11 @@ use actor_core::{ActorRef, ActorSystem, Props, SpawnError};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+pub use exit_blocker::ExitBlocker;
 pub use lease::{CoordinationLease, DowningLease};
 pub use protocol::ClusterMsg;
 pub use settings::{
-    ClusterSettings, ClusterSettingsError, DEFAULT_GOSSIP_INTERVAL,
+    ClusterSettings, ClusterSettingsError, DEFAULT_EXIT_BLOCKER_TIMEOUT, DEFAULT_GOSSIP_INTERVAL,
     DEFAULT_QUARANTINE_REMOVED_AFTER, EXITING_SHUTDOWN_ROUNDS, FAST_ACCEPTABLE_HEARTBEAT_PAUSE,
     FAST_GOSSIP_INTERVAL, FAST_HEARTBEAT_INTERVAL, FAST_INIT_JOIN_RESEND_INTERVAL,
     FAST_QUARANTINE_REMOVED_AFTER, FAST_RETRY_UNSUCCESSFUL_JOIN_AFTER, FAST_SEED_NODE_TIMEOUT,
@@ -134,6 +143,8 @@ pub(crate) struct Shared {
     /// Taken while the state lock is held, then held alone while callbacks run: callbacks
     /// see events in order and may read the state.
     callbacks: Mutex<Callbacks>,
+    /// The exit blockers registered on this node ([`Cluster::register_exit_blocker`]).
+    exit_blockers: exit_blocker::ExitBlockers,
 }
 
 /// A membership event callback ([`Cluster::subscribe_fn`]).
@@ -359,6 +370,7 @@ impl Cluster {
                 rng: None,
                 shutting_down: false,
                 lease: lease.clone(),
+                exit_gate: exit_blocker::ExitGate::NotLeaving,
             })
         };
         let daemon = system.spawn_system_actor(props, DAEMON_NAME)?;
@@ -492,8 +504,21 @@ impl Cluster {
             .retain(|s| s.id() != subscriber.id());
     }
 
+    /// Registers a local component that must finish its exit work (a singleton hand-over)
+    /// before this node's graceful leave goes on past Leaving; `name` names it in logs.
+    ///
+    /// The leave waits until the returned blocker is [done](ExitBlocker::done) or dropped,
+    /// for at most [`ClusterSettings::exit_blocker_timeout`] (then it goes on, logged at
+    /// warn).
+    pub fn register_exit_blocker(&self, name: impl Into<String>) -> ExitBlocker {
+        ExitBlocker::register(self.shared.clone(), self.daemon.clone(), name.into())
+    }
+
     /// Leaves the cluster gracefully: this node becomes Leaving, then Exiting, is removed
     /// by the leader, and shuts its actor system down once it has spread the Exiting state.
+    ///
+    /// It stays Leaving while an [`ExitBlocker`] registered on this node is pending (at
+    /// most [`ClusterSettings::exit_blocker_timeout`]), so its singletons hand over first.
     pub fn leave(&self) {
         self.daemon.tell(ClusterMsg::Leave {
             address: self.self_member.address.clone(),

@@ -21,16 +21,23 @@
 //!   such as auto-down, gives each side a host and a singleton);
 //! - a member that confirmed the hand-over has stopped its instance (it only confirms once
 //!   its child has terminated, and a leaving member never hosts again);
-//! - a member removed **without** confirming (downed, or left while its singleton was still
-//!   stopping: a graceful leave does not wait for the singleton's `stopped` hook, and the
-//!   leader removes a leaving member after a few converged gossip rounds) has stopped its
-//!   instance within [`SingletonSettings::removal_margin`] (default
-//!   [`DEFAULT_REMOVAL_MARGIN`]) of its removal. The new host waits that margin (a late
+//! - a member removed **without** confirming has stopped its instance within
+//!   [`SingletonSettings::removal_margin`] (default [`DEFAULT_REMOVAL_MARGIN`]) of its
+//!   removal. That is a downed member, or one whose graceful leave outlasted the exit
+//!   blocker timeout: a graceful leave **waits for the hand-over**, since every manager
+//!   registers an [`ExitBlocker`](crate::cluster::ExitBlocker) and reports it done only once
+//!   its node is leaving and nothing runs, is held or is in flight there (the singleton's
+//!   `stopped` hook has returned, the lease is released, the successor was told). Until
+//!   then the leaving node stays Leaving: it is neither moved to Exiting nor removed, for
+//!   at most [`ClusterSettings::exit_blocker_timeout`](crate::cluster::ClusterSettings)
+//!   (default [`DEFAULT_EXIT_BLOCKER_TIMEOUT`](crate::cluster::DEFAULT_EXIT_BLOCKER_TIMEOUT),
+//!   30 s). The new host waits the margin after an unconfirmed removal (a late
 //!   confirmation from a member that left ends the wait early: the removed member keeps its
 //!   hand-over duty and confirms once its singleton stopped, which gets through if that is
 //!   within [`ClusterSettings::quarantine_removed_after`](crate::cluster::ClusterSettings)
-//!   of its removal). A singleton whose stop can
-//!   take longer, or a downed node that learns of its downing later than that, can overlap.
+//!   of its removal). A singleton whose stop takes longer than the exit blocker timeout
+//!   plus the margin, or a downed node that learns of its downing later than the margin,
+//!   can overlap.
 //!
 //! A lease ([`SingletonSettings::with_lease`]) removes all three: an instance runs only while
 //! its node holds the lease, a node whose holding is lost (released, expired at its local
@@ -56,7 +63,7 @@
 //!   may leave or be downed in turn before the old host is removed.
 //! - Graceful leave: the leaving host stops its singleton, releases its lease, then sends
 //!   `HandOverDone` to the oldest Up member with the role (so does any leaving member older
-//!   than it). That member asks each of them with `HandOverToMe` (every [`SingletonSettings::hand_over_retry_interval`], at most
+//!   than it), and only then lets its node's leave go on past Leaving (its exit blocker). That member asks each of them with `HandOverToMe` (every [`SingletonSettings::hand_over_retry_interval`], at most
 //!   [`SingletonSettings::max_hand_over_retries`] times, then it waits for the removal) and is
 //!   answered `HandOverInProgress` until the old instance is gone. Every step is logged
 //!   (`tracing`, debug; a give-up at warn).

@@ -5,6 +5,7 @@
 mod cluster_support;
 mod singleton_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actor_cluster::cluster::ClusterSettings;
@@ -18,6 +19,7 @@ use actor_core::{ActorSystem, DeadLetter, Props};
 use actor_testkit::TestProbe;
 use actor_testkit::await_assert;
 use cluster_support::{address, await_all_up, fish, isolate, start_node};
+use parking_lot::Mutex;
 use singleton_support::{
     Cmd, Notes, POLL, Recorder, SingletonNode, TYPE_NAME, Timeline, add_singleton, shutdown,
     start_singleton_cluster, start_slow_singleton_cluster, who,
@@ -643,4 +645,104 @@ async fn a_cut_off_host_that_keeps_running_is_replaced_only_after_removal_and_ma
     }
     eprintln!("worst failover from a cut-off host: {worst:?}");
     assert!(worst <= FAILOVER_BOUND, "{worst:?}");
+}
+
+/// How long the very slow singleton's `stopped` hook takes: far beyond the default removal
+/// margin ([`actor_cluster::singleton::DEFAULT_REMOVAL_MARGIN`], 5 s), within the default
+/// exit blocker timeout ([`actor_cluster::cluster::DEFAULT_EXIT_BLOCKER_TIMEOUT`], 30 s).
+const VERY_SLOW_STOP: Duration = Duration::from_secs(20);
+
+/// Bound from the very slow instance's stop to its successor's start: the leaving node's
+/// `HandOverDone` and the spawn.
+const EXIT_HAND_OVER_BOUND: Duration = Duration::from_millis(500);
+
+/// n1 leaves while its lease-less singleton takes [`VERY_SLOW_STOP`] to stop. Its leave is
+/// held (it stays Leaving, is neither moved to Exiting nor removed) until the manager has
+/// handed over, so the successor, which starts on the confirmation or on the removal plus
+/// the default removal margin, never overlaps it.
+async fn leave_waits_for_the_hand_over(seed: u64) -> Duration {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let mut nodes = start_slow_singleton_cluster(
+        &hub,
+        &["n1", "n2", "n3"],
+        seed,
+        &ClusterSettings::fast(),
+        |_, _| {
+            SingletonSettings::new(TYPE_NAME)
+                .with_hand_over_retry_interval(Duration::from_millis(200))
+        },
+        &proxy_settings(),
+        (&timeline, &notes),
+        VERY_SLOW_STOP,
+    );
+    {
+        let refs: Vec<_> = nodes.iter().map(|n| &n.node).collect();
+        let addresses: Vec<_> = nodes.iter().map(|n| &n.node.address).collect();
+        await_all_up(&refs, &addresses).await;
+    }
+    timeline.await_start("n1", t0, SETTLE).await;
+    // when n2 sees n1 move on from Leaving, and removed
+    let seen: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
+    let record = seen.clone();
+    nodes[1]
+        .node
+        .cluster
+        .subscribe_fn(move |event| match event {
+            ClusterEvent::MemberExited(m) if m.address == address("n1") => {
+                record.lock().0.get_or_insert_with(Instant::now);
+            }
+            ClusterEvent::MemberRemoved { member, .. } if member.address == address("n1") => {
+                record.lock().1.get_or_insert_with(Instant::now);
+            }
+            _ => {}
+        });
+    let left_at = Instant::now();
+    nodes[0].node.cluster.leave();
+    let stopped = timeline
+        .await_stop("n1", left_at, VERY_SLOW_STOP + SETTLE)
+        .await;
+    let started = timeline
+        .await_start("n2", left_at, VERY_SLOW_STOP + SETTLE)
+        .await;
+    assert!(
+        stopped.at <= started.at,
+        "seed {seed}: n2 started {:?} after the leave, n1's instance stopped {:?} after it",
+        started.at - left_at,
+        stopped.at - left_at
+    );
+    assert!(
+        started.at <= stopped.at + EXIT_HAND_OVER_BOUND,
+        "seed {seed}: n2 started {:?} after n1's instance stopped",
+        started.at - stopped.at
+    );
+    let n1 = nodes.remove(0);
+    assert!(n1.node.system.await_termination(SETTLE).await);
+    let (exited, removed) = *seen.lock();
+    let (exited, removed) = (
+        exited.expect("n2 saw n1 exiting"),
+        removed.expect("n2 saw n1 removed"),
+    );
+    // the leave was really held: n1 stayed Leaving while its singleton stopped
+    assert!(
+        exited >= stopped.at && removed >= exited,
+        "seed {seed}: n1 exited {:?} and was removed {:?} after the leave; its instance stopped {:?} after it",
+        exited - left_at,
+        removed - left_at,
+        stopped.at - left_at
+    );
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    assert_eq!(who(&nodes[0].proxy, SETTLE).await.node, "n2");
+    shutdown(nodes).await;
+    started.at - stopped.at
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_leave_waits_for_a_singleton_slower_than_the_removal_margin_over_20_seeds() {
+    let mut worst = Duration::ZERO;
+    for seed in 1..=SEEDS {
+        worst = worst.max(leave_waits_for_the_hand_over(seed).await);
+    }
+    eprintln!("worst start after the slow instance stopped: {worst:?}");
 }

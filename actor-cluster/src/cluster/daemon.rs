@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
+use super::exit_blocker::{ExitGate, ExitGateAction};
 use super::protocol::{
     ClusterMsg, SelfFate, accept_join, apply_reachability, init_join_reply, monitored_members,
     receive_gossip, self_fate,
@@ -29,6 +30,7 @@ const HEARTBEAT_TIMER: &str = "cluster-heartbeat";
 const JOIN_TIMER: &str = "cluster-join";
 const DOWNING_TIMER: &str = "cluster-downing";
 const SHUTDOWN_TIMER: &str = "cluster-shutdown";
+const EXIT_BLOCKER_TIMER: &str = "cluster-exit-blockers";
 
 /// The daemon's state; see the module docs.
 pub(crate) struct Daemon {
@@ -47,6 +49,8 @@ pub(crate) struct Daemon {
     pub(crate) rng: Option<ChaCha8Rng>,
     pub(crate) shutting_down: bool,
     pub(crate) lease: Option<Arc<dyn DowningLease>>,
+    /// Whether this node holds its leave for its exit blockers.
+    pub(crate) exit_gate: ExitGate,
 }
 
 impl Daemon {
@@ -122,11 +126,51 @@ impl Daemon {
         self.perform_join(actions, ctx);
     }
 
+    /// Steps the exit gate on `next`, the state about to be adopted, and returns it as this
+    /// node may adopt it: not seen by this node while its leave is held for exit blockers,
+    /// seen again once the hold ends.
+    fn gate_exit(&mut self, next: Gossip, ctx: &mut Context<Self>) -> Gossip {
+        let node = self.self_node();
+        let leaving = next
+            .member(&node)
+            .is_some_and(|m| m.status == MemberStatus::Leaving);
+        let blockers = &self.shared.exit_blockers;
+        let timeout = self.settings.exit_blocker_timeout;
+        let (gate, action) =
+            self.exit_gate
+                .step(leaving, blockers.any_pending(), Instant::now(), timeout);
+        self.exit_gate = gate;
+        match action {
+            Some(ExitGateAction::Hold(timeout)) => {
+                let pending = blockers.pending_names();
+                tracing::info!(node = %node.address, ?pending, ?timeout, "leaving: the leave waits for the exit blockers");
+                ctx.start_single_timer(EXIT_BLOCKER_TIMER, timeout, ClusterMsg::ExitBlockerTimeout);
+            }
+            Some(ExitGateAction::Release) => {
+                tracing::info!(node = %node.address, "exit blockers done: the leave goes on");
+                ctx.cancel_timer(EXIT_BLOCKER_TIMER);
+            }
+            Some(ExitGateAction::TimedOut) => {
+                let pending = blockers.pending_names();
+                tracing::warn!(node = %node.address, ?pending, ?timeout, "exit blockers still pending at the timeout: the leave goes on without them");
+            }
+            None => {}
+        }
+        if gate.is_holding() {
+            next.unseen_by(&node)
+        } else if action.is_some() && next.member(&node).is_some() {
+            next.seen_by(&node)
+        } else {
+            next
+        }
+    }
+
     /// Adopts `next`: publishes the events, updates monitoring and downing, and acts on our
     /// own fate.
     fn update(&mut self, next: Gossip, ctx: &mut Context<Self>) {
         let node = self.self_node();
         let now = Instant::now();
+        let next = self.gate_exit(next, ctx);
         let events = diff(&self.gossip, &next, &node);
         self.gossip = next;
         self.shared
@@ -367,8 +411,13 @@ impl Actor for Daemon {
             }
             ClusterMsg::Gossip { from, gossip } => {
                 if let Some(outcome) = receive_gossip(&self.gossip, &gossip, &node) {
-                    if outcome.gossip != self.gossip {
-                        self.update(outcome.gossip, ctx);
+                    let adopted = if self.exit_gate.is_holding() {
+                        outcome.gossip.unseen_by(&node)
+                    } else {
+                        outcome.gossip
+                    };
+                    if adopted != self.gossip {
+                        self.update(adopted, ctx);
                     }
                     if outcome.reply && !self.shutting_down {
                         let gossip = self.gossip.clone();
@@ -399,6 +448,24 @@ impl Actor for Daemon {
                 self.perform_downing(actions, ctx);
             }
             ClusterMsg::ShutdownTick => self.shut_down(ctx),
+            ClusterMsg::ExitBlockersChanged | ClusterMsg::ExitBlockerTimeout => {
+                let next = self.gate_exit(self.gossip.clone(), ctx);
+                if next != self.gossip {
+                    // the hold ended: spread that this node has seen the state at once
+                    self.update(next, ctx);
+                    self.gossip_round(ctx);
+                } else if let ExitGate::Holding { deadline } = self.exit_gate
+                    && !ctx.is_timer_active(EXIT_BLOCKER_TIMER)
+                {
+                    // a tick before the deadline (one sent by a peer): keep the timeout armed
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    ctx.start_single_timer(
+                        EXIT_BLOCKER_TIMER,
+                        left,
+                        ClusterMsg::ExitBlockerTimeout,
+                    );
+                }
+            }
             ClusterMsg::LeaseResult { acquired } => {
                 let event = ResolverEvent::LeaseResult { acquired };
                 let actions = self.resolver.on_event(Instant::now(), event);

@@ -11,9 +11,10 @@ use crate::wire::RemoteMessage;
 /// What cluster daemons send each other, plus the daemon's own timer ticks.
 ///
 /// Every node's daemon lives at [`DAEMON_PATH`](super::DAEMON_PATH) and receives this type
-/// through remoting. The tick variants and `LeaseResult` are only sent by a daemon to
-/// itself; a peer sending them can at worst make a round happen early, or feed a lease
-/// result the resolver ignores unless it is waiting for one.
+/// through remoting. The tick variants, `LeaseResult` and the exit-blocker variants are only
+/// sent by a daemon to itself; a peer sending them can at worst make a round happen early,
+/// feed a lease result the resolver ignores unless it is waiting for one, or make a leaving
+/// node check its exit blockers again (the timeout check compares against its own deadline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClusterMsg {
     /// A joining node asks a seed whether it is a cluster member.
@@ -85,6 +86,12 @@ pub enum ClusterMsg {
         /// Whether the lease was acquired.
         acquired: bool,
     },
+    /// Local: an exit blocker was registered or reported done
+    /// ([`ExitBlocker`](super::ExitBlocker)); a leaving node checks whether its leave may go on.
+    ExitBlockersChanged,
+    /// Timer: a leave held for exit blockers reached
+    /// [`ClusterSettings::exit_blocker_timeout`](super::ClusterSettings::exit_blocker_timeout).
+    ExitBlockerTimeout,
 }
 
 impl RemoteMessage for ClusterMsg {

@@ -31,6 +31,15 @@ pub const EXITING_SHUTDOWN_ROUNDS: u32 = 3;
 /// them itself while shutting down); longer waits for slower hand-overs.
 pub const DEFAULT_QUARANTINE_REMOVED_AFTER: Duration = Duration::from_secs(5);
 
+/// Default longest time a leaving node waits for its exit blockers (a cluster singleton's
+/// hand-over) before its leave goes on anyway: 30 s.
+///
+/// While a leave is held the membership cannot converge, so the leader takes no action
+/// (no member joins, none is removed): longer protects singletons that take longer to stop
+/// (their successor could otherwise overlap them once this node is removed), shorter
+/// bounds that freeze. See [`ExitBlocker`](super::ExitBlocker).
+pub const DEFAULT_EXIT_BLOCKER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Quarantine delay of a removed member that left, in [`ClusterSettings::fast`]: 500 ms.
 pub const FAST_QUARANTINE_REMOVED_AFTER: Duration = Duration::from_millis(500);
 
@@ -131,6 +140,9 @@ pub struct ClusterSettings {
     /// Delay before a member removed after leaving gracefully is quarantined
     /// ([`DEFAULT_QUARANTINE_REMOVED_AFTER`]); a downed member is quarantined at once.
     pub quarantine_removed_after: Duration,
+    /// Longest time a leaving node holds its leave for its exit blockers
+    /// ([`DEFAULT_EXIT_BLOCKER_TIMEOUT`]; zero: never hold).
+    pub exit_blocker_timeout: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -146,6 +158,7 @@ impl Default for ClusterSettings {
             downing: DowningSettings::default(),
             seed_join: SeedJoinSettings::default(),
             quarantine_removed_after: DEFAULT_QUARANTINE_REMOVED_AFTER,
+            exit_blocker_timeout: DEFAULT_EXIT_BLOCKER_TIMEOUT,
         }
     }
 }
@@ -213,6 +226,12 @@ impl ClusterSettings {
     /// Sets the delay before a member removed after a graceful leave is quarantined.
     pub fn with_quarantine_removed_after(mut self, delay: Duration) -> Self {
         self.quarantine_removed_after = delay;
+        self
+    }
+
+    /// Sets how long a leaving node holds its leave for its exit blockers (zero: never).
+    pub fn with_exit_blocker_timeout(mut self, timeout: Duration) -> Self {
+        self.exit_blocker_timeout = timeout;
         self
     }
 

@@ -180,6 +180,13 @@ impl Gossip {
         self.seen.contains(node)
     }
 
+    /// This state without `node` in its seen set (the version does not change): a leaving
+    /// node holding its leave for its exit blockers keeps the state from converging.
+    pub(crate) fn unseen_by(mut self, node: &UniqueAddress) -> Self {
+        self.seen.remove(node);
+        self
+    }
+
     /// This state with `node` recorded as having seen it (the version does not change).
     pub fn seen_by(mut self, node: &UniqueAddress) -> Self {
         if !self.tombstones.contains(node) {

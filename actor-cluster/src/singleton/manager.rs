@@ -19,7 +19,7 @@ use super::{
     SingletonError, SingletonSettings, lease_owner, manager_name, singleton_manager_path_at,
 };
 use crate::Address;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ExitBlocker};
 use crate::membership::{ClusterEvent, MemberStatus, UniqueAddress};
 use crate::remote::Remoting;
 use crate::wire::RemoteMessage;
@@ -137,6 +137,10 @@ impl ClusterSingletonManager {
         // and a removal margin outlives the incarnation that started it: a restarted manager
         // waits out what is left of it
         let margin_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+        // this node's graceful leave waits until the singleton has handed over (one blocker
+        // for all incarnations: a restart does not let the leave go on early)
+        let exit_blocker =
+            Arc::new(cluster.register_exit_blocker(format!("singleton {}", settings.type_name)));
         let props = Props::new(move || {
             let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
             let margin_running = margin_until.lock().is_some_and(|t| t > Instant::now());
@@ -156,6 +160,8 @@ impl ClusterSingletonManager {
                 older: BTreeMap::new(),
                 incarnation,
                 margin_until: margin_until.clone(),
+                exit_blocker: exit_blocker.clone(),
+                leaving: false,
             }
         });
         Ok(system.spawn(props, name)?)
@@ -179,6 +185,10 @@ struct Manager<A: Actor> {
     incarnation: u32,
     /// When the removal margin being waited out ends, shared by all incarnations.
     margin_until: Arc<Mutex<Option<Instant>>>,
+    /// Holds this node's graceful leave until the singleton has handed over.
+    exit_blocker: Arc<ExitBlocker>,
+    /// Whether this node is leaving (Leaving or Exiting, or gone), as last seen.
+    leaving: bool,
 }
 
 impl<A: Actor> Manager<A> {
@@ -247,6 +257,13 @@ impl<A: Actor> Manager<A> {
         if mine.is_some() {
             self.older = older;
         }
+        // a node that left never comes back: once leaving, always leaving
+        self.leaving |= mine.is_some_and(|m| {
+            matches!(
+                m.status,
+                MemberStatus::Leaving | MemberStatus::Exiting | MemberStatus::Down
+            )
+        });
         for (member, was_down) in removed {
             debug!(singleton = %self.type_name(), node = %self.me.address, removed = %member, was_down, "older member removed");
             self.step(Event::MemberRemoved { member, was_down }, ctx);
@@ -282,6 +299,16 @@ impl<A: Actor> Manager<A> {
         if !self.machine.in_removal_margin() {
             // elapsed, or ended by late confirmations: a restart need not wait it out
             *self.margin_until.lock() = None;
+        }
+        self.report_exit();
+    }
+
+    /// Lets this node's leave go on once it is leaving and nothing runs, is held or is in
+    /// flight here (the singleton stopped, its lease released, the successor told).
+    fn report_exit(&self) {
+        if self.leaving && self.machine.is_quiet() && !self.exit_blocker.is_done() {
+            info!(singleton = %self.type_name(), node = %self.me.address, "singleton handed over: this node's leave may go on");
+            self.exit_blocker.done();
         }
     }
 
@@ -570,6 +597,8 @@ impl<A: Actor> Actor for Manager<A> {
         {
             warn!(singleton = %self.type_name(), %error, "lease release on stop failed");
         }
+        // nothing of this singleton runs here any more: a leave need not wait for it
+        self.exit_blocker.done();
         // a leaving node whose system shuts down (usually once it was removed) confirms
         // once more now that its singleton has stopped: a successor waiting out the removal
         // margin may start at once if the message still gets through

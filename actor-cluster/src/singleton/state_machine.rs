@@ -339,7 +339,13 @@ impl Machine {
         }
     }
 
-    /// Whether nothing runs, is held or is in flight here.
+    /// Whether nothing runs, is held or is in flight here: no child (running or stopping),
+    /// no lease held, no acquire or release in flight. A leaving node whose machine is
+    /// quiet has handed over (its successor was told when there is one).
+    pub fn is_quiet(&self) -> bool {
+        self.quiet()
+    }
+
     fn quiet(&self) -> bool {
         self.in_flight.is_none()
             && self.releasing == 0

@@ -1,0 +1,198 @@
+//! Exit blockers: a graceful leave stays Leaving (not Exiting, not removed, not shut down)
+//! while a local exit blocker is pending, goes on once every blocker is done or dropped,
+//! and goes on anyway when the exit blocker timeout expires. Paused clock.
+
+mod cluster_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_cluster::cluster::{ClusterSettings, DEFAULT_EXIT_BLOCKER_TIMEOUT};
+use actor_cluster::membership::ClusterEvent;
+use actor_cluster::{Address, InMemoryHub};
+use actor_testkit::await_assert;
+use cluster_support::{Node, POLL, WAIT, await_all_up, start_cluster};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+/// Seeds of the timing tests.
+const SEEDS: u64 = 20;
+
+/// Bound from the end of a hold (blockers done, or the timeout) to the leaving node being
+/// seen Exiting by another node: a few gossip rounds of [`ClusterSettings::fast`].
+const RESUME_BOUND: Duration = Duration::from_secs(1);
+
+/// When one node saw a member Leaving, Exiting and removed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    left: Option<Instant>,
+    exited: Option<Instant>,
+    removed: Option<Instant>,
+}
+
+/// Records, on `observer`, when the member at `subject` was seen leaving, exiting, removed.
+fn watch_leave(observer: &Node, subject: Address) -> Arc<Mutex<Seen>> {
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let record = seen.clone();
+    observer.cluster.subscribe_fn(move |event| {
+        let mut seen = record.lock();
+        match event {
+            ClusterEvent::MemberLeft(m) if m.address == subject => {
+                seen.left.get_or_insert_with(Instant::now);
+            }
+            ClusterEvent::MemberExited(m) if m.address == subject => {
+                seen.exited.get_or_insert_with(Instant::now);
+            }
+            ClusterEvent::MemberRemoved { member, .. } if member.address == subject => {
+                seen.removed.get_or_insert_with(Instant::now);
+            }
+            _ => {}
+        }
+    });
+    seen
+}
+
+/// Waits until `seen` has the removal; returns every time.
+async fn await_removed(seen: &Arc<Mutex<Seen>>) -> (Instant, Instant, Instant) {
+    await_assert(
+        || {
+            let s = *seen.lock();
+            match (s.left, s.exited, s.removed) {
+                (Some(l), Some(e), Some(r)) => Ok((l, e, r)),
+                _ => Err(format!("not yet removed: {s:?}")),
+            }
+        },
+        WAIT,
+        POLL,
+    )
+    .await
+}
+
+async fn three_nodes(hub: &InMemoryHub, settings: &ClusterSettings) -> Vec<Node> {
+    let nodes = start_cluster(hub, &["n1", "n2", "n3"], settings);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let addresses: Vec<&Address> = nodes.iter().map(|n| &n.address).collect();
+    await_all_up(&refs, &addresses).await;
+    nodes
+}
+
+async fn shutdown(nodes: &[Node]) {
+    for node in nodes {
+        node.system.terminate().await;
+    }
+}
+
+/// `leaver` registers two blockers (one reports done after 2 s, one is dropped after 4 s),
+/// then leaves: it stays Leaving until the second, then leaves promptly.
+async fn leave_waits_for_blockers(leaver: usize) {
+    let hub = InMemoryHub::new();
+    let nodes = three_nodes(&hub, &ClusterSettings::fast()).await;
+    let observer = &nodes[(leaver + 1) % 3];
+    let seen = watch_leave(observer, nodes[leaver].address.clone());
+    let (first, second) = (Duration::from_secs(2), Duration::from_secs(4));
+    let quick = nodes[leaver].cluster.register_exit_blocker("quick");
+    let slow = nodes[leaver].cluster.register_exit_blocker("slow");
+    assert_eq!(slow.name(), "slow");
+    let left_at = Instant::now();
+    nodes[leaver].cluster.leave();
+    // the components' exit work, which takes virtual time
+    let work = tokio::spawn(async move {
+        tokio::time::sleep(first).await;
+        quick.done();
+        assert!(quick.is_done());
+        tokio::time::sleep(second - first).await;
+        drop(slow);
+    });
+    let (left, exited, removed) = await_removed(&seen).await;
+    assert!(left < left_at + RESUME_BOUND, "Leaving seen at once");
+    assert!(
+        exited >= left_at + second,
+        "{leaver}: exited {:?} after the leave, before its last blocker was done",
+        exited - left_at
+    );
+    assert!(
+        exited <= left_at + second + RESUME_BOUND,
+        "{leaver}: exited {:?} after the leave",
+        exited - left_at
+    );
+    assert!(removed >= exited);
+    work.await.expect("exit work");
+    assert!(nodes[leaver].system.await_termination(WAIT).await);
+    shutdown(&nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_leader_s_leave_waits_until_every_exit_blocker_is_done_or_dropped() {
+    leave_waits_for_blockers(0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_member_s_leave_waits_until_every_exit_blocker_is_done_or_dropped() {
+    leave_waits_for_blockers(1).await;
+}
+
+/// A blocker that never reports done holds the leave for exactly the timeout; the leave
+/// then completes (Exiting, removed, shut down) and the others go on without the node.
+async fn blocker_never_done(seed: u64) {
+    let hub = InMemoryHub::new();
+    let timeout = Duration::from_secs(5);
+    let settings = ClusterSettings::fast().with_exit_blocker_timeout(timeout);
+    let leaver = (seed % 3) as usize;
+    let nodes = three_nodes(&hub, &settings).await;
+    let observer = &nodes[(leaver + 1) % 3];
+    let seen = watch_leave(observer, nodes[leaver].address.clone());
+    let stuck = nodes[leaver].cluster.register_exit_blocker("stuck");
+    let left_at = Instant::now();
+    nodes[leaver].cluster.leave();
+    let (_, exited, removed) = await_removed(&seen).await;
+    assert!(
+        exited >= left_at + timeout,
+        "seed {seed}: exited {:?} after the leave, before the timeout",
+        exited - left_at
+    );
+    assert!(
+        exited <= left_at + timeout + RESUME_BOUND,
+        "seed {seed}: exited {:?} after the leave",
+        exited - left_at
+    );
+    assert!(removed >= exited);
+    assert!(nodes[leaver].system.await_termination(WAIT).await);
+    assert!(!stuck.is_done(), "the leave went on without it");
+    let rest: Vec<&Node> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leaver)
+        .map(|(_, n)| n)
+        .collect();
+    let addresses: Vec<&Address> = rest.iter().map(|n| &n.address).collect();
+    await_all_up(&rest, &addresses).await;
+    shutdown(&nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocker_that_never_reports_done_is_cut_off_by_the_timeout_over_20_seeds() {
+    for seed in 1..=SEEDS {
+        blocker_never_done(seed).await;
+    }
+}
+
+/// Without blockers (or with only finished ones) nothing changes: the leave is not held.
+#[tokio::test(start_paused = true)]
+async fn a_leave_without_pending_blockers_is_not_held() {
+    let hub = InMemoryHub::new();
+    let nodes = three_nodes(&hub, &ClusterSettings::fast()).await;
+    let seen = watch_leave(&nodes[1], nodes[0].address.clone());
+    let finished = nodes[0].cluster.register_exit_blocker("finished");
+    finished.done();
+    let left_at = Instant::now();
+    nodes[0].cluster.leave();
+    let (_, exited, _) = await_removed(&seen).await;
+    assert!(
+        exited <= left_at + RESUME_BOUND,
+        "exited {:?} after the leave",
+        exited - left_at
+    );
+    assert!(nodes[0].system.await_termination(WAIT).await);
+    assert!(DEFAULT_EXIT_BLOCKER_TIMEOUT > RESUME_BOUND);
+    shutdown(&nodes).await;
+}

@@ -20,7 +20,11 @@
 //!   [`ShardingSettings::max_simultaneous_rebalance`] shards at once), and reallocates the
 //!   shards of a region whose node died. It keeps no state of its own worth saving: a new
 //!   coordinator rebuilds the allocation from the lock table
-//!   ([`RunnerStorage::list_locks`]) and the regions that register.
+//!   ([`RunnerStorage::list_locks`]) and the regions that register, each reporting the
+//!   shards it hosts (also those still acquiring their lock, which the table read may have
+//!   missed). A region whose shard is refused its lock [`REFUSALS_BEFORE_REPORT`] times in a
+//!   row reports it; the coordinator reads the holder again and re-homes the shard to the
+//!   holder's region, so a shard never keeps two homes.
 //! - **Shard** (a child of the region): starts entities on their first message (the
 //!   entity's [`EntityContext`] lets it ask for passivation), passivates idle ones after
 //!   [`ShardingSettings::passivation_idle_timeout`], buffers the messages of an entity
@@ -146,12 +150,14 @@ pub use coordinator::{CoordinatorSettings, ShardCoordinator};
 pub use extractor::{MessageExtractor, default_shard_id, fnv1a_32};
 pub use hand_off::{HandOff, HandOffAction, HandOffEvent, HandOffState};
 pub use lock::{LockAction, LockEvent, LockState, LockTiming};
-pub use protocol::{CoordinatorMsg, RegionCtl, RegionState, ShardDistribution, ShardMapChanged};
+pub use protocol::{
+    CoordinatorMsg, HostedShard, RegionCtl, RegionState, ShardDistribution, ShardMapChanged,
+};
 pub use settings::{
     DEFAULT_BUFFER_SIZE, DEFAULT_ENTITY_BUFFER_SIZE, DEFAULT_HAND_OFF_TIMEOUT,
     DEFAULT_LOCK_SAFETY_MARGIN, DEFAULT_MAX_SIMULTANEOUS_REBALANCE, DEFAULT_MIN_REGIONS,
     DEFAULT_NUMBER_OF_SHARDS, DEFAULT_PASSIVATION_IDLE_TIMEOUT, DEFAULT_REBALANCE_INTERVAL,
-    DEFAULT_RETRY_INTERVAL, ShardingSettings, StopMessage,
+    DEFAULT_RETRY_INTERVAL, REFUSALS_BEFORE_REPORT, ShardingSettings, StopMessage,
 };
 pub use shard::EntityContext;
 pub use ttl_check::TTL_PROBE_GROUP;

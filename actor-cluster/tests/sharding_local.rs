@@ -278,6 +278,7 @@ fn register(coordinator: &ActorRef<CoordinatorMsg>, region: &TestProbe<RegionCtl
         region: region.actor_ref().clone(),
         runner: runner.to_owned(),
         proxy: false,
+        hosted: Vec::new(),
     });
 }
 

@@ -325,6 +325,7 @@ async fn a_region_restarted_at_the_same_address_replaces_the_old_incarnation(bac
             region: probe.actor_ref().clone(),
             runner: runner.to_owned(),
             proxy: false,
+            hosted: Vec::new(),
         });
     };
     register(&other, "other:1#1");
@@ -389,7 +390,7 @@ fn internal_coordinator_messages_do_not_cross_the_wire() {
     assert!(
         postcard::to_allocvec(&CoordinatorMsg::RegionTerminated { region: "r".into() }).is_err()
     );
-    // Variant 7 is RegionTerminated, followed by a one-byte string.
+    // Variant 7 is RegionTerminated (after the seven public requests), followed by a one-byte string.
     let forged = [7u8, 1, b'r'];
     assert!(postcard::from_bytes::<CoordinatorMsg>(&forged).is_err());
     // The public requests still round-trip.

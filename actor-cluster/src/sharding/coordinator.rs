@@ -9,6 +9,18 @@
 //! lock ttl are treated as free (their locks have expired by then, or the new home's acquire
 //! waits until they do).
 //!
+//! The lock table is read once, so a shard whose lock is taken just after that read (its
+//! `HostShard` came from the previous coordinator) is not in it. Two things close that gap:
+//! - every region registers again when the coordinator moved, reporting the shards it hosts
+//!   (running or still acquiring); a reported shard nobody else is known to host is the
+//!   reporting region's;
+//! - a region whose shard is refused its lock [`REFUSALS_BEFORE_REPORT`] times in a row
+//!   reports it ([`CoordinatorMsg::ShardLockRefused`]); the coordinator reads the lock's
+//!   holder again and re-homes the shard to the holder's region, telling the reporter. So a
+//!   shard given to a second region converges on the one region that holds its lock, and
+//!   every message for it reaches that home.
+//!
+//! [`REFUSALS_BEFORE_REPORT`]: super::REFUSALS_BEFORE_REPORT
 //! [`RunnerStorage::list_locks`]: actor_coordination::runner_storage::RunnerStorage::list_locks
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +32,7 @@ use actor_core::{Actor, ActorRef, ActorResult, Context, Props};
 
 use super::allocation::{Allocation, ShardAllocationStrategy};
 use super::hand_off::{HandOff, HandOffAction, HandOffEvent};
-use super::protocol::{CoordinatorMsg, RegionCtl, ShardDistribution, ShardMapChanged};
+use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, ShardDistribution, ShardMapChanged};
 
 /// What a coordinator is built from.
 #[derive(Clone)]
@@ -113,6 +125,125 @@ impl ShardCoordinator {
             },
             |locks| CoordinatorMsg::LocksListed { locks },
         );
+    }
+
+    /// Reads who holds `shard`'s lock now (after `region` reported its acquire refused).
+    fn read_holder(&self, shard: u32, region: ActorRef<RegionCtl>, ctx: &mut Context<Self>) {
+        let storage = self.settings.storage.clone();
+        let group = self.settings.type_name.clone();
+        ctx.pipe_to_self(
+            async move {
+                storage
+                    .list_locks()
+                    .await
+                    .map(|locks| {
+                        locks
+                            .into_iter()
+                            .find(|l| l.shard.group() == group && l.shard.number() == shard)
+                            .map(|l| l.holder.to_string())
+                    })
+                    .map_err(|e| e.to_string())
+            },
+            move |holder| CoordinatorMsg::LockHolderRead {
+                shard,
+                region,
+                holder,
+            },
+        );
+    }
+
+    /// Re-homes `shard` to the region whose runner holds its lock (read after `reporter`'s
+    /// acquire was refused), and tells `reporter` where it lives.
+    fn rehome_to_holder(
+        &mut self,
+        shard: u32,
+        reporter: ActorRef<RegionCtl>,
+        holder: &str,
+        ctx: &Context<Self>,
+    ) {
+        if self.hand_offs.contains_key(&shard) {
+            // Moving already: the hand-off decides its next home.
+            return;
+        }
+        let Some((key, home)) = self
+            .regions
+            .iter()
+            .find(|(_, r)| r.runner == holder)
+            .map(|(k, r)| (k.clone(), r.ctl.clone()))
+        else {
+            // The holder has no region here (yet): its lock expires, or it registers and
+            // claims the shard.
+            tracing::debug!(
+                shard,
+                holder,
+                "refused shard held by an unregistered runner"
+            );
+            return;
+        };
+        if self.shards.get(&shard) != Some(&key) {
+            tracing::warn!(
+                shard,
+                from = ?self.shards.get(&shard),
+                to = %key,
+                type_name = %self.settings.type_name,
+                "shard re-homed to the region holding its lock"
+            );
+            self.orphans.remove(&shard);
+            self.shards.insert(shard, key.clone());
+            home.tell(RegionCtl::HostShard {
+                shard,
+                entities: self.remembered.get(&shard).cloned().unwrap_or_default(),
+            });
+            self.publish(ctx);
+        }
+        if reporter.path() != home.path() {
+            reporter.tell(RegionCtl::ShardHome {
+                shard,
+                home: home.clone(),
+            });
+        }
+        self.answer_deferred(shard, ctx);
+    }
+
+    /// Merges the shards a registering region reports hosting: one that nobody else is known
+    /// to host (or that the lock table gives to this region's runner) is this region's. One
+    /// allocated to another region, locked by another runner or being handed off stays as it
+    /// is: whichever side is wrong has its lock refused and is reconciled through
+    /// [`CoordinatorMsg::ShardLockRefused`].
+    fn merge_hosted(
+        &mut self,
+        key: &str,
+        runner: &str,
+        hosted: Vec<HostedShard>,
+        ctx: &Context<Self>,
+    ) {
+        for HostedShard { shard, entities } in hosted {
+            if self.hand_offs.contains_key(&shard)
+                || self.orphans.get(&shard).is_some_and(|h| h != runner)
+            {
+                continue;
+            }
+            match self.shards.get(&shard) {
+                Some(home) if home != key => {
+                    tracing::warn!(
+                        shard,
+                        reported_by = key,
+                        allocated_to = %home,
+                        "a region reports a shard allocated elsewhere; the lock decides"
+                    );
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    self.shards.insert(shard, key.to_owned());
+                }
+            }
+            self.orphans.remove(&shard);
+            if !entities.is_empty() {
+                self.remembered.insert(shard, entities);
+            }
+            self.answer_deferred(shard, ctx);
+        }
     }
 
     fn distribution(&self) -> ShardDistribution {
@@ -336,6 +467,7 @@ impl ShardCoordinator {
                 region,
                 runner,
                 proxy,
+                hosted,
             } => {
                 let key = region.path().to_string();
                 region.tell(RegionCtl::Registered {
@@ -351,7 +483,13 @@ impl ShardCoordinator {
                     return;
                 }
                 match self.regions.get(&key) {
-                    Some(entry) if entry.runner == runner => return,
+                    Some(entry) if entry.runner == runner => {
+                        // Registered again (the retry, or after this coordinator started):
+                        // what it hosts now still counts.
+                        self.merge_hosted(&key, &runner, hosted, ctx);
+                        self.publish(ctx);
+                        return;
+                    }
                     Some(entry) => {
                         // The node restarted at the same address (a new incarnation) before
                         // the old region's death was noticed: the old region is gone, its
@@ -384,7 +522,7 @@ impl ShardCoordinator {
                     key.clone(),
                     RegionEntry {
                         ctl: region,
-                        runner,
+                        runner: runner.clone(),
                         shutting_down: false,
                     },
                 );
@@ -393,6 +531,7 @@ impl ShardCoordinator {
                     self.shards.insert(shard, key.clone());
                     self.answer_deferred(shard, ctx);
                 }
+                self.merge_hosted(&key, &runner, hosted, ctx);
                 // Shards nobody could take before (no region) can go here now.
                 let waiting: Vec<u32> = self
                     .deferred
@@ -465,6 +604,23 @@ impl ShardCoordinator {
                     self.answer_deferred(shard, ctx);
                 }
             }
+            CoordinatorMsg::ShardLockRefused { shard, region } => {
+                if !self.hand_offs.contains_key(&shard) {
+                    self.read_holder(shard, region, ctx);
+                }
+            }
+            CoordinatorMsg::LockHolderRead {
+                shard,
+                region,
+                holder,
+            } => match holder {
+                Ok(Some(holder)) => self.rehome_to_holder(shard, region, &holder, ctx),
+                // Free now: the refused region takes it on its next try.
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(shard, %error, "could not read a refused shard's lock");
+                }
+            },
             CoordinatorMsg::LocksListed { .. } => {}
         }
     }

@@ -13,7 +13,10 @@ use crate::wire::RemoteMessage;
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CoordinatorMsg {
     /// A region (or, with `proxy`, a proxy that hosts nothing) announces itself; `runner` is
-    /// its runner id (`host:port#incarnation`), the holder name of its shard locks.
+    /// its runner id (`host:port#incarnation`), the holder name of its shard locks. It sends
+    /// it again whenever the coordinator moved, with the shards it hosts (also those still
+    /// acquiring their lock), so a new coordinator learns of shards locked after it read the
+    /// lock table.
     Register {
         /// The region's control actor.
         region: ActorRef<RegionCtl>,
@@ -21,6 +24,8 @@ pub enum CoordinatorMsg {
         runner: String,
         /// A proxy: never allocated a shard.
         proxy: bool,
+        /// The shards this region hosts now (running or acquiring their lock).
+        hosted: Vec<HostedShard>,
     },
     /// Where does `shard` live? Answered with [`RegionCtl::ShardHome`] to `region`.
     GetShardHome {
@@ -54,6 +59,16 @@ pub enum CoordinatorMsg {
         /// Where the answer goes.
         reply: ReplyTo<ShardDistribution>,
     },
+    /// `region`'s shard could not take its lock
+    /// [`REFUSALS_BEFORE_REPORT`](super::REFUSALS_BEFORE_REPORT) times in a row: another
+    /// runner holds it. The coordinator reads the lock's holder again and re-homes the shard
+    /// to the holder's region (answering `region` with [`RegionCtl::ShardHome`]).
+    ShardLockRefused {
+        /// The shard.
+        shard: u32,
+        /// The region whose shard was refused.
+        region: ActorRef<RegionCtl>,
+    },
     /// Internal: a watched region terminated. Local only: never sent or accepted over the wire.
     #[serde(skip)]
     RegionTerminated {
@@ -78,6 +93,27 @@ pub enum CoordinatorMsg {
         /// The shard.
         shard: u32,
     },
+    /// Internal: the holder of `shard`'s lock as read after a [`CoordinatorMsg::ShardLockRefused`]
+    /// (`None`: the lock is free), or the error. Local only: never sent or accepted over the
+    /// wire.
+    #[serde(skip)]
+    LockHolderRead {
+        /// The shard.
+        shard: u32,
+        /// The region whose shard was refused.
+        region: ActorRef<RegionCtl>,
+        /// The holder's runner id.
+        holder: Result<Option<String>, String>,
+    },
+}
+
+/// One shard a region hosts, as reported in [`CoordinatorMsg::Register`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedShard {
+    /// The shard.
+    pub shard: u32,
+    /// Its remembered entity ids (remember-entities; else empty).
+    pub entities: Vec<String>,
 }
 
 impl RemoteMessage for CoordinatorMsg {

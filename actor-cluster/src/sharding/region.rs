@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::ShardingError;
 use super::extractor::MessageExtractor;
 use super::lock::{LockEvent, LockTiming};
-use super::protocol::{CoordinatorMsg, RegionCtl, RegionState};
+use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, RegionState};
 use super::settings::ShardingSettings;
 use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
 use super::ttl_check;
@@ -43,6 +43,12 @@ pub enum RegionMsg<M> {
     Ctl(RegionCtl),
     /// A local shard holds its lock now.
     LockHeld {
+        /// The shard.
+        shard: u32,
+    },
+    /// A local shard's lock was refused
+    /// [`REFUSALS_BEFORE_REPORT`](super::REFUSALS_BEFORE_REPORT) times in a row.
+    LockRefused {
         /// The shard.
         shard: u32,
     },
@@ -119,6 +125,9 @@ where
     stopping: BTreeMap<u32, ActorRef<ShardMsg<E::Msg>>>,
     /// Remembered entities for a shard that must wait for its stopping actor.
     deferred_entities: BTreeMap<u32, Vec<String>>,
+    /// Shards given up because the coordinator named another home (their lock is held
+    /// there): stopping without a hand-off, so their stop is not reported.
+    relinquished: BTreeSet<u32>,
     /// Shards whose lock is held (refreshed every interval).
     locked: BTreeSet<u32>,
     refreshing: bool,
@@ -175,6 +184,7 @@ where
             shards: BTreeMap::new(),
             stopping: BTreeMap::new(),
             deferred_entities: BTreeMap::new(),
+            relinquished: BTreeSet::new(),
             locked: BTreeSet::new(),
             refreshing: false,
             shutting_down: false,
@@ -187,10 +197,19 @@ where
             return;
         }
         if let Some(ctl) = &self.ctl {
+            let hosted = self
+                .shards
+                .keys()
+                .map(|&shard| HostedShard {
+                    shard,
+                    entities: Vec::new(),
+                })
+                .collect();
             self.coordinator.tell(CoordinatorMsg::Register {
                 region: ctl.clone(),
                 runner: self.runner.to_string(),
                 proxy: self.factory.is_none(),
+                hosted,
             });
         }
     }
@@ -373,6 +392,15 @@ where
                         self.start_shard(shard, Vec::new(), ctx);
                     }
                 } else if let Some(ingress) = self.ingress_of(ctx, &home) {
+                    if let Some(actor) = self.shards.remove(&shard) {
+                        // Started here, but its lock is held at `home`: give it up (what it
+                        // buffered comes back and goes there).
+                        tracing::info!(shard, home = %key, "shard lives elsewhere: giving it up");
+                        self.locked.remove(&shard);
+                        self.relinquished.insert(shard);
+                        actor.tell(ShardMsg::HandOff);
+                        self.stopping.insert(shard, actor);
+                    }
                     // Forget its shards when it dies, also when no coordinator tells us
                     // (the coordinator may have died with it).
                     if self.watched.insert(key.clone()) {
@@ -539,10 +567,12 @@ where
                     // Fenced while handing off: it will not report; its lock is gone, so the
                     // coordinator may move it now.
                     self.locked.remove(&shard);
-                    self.coordinator.tell(CoordinatorMsg::ShardStopped {
-                        shard,
-                        entities: Vec::new(),
-                    });
+                    if !self.relinquished.remove(&shard) {
+                        self.coordinator.tell(CoordinatorMsg::ShardStopped {
+                            shard,
+                            entities: Vec::new(),
+                        });
+                    }
                 } else if let Some(actor) = self.shards.remove(&shard) {
                     self.locked.remove(&shard);
                     self.stopping.insert(shard, actor);
@@ -554,8 +584,21 @@ where
             }
             RegionMsg::HandedOff { shard, entities } => {
                 self.locked.remove(&shard);
-                self.coordinator
-                    .tell(CoordinatorMsg::ShardStopped { shard, entities });
+                if !self.relinquished.remove(&shard) {
+                    self.coordinator
+                        .tell(CoordinatorMsg::ShardStopped { shard, entities });
+                }
+            }
+            RegionMsg::LockRefused { shard } => {
+                if let Some(ctl) = &self.ctl
+                    && self.registered
+                    && self.shards.contains_key(&shard)
+                {
+                    self.coordinator.tell(CoordinatorMsg::ShardLockRefused {
+                        shard,
+                        region: ctl.clone(),
+                    });
+                }
             }
             RegionMsg::Retry => {
                 if self.registered {
@@ -705,6 +748,7 @@ where
         {
             self.stopping.remove(&shard);
             self.locked.remove(&shard);
+            self.relinquished.remove(&shard);
             if matches!(self.homes.get(&shard), Some(Home::Local)) {
                 // Given back to this region while the old actor stopped: start afresh.
                 let entities = self.deferred_entities.remove(&shard).unwrap_or_default();

@@ -77,6 +77,16 @@ pub const DEFAULT_LOCK_SAFETY_MARGIN: Duration = Duration::from_secs(3);
 /// are there.
 pub const DEFAULT_MIN_REGIONS: usize = 1;
 
+/// Consecutive refusals of a shard's lock (each [`ShardingSettings::retry_interval`] apart)
+/// after which its region reports the refusal to the coordinator, which reads the lock's
+/// holder again and re-homes the shard to the holder's region (then again every that many
+/// refusals while it lasts).
+///
+/// A refusal is normal for a while after a shard moved from a crashed node (its lock has to
+/// expire), so a report there costs one storage read and changes nothing; lower repairs a
+/// wrong allocation (a shard locked after a new coordinator read the lock table) sooner.
+pub const REFUSALS_BEFORE_REPORT: u32 = 3;
+
 /// Builds the message sent to an entity to stop it (passivation and hand-off).
 pub type StopMessage<M> = Arc<dyn Fn() -> M + Send + Sync>;
 

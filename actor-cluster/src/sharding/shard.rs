@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::extractor::entity_actor_name;
 use super::lock::{LockAction, LockEvent, LockState, LockTiming};
 use super::region::RegionMsg;
-use super::settings::StopMessage;
+use super::settings::{REFUSALS_BEFORE_REPORT, StopMessage};
 
 /// Builds the props of an entity from its context.
 pub(crate) type EntityFactory<E> =
@@ -155,6 +155,8 @@ pub(crate) struct Shard<E: Actor> {
     setup: ShardSetup<E>,
     lock: LockState,
     acquire_in_flight: bool,
+    /// Acquires refused in a row since the last report to the region.
+    refusals: u32,
     phase: Phase,
     buffer: VecDeque<(String, E::Msg)>,
     entities: BTreeMap<String, Entry<E::Msg>>,
@@ -168,6 +170,7 @@ impl<E: Actor> Shard<E> {
             setup: setup.clone(),
             lock: LockState::Acquiring,
             acquire_in_flight: false,
+            refusals: 0,
             phase: Phase::Serving,
             buffer: VecDeque::new(),
             entities: BTreeMap::new(),
@@ -453,9 +456,25 @@ impl<E: Actor> Actor for Shard<E> {
             ShardMsg::Passivate { entity_id } => self.passivate(&entity_id),
             ShardMsg::AcquireDone(mut event) => {
                 self.acquire_in_flight = false;
-                if let LockEvent::Acquired { now, .. } = &mut event {
-                    // The deadline is judged when the grant is used, not when the call ended.
-                    *now = Instant::now();
+                match &mut event {
+                    LockEvent::Acquired { now, .. } => {
+                        // The deadline is judged when the grant is used, not when the call
+                        // ended.
+                        *now = Instant::now();
+                        self.refusals = 0;
+                    }
+                    LockEvent::Refused if self.phase == Phase::Serving => {
+                        self.refusals += 1;
+                        if self.refusals >= REFUSALS_BEFORE_REPORT {
+                            // Another runner keeps the lock: maybe the coordinator allocated
+                            // the shard here after a new coordinator missed that lock.
+                            self.refusals = 0;
+                            self.setup.region.tell(RegionMsg::LockRefused {
+                                shard: self.setup.shard,
+                            });
+                        }
+                    }
+                    _ => {}
                 }
                 self.on_lock(event, ctx).await;
                 if self.phase == Phase::HandingOff {

@@ -15,7 +15,8 @@ use actor_cluster::InMemoryHub;
 use actor_cluster::cluster::ClusterSettings;
 use actor_cluster::remote::Remoting;
 use actor_cluster::sharding::{
-    ClusterSharding, CoordinatorMsg, EntityContext, ShardRegion, ShardingSettings,
+    Allocation, ClusterSharding, CoordinatorMsg, EntityContext, ShardAllocationStrategy,
+    ShardDistribution, ShardRegion, ShardingSettings,
 };
 use actor_cluster::wire::RemoteMessage;
 use actor_coordination::runner_storage::{
@@ -547,4 +548,58 @@ pub async fn get_eventually(region: &ShardRegion<Cmd>, id: &str, max: Duration) 
 /// The set of nodes named in `readings`.
 pub fn nodes_of(readings: &[Reading]) -> BTreeSet<String> {
     readings.iter().map(|r| r.node.clone()).collect()
+}
+
+/// `Cmd::Add` for entity `id`.
+pub fn add(id: &str, n: u64) -> Cmd {
+    Cmd::Add { id: id.into(), n }
+}
+
+/// An allocation strategy that puts every new shard on the region whose key contains
+/// `prefer` (least-shards among the others when none does) and never rebalances: a test
+/// decides where shards go.
+#[derive(Debug, Clone)]
+pub struct Prefer(pub &'static str);
+
+impl ShardAllocationStrategy for Prefer {
+    fn allocate(&self, _shard: u32, current: &Allocation) -> Option<String> {
+        current
+            .keys()
+            .find(|k| k.contains(self.0))
+            .or_else(|| {
+                current
+                    .iter()
+                    .min_by_key(|(k, s)| (s.len(), (*k).clone()))
+                    .map(|(k, _)| k)
+            })
+            .cloned()
+    }
+
+    fn rebalance(&self, _: &Allocation, _: &BTreeSet<u32>) -> BTreeSet<u32> {
+        BTreeSet::new()
+    }
+}
+
+/// Polls `coordinator`'s distribution until `check` accepts it (at most `max`, virtual time).
+pub async fn await_distribution(
+    coordinator: &ActorRef<CoordinatorMsg>,
+    max: Duration,
+    mut check: impl FnMut(&ShardDistribution) -> Result<(), String>,
+) -> ShardDistribution {
+    let deadline = tokio::time::Instant::now() + max;
+    loop {
+        let d = ClusterSharding::distribution(coordinator, ASK).await;
+        let why = match &d {
+            Ok(d) => match check(d) {
+                Ok(()) => return d.clone(),
+                Err(why) => why,
+            },
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "distribution never settled: {why}; last {d:?}"
+        );
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
 }

@@ -81,7 +81,14 @@
 //!   the lease; it is **not spawned again until the next host change** (this node stops being
 //!   the host and becomes it again). Put a supervisor or watchdog in the singleton if it must
 //!   come back by itself.
-//! - A manager that is restarted re-subscribes to the membership and reconciles from scratch.
+//! - A manager that is restarted re-subscribes to the membership and reconciles from scratch,
+//!   except for what its incarnations share: each numbers its lease attempts in its own
+//!   range (results piped to an earlier one are not taken for its own), a removal margin an
+//!   earlier one was waiting out is waited out to its end, and lease releases an earlier one
+//!   issued are waited for before acquiring (the lease object is shared, and a release lets
+//!   go of whatever it holds, so a late one would drop the new holding). A holding the lease
+//!   object has but the manager does not track (left over from before the restart, or by a
+//!   failed release) is released once nothing is in flight.
 //!
 //! # Proxy
 //!
@@ -145,6 +152,7 @@
 //! ```
 
 mod host;
+mod lineage;
 mod manager;
 mod protocol;
 mod proxy;

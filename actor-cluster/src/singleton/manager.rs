@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use actor_coordination::lease::{Acquired, FencingToken, Lease};
@@ -13,13 +11,14 @@ use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, Spaw
 use tracing::{debug, info, warn};
 
 use super::host::{Duty, duty, singleton_host};
+use super::lineage::Lineage;
 use super::protocol::{Inner, ManagerMsg, ManagerStatus, SingletonLocation};
 use super::state_machine::{Action, Event, Machine, Phase};
 use super::{
     SingletonError, SingletonSettings, lease_owner, manager_name, singleton_manager_path_at,
 };
 use crate::Address;
-use crate::cluster::{Cluster, ExitBlocker};
+use crate::cluster::Cluster;
 use crate::membership::{ClusterEvent, MemberStatus, UniqueAddress};
 use crate::remote::Remoting;
 use crate::wire::RemoteMessage;
@@ -131,19 +130,12 @@ impl ClusterSingletonManager {
         remoting.register::<A::Msg>()?;
         let me = cluster.self_member().unique_address();
         let factory: Factory<A> = Arc::new(factory);
-        // each incarnation of the manager (a restart makes a new one) numbers its lease
-        // attempts in its own range: results piped to an earlier incarnation still arrive
-        let incarnations = Arc::new(AtomicU32::new(0));
-        // and a removal margin outlives the incarnation that started it: a restarted manager
-        // waits out what is left of it
-        let margin_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-        // this node's graceful leave waits until the singleton has handed over (one blocker
-        // for all incarnations: a restart does not let the leave go on early)
+        // this node's graceful leave waits until the singleton has handed over
         let exit_blocker =
-            Arc::new(cluster.register_exit_blocker(format!("singleton {}", settings.type_name)));
+            cluster.register_exit_blocker(format!("singleton {}", settings.type_name));
+        let lineage = Arc::new(Lineage::new(exit_blocker));
         let props = Props::new(move || {
-            let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
-            let margin_running = margin_until.lock().is_some_and(|t| t > Instant::now());
+            let incarnation = lineage.next_incarnation();
             Manager::<A> {
                 settings: settings.clone(),
                 factory: factory.clone(),
@@ -152,15 +144,15 @@ impl ClusterSingletonManager {
                 me: me.clone(),
                 machine: Machine::new(settings.lease.is_some(), settings.max_hand_over_retries)
                     .with_incarnation(incarnation)
-                    .with_margin_running(margin_running)
+                    .with_margin_running(lineage.margin_running())
+                    .with_releases_in_flight(lineage.releases_in_flight())
                     .with_removal_margin(!settings.removal_margin.is_zero()),
                 child: None,
                 host: None,
                 events: None,
                 older: BTreeMap::new(),
                 incarnation,
-                margin_until: margin_until.clone(),
-                exit_blocker: exit_blocker.clone(),
+                lineage: lineage.clone(),
                 leaving: false,
             }
         });
@@ -183,10 +175,8 @@ struct Manager<A: Actor> {
     older: BTreeMap<UniqueAddress, bool>,
     /// This instance's number among the manager's restarts (tags its releases).
     incarnation: u32,
-    /// When the removal margin being waited out ends, shared by all incarnations.
-    margin_until: Arc<Mutex<Option<Instant>>>,
-    /// Holds this node's graceful leave until the singleton has handed over.
-    exit_blocker: Arc<ExitBlocker>,
+    /// What this manager's incarnations share (margin, releases in flight, exit blocker).
+    lineage: Arc<Lineage>,
     /// Whether this node is leaving (Leaving or Exiting, or gone), as last seen.
     leaving: bool,
 }
@@ -298,17 +288,30 @@ impl<A: Actor> Manager<A> {
         }
         if !self.machine.in_removal_margin() {
             // elapsed, or ended by late confirmations: a restart need not wait it out
-            *self.margin_until.lock() = None;
+            self.lineage.set_margin_until(None);
         }
         self.report_exit();
+    }
+
+    /// Releases a holding of the lease object that the machine does not know of, once
+    /// nothing is in flight: left by a release that failed, or by an earlier incarnation.
+    fn release_untracked_holding(&mut self, ctx: &mut Context<Self>) {
+        if let Some(lease) = self.lease()
+            && self.machine.is_quiet()
+            && lease.check_lease()
+        {
+            warn!(singleton = %self.type_name(), node = %self.me.address, "the lease is held but this manager does not track it: releasing it");
+            self.step(Event::LeaseHeldAtStart, ctx);
+        }
     }
 
     /// Lets this node's leave go on once it is leaving and nothing runs, is held or is in
     /// flight here (the singleton stopped, its lease released, the successor told).
     fn report_exit(&self) {
-        if self.leaving && self.machine.is_quiet() && !self.exit_blocker.is_done() {
+        let blocker = self.lineage.exit_blocker();
+        if self.leaving && self.machine.is_quiet() && !blocker.is_done() {
             info!(singleton = %self.type_name(), node = %self.me.address, "singleton handed over: this node's leave may go on");
-            self.exit_blocker.done();
+            blocker.done();
         }
     }
 
@@ -366,6 +369,8 @@ impl<A: Actor> Manager<A> {
             Action::Release => {
                 if let Some(lease) = self.lease() {
                     debug!(singleton = %self.type_name(), node = %self.me.address, "releasing singleton lease");
+                    // counted until its answer is handled, by this incarnation or a later one
+                    self.lineage.release_issued();
                     let incarnation = self.incarnation;
                     ctx.pipe_to_self(async move { lease.release().await }, move |r| {
                         ManagerMsg::internal(Inner::Released {
@@ -410,7 +415,8 @@ impl<A: Actor> Manager<A> {
                 None
             }
             Action::ScheduleRemovalMargin => {
-                *self.margin_until.lock() = Some(Instant::now() + self.settings.removal_margin);
+                self.lineage
+                    .set_margin_until(Some(Instant::now() + self.settings.removal_margin));
                 info!(singleton = %self.type_name(), node = %self.me.address, margin = ?self.settings.removal_margin, "an older member was removed without confirming the hand-over; waiting out the removal margin");
                 ctx.start_single_timer(
                     REMOVAL_MARGIN_TIMER,
@@ -492,7 +498,7 @@ impl<A: Actor> Actor for Manager<A> {
         self.cluster.unsubscribe(&events);
         self.cluster.subscribe(&events);
         // a margin an earlier incarnation was waiting out: arm the timer for what is left
-        let margin_until = *self.margin_until.lock();
+        let margin_until = self.lineage.margin_until();
         if self.machine.in_removal_margin()
             && let Some(until) = margin_until
         {
@@ -559,10 +565,14 @@ impl<A: Actor> Actor for Manager<A> {
                 if let Err(error) = result {
                     warn!(singleton = %self.type_name(), %error, "lease release failed (it expires after its ttl)");
                 }
-                // a release of an earlier incarnation is not one this machine counts
-                if incarnation == self.incarnation {
-                    self.step(Event::Released, ctx)
+                if incarnation != self.incarnation {
+                    debug!(singleton = %self.type_name(), node = %self.me.address, incarnation, "a release issued before a manager restart is done");
                 }
+                // every release in flight counts, whichever incarnation issued it: this
+                // machine started counting those of earlier incarnations
+                self.lineage.release_answered();
+                self.step(Event::Released, ctx);
+                self.release_untracked_holding(ctx);
             }
             Inner::AcquireRetry => self.step(Event::AcquireRetry, ctx),
             Inner::HandOverRetry => self.step(Event::HandOverRetry, ctx),
@@ -598,7 +608,7 @@ impl<A: Actor> Actor for Manager<A> {
             warn!(singleton = %self.type_name(), %error, "lease release on stop failed");
         }
         // nothing of this singleton runs here any more: a leave need not wait for it
-        self.exit_blocker.done();
+        self.lineage.exit_blocker().done();
         // a leaving node whose system shuts down (usually once it was removed) confirms
         // once more now that its singleton has stopped: a successor waiting out the removal
         // margin may start at once if the message still gets through

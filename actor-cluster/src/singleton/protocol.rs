@@ -43,8 +43,9 @@ pub(super) enum Inner {
     /// A holding was lost (internal).
     #[serde(skip)]
     LeaseLost { attempt: u64, reason: LossReason },
-    /// A release finished (internal), issued by the manager incarnation given: a release
-    /// piped to an earlier incarnation is not one the current one waits for.
+    /// A release finished (internal), issued by the manager incarnation given. Every
+    /// incarnation counts the releases of earlier ones still in flight, so each answer
+    /// counts, whichever incarnation handles it.
     #[serde(skip)]
     Released {
         incarnation: u32,

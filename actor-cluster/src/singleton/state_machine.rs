@@ -122,9 +122,11 @@ pub enum Event {
     /// A lease release finished.
     Released,
     /// The manager (re)started while its lease object still holds the lease: a holding
-    /// left over from before a restart, whose child the restart already stopped. The
-    /// machine releases it before anything else, so it never runs or confirms a hand-over
-    /// on a holding it does not know.
+    /// left over from before a restart, whose child the restart already stopped (or, with
+    /// nothing in flight, the lease object holds a lease the machine does not track, for
+    /// instance after a failed release). The machine releases it before anything else, so it
+    /// never runs or confirms a hand-over on a holding it does not know; it leaves it to the
+    /// releases in flight, if any.
     LeaseHeldAtStart,
     /// The acquire retry timer fired.
     AcquireRetry,
@@ -273,6 +275,16 @@ impl Machine {
     /// `incarnation << 32 | n` with `n` counting from 1.
     pub fn with_incarnation(mut self, incarnation: u32) -> Self {
         self.next_attempt = (u64::from(incarnation) << 32) | 1;
+        self
+    }
+
+    /// Counts `releases` lease releases that earlier incarnations of the manager issued and
+    /// whose [`Event::Released`] has not been handled yet: the lease object is shared and a
+    /// release lets go of whatever it holds, so nothing is acquired until they are answered
+    /// (each [`Event::Released`] answers one, whichever incarnation issued it), and a holding
+    /// found at start ([`Event::LeaseHeldAtStart`]) is left to them.
+    pub fn with_releases_in_flight(mut self, releases: u32) -> Self {
+        self.releasing = releases;
         self
     }
 
@@ -521,11 +533,14 @@ impl Machine {
                 }
             }
             Event::LeaseHeldAtStart => {
-                if self.holding.is_none() && self.releasing == 0 {
-                    self.holding = Some(HELD_AT_START);
-                    self.phase = Phase::Releasing {
-                        reason: StopReason::NotHost,
+                if self.holding.is_none() && self.releasing == 0 && self.in_flight.is_none() {
+                    // a singleton that stopped by itself stays down after the release
+                    let reason = match self.phase {
+                        Phase::SelfStopped => StopReason::SelfStopped,
+                        _ => StopReason::NotHost,
                     };
+                    self.holding = Some(HELD_AT_START);
+                    self.phase = Phase::Releasing { reason };
                     self.release(&mut out);
                 }
             }
@@ -1412,5 +1427,48 @@ mod tests {
             );
             assert!(!m.in_removal_margin());
         }
+    }
+
+    // a release issued by an earlier incarnation (the lease object is shared) drops
+    // whatever the lease object holds when it runs: a new incarnation acquires only once
+    // it was answered, and leaves a holding found at start to it
+    #[test]
+    fn a_new_incarnation_waits_for_the_releases_of_earlier_ones() {
+        let mut m = Machine::new(true, 3)
+            .with_incarnation(1)
+            .with_releases_in_flight(1);
+        assert_eq!(m.on_event(Event::LeaseHeldAtStart), vec![]);
+        assert_eq!(m.on_event(Event::Duty(Duty::Host)), vec![]);
+        assert_eq!(m.phase(), &Phase::Standby);
+        assert!(!m.is_quiet());
+        let actions = m.on_event(Event::Released);
+        let attempt = acquire_of(&actions);
+        assert_eq!(attempt >> 32, 1, "an attempt of incarnation 1");
+        assert_eq!(
+            m.on_event(Event::Acquired {
+                attempt,
+                token: token(2)
+            }),
+            vec![Action::Spawn { token: token(2) }]
+        );
+    }
+
+    // an untracked holding found once nothing is in flight is released, and a singleton
+    // that stopped by itself stays stopped afterwards
+    #[test]
+    fn an_untracked_holding_of_a_self_stopped_singleton_is_released_and_it_stays_down() {
+        let mut m = Machine::new(true, 3);
+        let attempt = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        m.on_event(Event::Acquired {
+            attempt,
+            token: token(1),
+        });
+        assert_eq!(m.on_event(Event::ChildTerminated), vec![Action::Release]);
+        assert_eq!(m.on_event(Event::Released), vec![]);
+        assert_eq!(m.phase(), &Phase::SelfStopped);
+        assert!(m.is_quiet());
+        assert_eq!(m.on_event(Event::LeaseHeldAtStart), vec![Action::Release]);
+        assert_eq!(m.on_event(Event::Released), vec![]);
+        assert_eq!(m.phase(), &Phase::SelfStopped);
     }
 }

@@ -43,6 +43,12 @@
 //! expired, and the old holder stopped before that. Runners register in the storage with
 //! their incarnation (the node's uid), so a restarted node never inherits its old locks.
 //!
+//! Every storage call is bounded in time (`acquire`, `refresh` and `release` by the local
+//! lock validity, `ttl - margin`; lock-table reads and the ttl probe by the lock ttl; the
+//! error is [`ShardingError::StorageTimeout`]): a storage that hangs is treated as one that
+//! fails, so shards fence at their deadline and acquires and reads are retried, and work
+//! resumes when the storage answers again.
+//!
 //! # Hand-off
 //!
 //! Moving shard `s` from region A (a [`HandOff`] state machine at the coordinator):
@@ -134,6 +140,7 @@ mod protocol;
 mod region;
 mod settings;
 mod shard;
+mod storage_call;
 mod ttl_check;
 
 use std::any::Any;
@@ -239,6 +246,15 @@ pub enum ShardingError {
     /// The runner storage failed.
     #[error("runner storage: {0}")]
     Storage(#[from] runner_storage::RunnerStorageError),
+    /// A runner storage call did not finish within its bound (see the lock ttl settings):
+    /// the storage hangs or is unreachable; the call is treated as failed.
+    #[error("runner storage {operation} did not finish within {after:?}")]
+    StorageTimeout {
+        /// The storage operation (`acquire`, `refresh`, `release`, `list_locks`, ...).
+        operation: &'static str,
+        /// The bound that passed.
+        after: Duration,
+    },
 }
 
 /// How often [`ShardRegion::graceful_shutdown_and_wait`] checks whether the region stopped:
@@ -635,6 +651,7 @@ impl ClusterSharding {
         }
         let runner = runner_of(&self.system)?;
         let storage = settings.storage.clone();
+        let settings_ttl = settings.lock_ttl;
         let setup = RegionSetup::<E> {
             type_name: type_name.to_owned(),
             settings,
@@ -648,8 +665,11 @@ impl ClusterSharding {
             .spawn(Region::props(setup), &region_name(type_name))?;
         // Register the runner with its incarnation (diagnostics, machine ids); locks do not
         // depend on it, so a failure is only logged.
+        let bound = settings_ttl;
         self.system.runtime().spawn(async move {
-            if let Err(error) = storage.register(&runner, true).await {
+            let registered =
+                storage_call::bounded("register", bound, storage.register(&runner, true)).await;
+            if let Err(error) = registered {
                 tracing::warn!(%error, runner = %runner.id, "runner registration failed");
             }
         });
@@ -672,7 +692,8 @@ impl ClusterSharding {
     ///
     /// [`ShardingError::LockTtlMismatch`] with both durations,
     /// [`ShardingError::InvalidTypeName`], [`ShardingError::InvalidSettings`],
-    /// [`ShardingError::Storage`], [`ShardingError::LockTtlUnverified`].
+    /// [`ShardingError::Storage`], [`ShardingError::LockTtlUnverified`],
+    /// [`ShardingError::StorageTimeout`] when the storage did not answer within the lock ttl.
     ///
     /// # Cancel safety
     ///
@@ -685,11 +706,14 @@ impl ClusterSharding {
     ) -> Result<Duration, ShardingError> {
         check_type_name(type_name)?;
         let runner = runner_of(&self.system)?;
-        ttl_check::check(
-            settings.storage.as_ref(),
-            &runner.id,
-            type_name,
-            settings.local_lock_validity(),
+        storage_call::bounded_check(
+            settings.lock_ttl,
+            ttl_check::check(
+                settings.storage.as_ref(),
+                &runner.id,
+                type_name,
+                settings.local_lock_validity(),
+            ),
         )
         .await
     }

@@ -382,6 +382,209 @@ async fn a_region_restarted_at_the_same_address_replaces_the_old_incarnation(bac
     system.terminate().await;
 }
 
+/// Waits until `log` has an event matching `want`.
+async fn await_event(log: &Log, what: &str, want: impl Fn(&Event) -> bool) {
+    let log = log.clone();
+    await_assert(
+        || {
+            if log.lock().iter().any(&want) {
+                Ok(())
+            } else {
+                Err(format!("no {what} yet"))
+            }
+        },
+        WAIT,
+        Duration::from_millis(10),
+    )
+    .await;
+}
+
+fn stops_of(log: &Log, id: &str) -> usize {
+    log.lock()
+        .iter()
+        .filter(|e| matches!(e, Event::Stopped { id: i, .. } if i == id))
+        .count()
+}
+
+fn local_over(storage: &Storage, flaky: &Arc<FlakyStorage>) -> Local {
+    let mut s = settings(storage);
+    s.storage = flaky.clone();
+    start_local(s.build().expect("settings"))
+}
+
+/// A refresh call that never returns is given up after the lock validity: the shard fences
+/// at its deadline as with a failed refresh, and once the storage answers again the region
+/// refreshes again, so the restarted entity keeps running. (Before the fix the region stayed
+/// "refreshing" for ever: every shard it started afterwards fenced one validity later.)
+async fn a_hung_refresh_fences_the_shard_and_refreshing_resumes(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let local = local_over(&storage, &flaky);
+    local.region.tell(add("f", 1));
+    assert_eq!(get_eventually(&local.region, "f", WAIT).await.value, 1);
+    let hung_at = tokio::time::Instant::now();
+    flaky.hang_refresh.store(true, Ordering::SeqCst);
+    await_event(
+        &local.log,
+        "stop of f",
+        |e| matches!(e, Event::Stopped { id, .. } if id == "f"),
+    )
+    .await;
+    assert!(hung_at.elapsed() < LOCK_TTL, "{:?}", hung_at.elapsed());
+    assert!(flaky.hung.load(Ordering::SeqCst) >= 1, "no refresh hung");
+    flaky.hang_refresh.store(false, Ordering::SeqCst);
+    assert_eq!(get_eventually(&local.region, "f", WAIT).await.value, 0);
+    // Three lock ttls later the same instance still runs: its lock is refreshed again.
+    let stops = stops_of(&local.log, "f");
+    let until = tokio::time::Instant::now() + LOCK_TTL * 3;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(get_eventually(&local.region, "f", WAIT).await.value, 0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(stops_of(&local.log, "f"), stops, "fenced again: no refresh");
+    local.system.terminate().await;
+}
+
+/// An acquire call that never returns is given up after the lock validity and retried: the
+/// shard serves once the storage answers again. (Before the fix the acquire stayed "in
+/// flight" for ever and the entity never answered.)
+async fn a_hung_acquire_is_given_up_and_retried(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let local = local_over(&storage, &flaky);
+    assert_ne!(default_shard_id("w", 12), default_shard_id("x", 12));
+    get_eventually(&local.region, "w", WAIT).await;
+    flaky.hang_acquire.store(true, Ordering::SeqCst);
+    local.region.tell(add("x", 1));
+    let hung = flaky.clone();
+    await_assert(
+        || {
+            if hung.hung.load(Ordering::SeqCst) >= 1 {
+                Ok(())
+            } else {
+                Err("the acquire did not hang yet")
+            }
+        },
+        WAIT,
+        Duration::from_millis(10),
+    )
+    .await;
+    let recovered_at = tokio::time::Instant::now();
+    flaky.hang_acquire.store(false, Ordering::SeqCst);
+    assert_eq!(get_eventually(&local.region, "x", WAIT).await.value, 1);
+    // The hung call is given up after the validity (ttl - margin), then retried.
+    assert!(
+        recovered_at.elapsed() <= LOCK_TTL + Duration::from_secs(1),
+        "{:?}",
+        recovered_at.elapsed()
+    );
+    local.system.terminate().await;
+}
+
+/// A release call that never returns does not hold up a hand-off: the shard reports it
+/// stopped once the release timed out (the lock then expires on its own), and the shard
+/// can start again here. (Before the fix the release blocked the shard's mailbox for ever
+/// and the hand-off never finished.)
+async fn a_hung_release_does_not_hold_up_the_hand_off(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
+    let mut s = settings(&storage);
+    s.storage = flaky.clone();
+    let region = ClusterSharding::get(&system)
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            s.build().expect("settings"),
+            entity_of,
+            coordinator.actor_ref().clone(),
+        )
+        .expect("region");
+    let ctl = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::Register { region, .. }) => region,
+        other => panic!("expected Register, got {other:?}"),
+    };
+    ctl.tell(RegionCtl::Registered {
+        coordinator: coordinator.actor_ref().clone(),
+    });
+    let shard = default_shard_id("h", 12);
+    ctl.tell(RegionCtl::HostShard {
+        shard,
+        entities: Vec::new(),
+    });
+    region.tell(add("h", 1));
+    assert_eq!(get_eventually(&region, "h", WAIT).await.value, 1);
+
+    flaky.hang_release.store(true, Ordering::SeqCst);
+    let handed_at = tokio::time::Instant::now();
+    ctl.tell(RegionCtl::HandOff { shard });
+    loop {
+        match coordinator.receive_one(WAIT).await {
+            Some(CoordinatorMsg::ShardStopped { shard: stopped, .. }) => {
+                assert_eq!(stopped, shard);
+                break;
+            }
+            Some(CoordinatorMsg::GetShardHome { .. }) => {}
+            other => panic!("expected ShardStopped, got {other:?}"),
+        }
+    }
+    assert!(
+        flaky.hung.load(Ordering::SeqCst) >= 1,
+        "the release did not hang"
+    );
+    // The entity's stop (1 s) plus the release bound (the validity, ttl - margin).
+    assert!(
+        handed_at.elapsed() <= Duration::from_secs(1) + LOCK_TTL,
+        "{:?}",
+        handed_at.elapsed()
+    );
+    flaky.hang_release.store(false, Ordering::SeqCst);
+    ctl.tell(RegionCtl::HostShard {
+        shard,
+        entities: Vec::new(),
+    });
+    assert_eq!(get_eventually(&region, "h", WAIT).await.value, 0);
+    system.terminate().await;
+}
+
+/// Reading the lock table that never returns (at the coordinator's start and in the
+/// region's ttl check) is given up after the lock ttl and read again: sharding serves once
+/// the storage answers. (Before the fix the coordinator never finished its start and the
+/// region never registered.)
+async fn a_hung_lock_table_read_is_given_up_and_read_again(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    flaky.hang_list_locks.store(true, Ordering::SeqCst);
+    let local = local_over(&storage, &flaky);
+    local.region.tell(add("l", 1));
+    let hung = flaky.clone();
+    await_assert(
+        || {
+            // The coordinator's read and the region's ttl probe.
+            if hung.hung.load(Ordering::SeqCst) >= 2 {
+                Ok(())
+            } else {
+                Err("the reads did not hang yet")
+            }
+        },
+        WAIT,
+        Duration::from_millis(10),
+    )
+    .await;
+    let recovered_at = tokio::time::Instant::now();
+    flaky.hang_list_locks.store(false, Ordering::SeqCst);
+    assert_eq!(get_eventually(&local.region, "l", WAIT).await.value, 1);
+    // Each hung read is given up after one lock ttl, then retried within a retry interval.
+    assert!(
+        recovered_at.elapsed() <= LOCK_TTL + Duration::from_secs(2),
+        "{:?}",
+        recovered_at.elapsed()
+    );
+    local.system.terminate().await;
+}
+
 /// The coordinator's internal messages (timers, watches, storage results) are local only: a
 /// peer can neither encode nor send one (e.g. a forged "region terminated").
 #[test]
@@ -433,4 +636,8 @@ on_both_backends!(
     a_shard_restarted_while_its_old_actor_stops_gets_every_message,
     a_passivating_entity_buffers_at_most_its_bound,
     a_region_restarted_at_the_same_address_replaces_the_old_incarnation,
+    a_hung_refresh_fences_the_shard_and_refreshing_resumes,
+    a_hung_acquire_is_given_up_and_retried,
+    a_hung_release_does_not_hold_up_the_hand_off,
+    a_hung_lock_table_read_is_given_up_and_read_again,
 );

@@ -33,6 +33,7 @@ use actor_core::{Actor, ActorRef, ActorResult, Context, Props};
 use super::allocation::{Allocation, ShardAllocationStrategy};
 use super::hand_off::{HandOff, HandOffAction, HandOffEvent};
 use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, ShardDistribution, ShardMapChanged};
+use super::storage_call;
 
 /// What a coordinator is built from.
 #[derive(Clone)]
@@ -109,10 +110,10 @@ impl ShardCoordinator {
     fn read_locks(&self, ctx: &mut Context<Self>) {
         let storage = self.settings.storage.clone();
         let group = self.settings.type_name.clone();
+        let bound = self.settings.lock_ttl;
         ctx.pipe_to_self(
             async move {
-                storage
-                    .list_locks()
+                storage_call::bounded("list_locks", bound, storage.list_locks())
                     .await
                     .map(|locks| {
                         locks
@@ -131,10 +132,10 @@ impl ShardCoordinator {
     fn read_holder(&self, shard: u32, region: ActorRef<RegionCtl>, ctx: &mut Context<Self>) {
         let storage = self.settings.storage.clone();
         let group = self.settings.type_name.clone();
+        let bound = self.settings.lock_ttl;
         ctx.pipe_to_self(
             async move {
-                storage
-                    .list_locks()
+                storage_call::bounded("list_locks", bound, storage.list_locks())
                     .await
                     .map(|locks| {
                         locks

@@ -79,7 +79,13 @@ pub struct LockTiming {
 impl LockTiming {
     /// The local deadline of a lock extended by a call that started at `started`.
     pub fn deadline(&self, started: Instant) -> Instant {
-        started + self.ttl.saturating_sub(self.safety_margin)
+        started + self.validity()
+    }
+
+    /// How long a lock stays valid locally after the call that extended it started
+    /// (`ttl - safety_margin`); also the bound on one lock call to the storage.
+    pub fn validity(&self) -> Duration {
+        self.ttl.saturating_sub(self.safety_margin)
     }
 }
 

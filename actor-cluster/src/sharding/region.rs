@@ -24,6 +24,7 @@ use super::lock::{LockEvent, LockTiming};
 use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, RegionState};
 use super::settings::ShardingSettings;
 use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
+use super::storage_call;
 use super::ttl_check;
 use crate::cluster::Cluster;
 use crate::membership::ClusterEvent;
@@ -225,8 +226,12 @@ where
         let runner = self.runner.clone();
         let type_name = self.type_name.clone();
         let validity = self.settings.local_lock_validity();
+        let bound = self.settings.lock_ttl;
         ctx.pipe_to_self(
-            async move { ttl_check::check(storage.as_ref(), &runner, &type_name, validity).await },
+            async move {
+                let check = ttl_check::check(storage.as_ref(), &runner, &type_name, validity);
+                storage_call::bounded_check(bound, check).await
+            },
             RegionMsg::TtlChecked,
         );
     }
@@ -482,8 +487,11 @@ where
         let storage = self.settings.storage.clone();
         let runner = self.runner.clone();
         let started = Instant::now();
+        let bound = self.settings.local_lock_validity();
         ctx.pipe_to_self(
-            async move { storage.refresh(&runner, &ids).await },
+            async move {
+                storage_call::bounded("refresh", bound, storage.refresh(&runner, &ids)).await
+            },
             move |result| RegionMsg::Refreshed {
                 started,
                 asked,

@@ -17,6 +17,7 @@ use super::extractor::entity_actor_name;
 use super::lock::{LockAction, LockEvent, LockState, LockTiming};
 use super::region::RegionMsg;
 use super::settings::{REFUSALS_BEFORE_REPORT, StopMessage};
+use super::storage_call;
 
 /// Builds the props of an entity from its context.
 pub(crate) type EntityFactory<E> =
@@ -92,6 +93,8 @@ pub enum ShardMsg<M> {
     HandOff,
     /// Entities took too long to stop in a hand-off.
     HandOffTimeout,
+    /// The hand-off's lock release finished (or failed, or timed out).
+    Released,
     /// How many entities run here.
     Count(ReplyTo<usize>),
 }
@@ -188,9 +191,11 @@ impl<E: Actor> Shard<E> {
         let runner = self.setup.runner.clone();
         let id = self.setup.lock_id.clone();
         let started = Instant::now();
+        let bound = self.setup.timing.validity();
         ctx.pipe_to_self(
             async move {
-                let result = storage.acquire(&runner, std::slice::from_ref(&id)).await;
+                let call = storage.acquire(&runner, std::slice::from_ref(&id));
+                let result = storage_call::bounded("acquire", bound, call).await;
                 match result {
                     // `now` is set again when the result is handled (see `handle`).
                     Ok(got) if got.contains(&id) => LockEvent::Acquired {
@@ -403,18 +408,31 @@ impl<E: Actor> Shard<E> {
         self.phase = Phase::Done;
         // Also while acquiring: a grant that came too late to be used is still held in the
         // storage (releasing a lock another runner holds does nothing).
-        if self.lock != LockState::Fenced {
-            let released = self
-                .setup
-                .storage
-                .release(&self.setup.runner, &self.setup.lock_id)
-                .await;
-            if let Err(error) = released {
-                // The lock then expires on its own; the new home waits for that.
-                tracing::warn!(shard = %self.setup.lock_id, %error, "shard lock release failed");
-            }
-        }
+        let holds = self.lock != LockState::Fenced;
         self.lock = LockState::Fenced;
+        if !holds {
+            return self.handed_off(ctx);
+        }
+        // Released off the mailbox (bounded): messages still reaching the shard meanwhile go
+        // back to the region.
+        let storage = self.setup.storage.clone();
+        let runner = self.setup.runner.clone();
+        let id = self.setup.lock_id.clone();
+        let bound = self.setup.timing.validity();
+        ctx.pipe_to_self(
+            async move {
+                let call = storage.release(&runner, &id);
+                if let Err(error) = storage_call::bounded("release", bound, call).await {
+                    // The lock then expires on its own; the new home waits for that.
+                    tracing::warn!(shard = %id, %error, "shard lock release failed");
+                }
+            },
+            |()| ShardMsg::Released,
+        );
+    }
+
+    /// The hand-off is over (lock released or given up): report and stop.
+    fn handed_off(&mut self, ctx: &mut Context<Self>) {
         self.setup.region.tell(RegionMsg::HandedOff {
             shard: self.setup.shard,
             entities: self.remembered.iter().cloned().collect(),
@@ -505,6 +523,7 @@ impl<E: Actor> Actor for Shard<E> {
                     entry.actor.stop();
                 }
             }
+            ShardMsg::Released => self.handed_off(ctx),
             ShardMsg::Count(reply) => {
                 reply.reply(self.entities.len());
             }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actor_cluster::InMemoryHub;
@@ -300,17 +300,32 @@ impl Drop for Storage {
     }
 }
 
-/// A runner storage whose refreshes can be made to fail (a storage outage as one region sees
-/// it); everything else goes to the wrapped storage.
+/// A runner storage whose calls can be made to fail or to hang (a storage outage, a lost
+/// connection, as one region sees it); everything else goes to the wrapped storage.
+///
+/// A call made while its `hang_*` flag is set never returns (clearing the flag later does
+/// not wake it): only the caller's own timeout gets it out.
 pub struct FlakyStorage {
     inner: Arc<dyn RunnerStorage>,
     /// While set, `refresh` fails.
-    pub fail_refresh: std::sync::atomic::AtomicBool,
+    pub fail_refresh: AtomicBool,
+    /// While set, `acquire` fails.
+    pub fail_acquire: AtomicBool,
     /// When set, the next `acquire` waits this long (virtual time) before it reaches the
     /// storage (a slow call), once.
     pub slow_next_acquire: Mutex<Option<Duration>>,
+    /// While set, `acquire` hangs.
+    pub hang_acquire: AtomicBool,
+    /// While set, `refresh` hangs.
+    pub hang_refresh: AtomicBool,
+    /// While set, `release` hangs.
+    pub hang_release: AtomicBool,
+    /// While set, `list_locks` hangs.
+    pub hang_list_locks: AtomicBool,
     /// How many `acquire` calls returned.
     pub acquires: AtomicU64,
+    /// How many calls hung.
+    pub hung: AtomicU64,
 }
 
 impl FlakyStorage {
@@ -318,11 +333,50 @@ impl FlakyStorage {
     pub fn new(inner: Arc<dyn RunnerStorage>) -> Arc<FlakyStorage> {
         Arc::new(FlakyStorage {
             inner,
-            fail_refresh: std::sync::atomic::AtomicBool::new(false),
+            fail_refresh: AtomicBool::new(false),
+            fail_acquire: AtomicBool::new(false),
             slow_next_acquire: Mutex::new(None),
+            hang_acquire: AtomicBool::new(false),
+            hang_refresh: AtomicBool::new(false),
+            hang_release: AtomicBool::new(false),
+            hang_list_locks: AtomicBool::new(false),
             acquires: AtomicU64::new(0),
+            hung: AtomicU64::new(0),
         })
     }
+
+    /// Starts or ends a full outage of this node's storage access: acquires fail, refreshes,
+    /// releases and lock-table reads hang.
+    pub fn set_outage(&self, on: bool) {
+        for flag in [
+            &self.fail_acquire,
+            &self.hang_refresh,
+            &self.hang_release,
+            &self.hang_list_locks,
+        ] {
+            flag.store(on, Ordering::SeqCst);
+        }
+    }
+
+    /// A call that never returns when `flag` is set (counted in `hung`).
+    fn gate<'a, T: Send + 'a>(
+        &'a self,
+        flag: &AtomicBool,
+        call: BoxFuture<'a, Result<T, RunnerStorageError>>,
+    ) -> BoxFuture<'a, Result<T, RunnerStorageError>> {
+        if flag.load(Ordering::SeqCst) {
+            self.hung.fetch_add(1, Ordering::SeqCst);
+            return Box::pin(std::future::pending());
+        }
+        call
+    }
+}
+
+fn made_to_fail<T>(operation: &str) -> Result<T, RunnerStorageError> {
+    Err(RunnerStorageError::Backend {
+        backend: "flaky",
+        message: format!("{operation} made to fail"),
+    })
 }
 
 impl RunnerStorage for FlakyStorage {
@@ -354,15 +408,19 @@ impl RunnerStorage for FlakyStorage {
         runner: &'a RunnerId,
         shards: &'a [ShardId],
     ) -> BoxFuture<'a, Result<Vec<ShardId>, RunnerStorageError>> {
+        if self.fail_acquire.load(Ordering::SeqCst) {
+            return Box::pin(async { made_to_fail("acquire") });
+        }
         let delay = self.slow_next_acquire.lock().take();
-        Box::pin(async move {
+        let call = Box::pin(async move {
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
             let result = self.inner.acquire(runner, shards).await;
             self.acquires.fetch_add(1, Ordering::SeqCst);
             result
-        })
+        });
+        self.gate(&self.hang_acquire, call)
     }
     fn refresh<'a>(
         &'a self,
@@ -370,21 +428,16 @@ impl RunnerStorage for FlakyStorage {
         shards: &'a [ShardId],
     ) -> BoxFuture<'a, Result<Vec<ShardId>, RunnerStorageError>> {
         if self.fail_refresh.load(Ordering::SeqCst) {
-            return Box::pin(async {
-                Err(RunnerStorageError::Backend {
-                    backend: "flaky",
-                    message: "refresh made to fail".to_owned(),
-                })
-            });
+            return Box::pin(async { made_to_fail("refresh") });
         }
-        self.inner.refresh(runner, shards)
+        self.gate(&self.hang_refresh, self.inner.refresh(runner, shards))
     }
     fn release<'a>(
         &'a self,
         runner: &'a RunnerId,
         shard: &'a ShardId,
     ) -> BoxFuture<'a, Result<(), RunnerStorageError>> {
-        self.inner.release(runner, shard)
+        self.gate(&self.hang_release, self.inner.release(runner, shard))
     }
     fn release_all<'a>(
         &'a self,
@@ -393,7 +446,7 @@ impl RunnerStorage for FlakyStorage {
         self.inner.release_all(runner)
     }
     fn list_locks(&self) -> BoxFuture<'_, Result<Vec<ShardLock>, RunnerStorageError>> {
-        self.inner.list_locks()
+        self.gate(&self.hang_list_locks, self.inner.list_locks())
     }
 }
 

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actor_cluster::InMemoryHub;
 use actor_cluster::cluster::{Cluster, ClusterSettings};
+use actor_cluster::membership::ClusterEvent;
 use actor_cluster::remote::Remoting;
 use actor_cluster::singleton::{ProxySettings, SingletonSettings, lease_owner};
+use actor_cluster::{Address, FaultInjector, InMemoryHub};
 use actor_coordination::lease::{
     Acquired, BoxFuture, FencingToken, InMemoryLease, InMemoryLeaseRegistry, Lease, LeaseError,
     LeaseSettings, LostCallback,
@@ -21,8 +22,12 @@ use actor_core::{
     Actor, ActorError, ActorRef, ActorResult, ActorSystem, Context, Props, SupervisorStrategy,
 };
 use actor_testkit::await_assert;
-use cluster_support::{Node, SYSTEM, address};
-use singleton_support::{Cmd, Notes, POLL, SingletonNode, TYPE_NAME, Timeline, add_singleton};
+use cluster_support::{Node, SYSTEM, address, await_all_up, start_node};
+use parking_lot::Mutex;
+use singleton_support::{
+    Cmd, Notes, POLL, SingletonNode, TYPE_NAME, Timeline, add_singleton, add_singleton_with_hook,
+    shutdown, who,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -126,40 +131,74 @@ impl Lease for GatedLease {
 }
 
 /// A top-level actor that fails when told: under an all-for-one guardian, every top-level
-/// actor of its node (the singleton manager among them) is restarted with it.
-struct Crasher;
+/// actor of its node (the singleton manager among them) is restarted with it. Counts its
+/// starts, so a test sees the restart happen.
+struct Crasher(Arc<AtomicUsize>);
 
 impl Actor for Crasher {
     type Msg = ();
+
+    async fn started(&mut self, _: &mut Context<Self>) -> ActorResult {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 
     async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
         Err(ActorError::msg("crash on request"))
     }
 }
 
-/// A node that forms a cluster by itself, whose `/user` guardian restarts all its children
-/// when one fails, with a [`Crasher`] beside the singleton manager.
-fn all_for_one_node(hub: &InMemoryHub, name: &str, seed: u64) -> (Node, ActorRef<()>) {
+/// A [`Crasher`] and how often it started.
+struct CrasherRef {
+    actor: ActorRef<()>,
+    starts: Arc<AtomicUsize>,
+}
+
+impl CrasherRef {
+    /// Fails the crasher and waits until the guardian restarted it (and all its siblings).
+    async fn crash_siblings(&self) -> Instant {
+        let before = self.starts.load(Ordering::SeqCst);
+        self.actor.tell(());
+        await_assert(
+            || match self.starts.load(Ordering::SeqCst) {
+                n if n > before => Ok(Instant::now()),
+                n => Err(format!("crasher started {n} times")),
+            },
+            SETTLE,
+            POLL,
+        )
+        .await
+    }
+}
+
+/// A node that joins through `seeds` (itself first: it forms a cluster by itself), whose
+/// `/user` guardian restarts all its children when one fails, with a [`Crasher`] beside
+/// the singleton manager.
+fn all_for_one_node(
+    hub: &InMemoryHub,
+    name: &str,
+    seed: u64,
+    seeds: Vec<Address>,
+    removal: ClusterSettings,
+) -> (Node, CrasherRef) {
     let transport = hub.bind(address(name)).expect("bind");
     let settings = Remoting::system_settings(&*transport)
         .seed(seed)
         .guardian_strategy(SupervisorStrategy::all_for_one());
     let system = ActorSystem::with_settings(SYSTEM, settings).expect("system");
     Remoting::start(&system, transport).expect("remoting");
-    let cluster = Cluster::join(
-        &system,
-        ClusterSettings::fast().with_seed_nodes(vec![address(name)]),
-    )
-    .expect("join");
-    let crasher = system
-        .spawn(Props::new(|| Crasher), "crasher")
+    let cluster = Cluster::join(&system, removal.with_seed_nodes(seeds)).expect("join");
+    let starts = Arc::new(AtomicUsize::new(0));
+    let counter = starts.clone();
+    let actor = system
+        .spawn(Props::new(move || Crasher(counter.clone())), "crasher")
         .expect("crasher");
     let node = Node {
         system,
         address: address(name),
         cluster,
     };
-    (node, crasher)
+    (node, CrasherRef { actor, starts })
 }
 
 fn proxy_settings() -> ProxySettings {
@@ -191,7 +230,8 @@ async fn a_release_from_before_a_manager_restart_never_drops_the_new_holding() {
     let registry = Arc::new(InMemoryLeaseRegistry::new());
     let (timeline, notes) = (Timeline::default(), Notes::default());
     let t0 = Instant::now();
-    let (node, crasher) = all_for_one_node(&hub, "n1", 1);
+    let (node, crasher) =
+        all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
     let lease = GatedLease::new(&node.system, &registry);
     let settings = SingletonSettings::new(TYPE_NAME)
         .with_lease(lease.clone())
@@ -215,7 +255,7 @@ async fn a_release_from_before_a_manager_restart_never_drops_the_new_holding() {
     assert_eq!(phase(&n1).await, "releasing-lease");
 
     // a sibling fails: the guardian restarts the manager while its release is in flight
-    crasher.tell(());
+    crasher.crash_siblings().await;
     let deadline = Instant::now() + SETTLE;
     while phase(&n1).await == "releasing-lease" {
         assert!(Instant::now() < deadline, "the manager was not restarted");
@@ -258,4 +298,176 @@ async fn a_release_from_before_a_manager_restart_never_drops_the_new_holding() {
     let status = n1.status().await;
     assert!(status.active && status.holds_lease, "{status:?}");
     n1.node.system.terminate().await;
+}
+
+/// Removal margin of the margin test: long enough that a restart lands well inside it.
+const MARGIN: Duration = Duration::from_secs(3);
+
+/// Bound from the end of the margin to the start (the timer, the spawn).
+const START_BOUND: Duration = Duration::from_secs(1);
+
+fn margin_settings() -> SingletonSettings {
+    SingletonSettings::new(TYPE_NAME)
+        .with_hand_over_retry_interval(Duration::from_millis(200))
+        .with_removal_margin(MARGIN)
+}
+
+/// Records on `node` when the member at `subject` is removed.
+fn removal_of(node: &Node, subject: Address) -> Arc<Mutex<Option<Instant>>> {
+    let removed: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let record = removed.clone();
+    node.cluster.subscribe_fn(move |event| {
+        if let ClusterEvent::MemberRemoved { member, .. } = event
+            && member.address == subject
+        {
+            record.lock().get_or_insert_with(Instant::now);
+        }
+    });
+    removed
+}
+
+/// The host n1 crashes and is downed and removed; its successor n2 waits out the removal
+/// margin. Inside the margin n2's manager is restarted (a sibling fails under the
+/// all-for-one guardian): the new incarnation still waits out what is left of the margin.
+async fn restart_inside_the_margin(seed: u64) {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let seeds: Vec<Address> = ["n1", "n2", "n3"].iter().map(|n| address(n)).collect();
+    let cluster = ClusterSettings::fast().with_seed_nodes(seeds.clone());
+    let n1 = start_node(&hub, "n1", seed * 10 + 1, cluster.clone());
+    let (n2, crasher) = all_for_one_node(&hub, "n2", seed * 10 + 2, seeds, cluster.clone());
+    let n3 = start_node(&hub, "n3", seed * 10 + 3, cluster);
+    await_all_up(
+        &[&n1, &n2, &n3],
+        &[&address("n1"), &address("n2"), &address("n3")],
+    )
+    .await;
+    let removed = removal_of(&n2, address("n1"));
+    let nodes: Vec<SingletonNode> = [(n1, "n1"), (n2, "n2"), (n3, "n3")]
+        .into_iter()
+        .map(|(node, name)| {
+            add_singleton(
+                node,
+                name,
+                margin_settings(),
+                proxy_settings(),
+                &timeline,
+                &notes,
+            )
+        })
+        .collect();
+    timeline.await_start("n1", t0, SETTLE).await;
+
+    let mut nodes = nodes.into_iter();
+    let n1 = nodes.next().expect("n1");
+    let nodes: Vec<SingletonNode> = nodes.collect();
+    assert!(hub.crash(&n1.node.address));
+    n1.node.system.terminate().await;
+    let removed_at = await_assert(
+        || {
+            removed
+                .lock()
+                .ok_or_else(|| "n1 not removed yet".to_owned())
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    let restarted_at = crasher.crash_siblings().await;
+    assert!(
+        restarted_at < removed_at + MARGIN,
+        "seed {seed}: the restart came {:?} after the removal, not inside the margin",
+        restarted_at - removed_at
+    );
+    let started = timeline.await_start("n2", removed_at, SETTLE).await;
+    assert!(
+        started.at >= removed_at + MARGIN,
+        "seed {seed}: the restarted manager started {:?} after n1's removal, margin {MARGIN:?}",
+        started.at - removed_at
+    );
+    assert!(
+        started.at <= removed_at + MARGIN + START_BOUND,
+        "seed {seed}: started {:?} after n1's removal",
+        started.at - removed_at
+    );
+    assert_eq!(timeline.assert_no_overlap(), 2, "seed {seed}");
+    assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
+    shutdown(nodes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_restarted_inside_a_removal_margin_waits_it_out_over_20_seeds() {
+    for seed in 1..=20 {
+        restart_inside_the_margin(seed).await;
+    }
+}
+
+/// Bound from a leave to the singleton running on the successor (stop, confirm, spawn).
+const HAND_OVER_BOUND: Duration = Duration::from_secs(2);
+
+/// n2's singleton factory panics the first time n2 starts an instance (when n1 leaves):
+/// the manager fails inside `spawn_child` and the guardian restarts it. The restarted
+/// manager re-subscribes and reconciles: the singleton runs on n2, and when n2 leaves in
+/// turn the restarted manager sees it and hands over to n3 within the bound.
+#[tokio::test(start_paused = true)]
+async fn a_manager_restarted_by_a_panicking_factory_resubscribes_and_reconciles() {
+    let hub = InMemoryHub::new();
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let names = ["n1", "n2", "n3"];
+    let seeds: Vec<Address> = names.iter().map(|n| address(n)).collect();
+    let panics = Arc::new(AtomicUsize::new(0));
+    let nodes: Vec<SingletonNode> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let cluster = ClusterSettings::fast().with_seed_nodes(seeds.clone());
+            let node = start_node(&hub, name, i as u64 + 1, cluster);
+            let panic_once = (*name == "n2").then(|| AtomicBool::new(true));
+            let panics = panics.clone();
+            add_singleton_with_hook(
+                node,
+                name,
+                margin_settings(),
+                proxy_settings(),
+                (&timeline, &notes),
+                Duration::ZERO,
+                move || {
+                    if panic_once
+                        .as_ref()
+                        .is_some_and(|p| p.swap(false, Ordering::SeqCst))
+                    {
+                        panics.fetch_add(1, Ordering::SeqCst);
+                        panic!("singleton factory fails once");
+                    }
+                },
+            )
+        })
+        .collect();
+    {
+        let refs: Vec<&Node> = nodes.iter().map(|n| &n.node).collect();
+        let addresses: Vec<&Address> = nodes.iter().map(|n| &n.node.address).collect();
+        await_all_up(&refs, &addresses).await;
+    }
+    timeline.await_start("n1", t0, SETTLE).await;
+
+    let left_at = Instant::now();
+    nodes[0].node.cluster.leave();
+    let on_n2 = timeline.await_start("n2", left_at, HAND_OVER_BOUND).await;
+    assert_eq!(
+        panics.load(Ordering::SeqCst),
+        1,
+        "the factory panicked once"
+    );
+    assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
+
+    let left_at = Instant::now();
+    nodes[1].node.cluster.leave();
+    let on_n3 = timeline.await_start("n3", left_at, HAND_OVER_BOUND).await;
+    let stopped = timeline.await_stop("n2", on_n2.at, SETTLE).await;
+    assert!(stopped.at <= on_n3.at);
+    assert_eq!(timeline.assert_no_overlap(), 3);
+    assert_eq!(who(&nodes[2].proxy, SETTLE).await.node, "n3");
+    shutdown(nodes).await;
 }

@@ -356,10 +356,34 @@ pub fn add_slow_singleton(
     (timeline, notes): (&Timeline, &Notes),
     stop_delay: Duration,
 ) -> SingletonNode {
+    add_singleton_with_hook(
+        node,
+        name,
+        settings,
+        proxy,
+        (timeline, notes),
+        stop_delay,
+        || {},
+    )
+}
+
+/// Spawns the manager and a proxy on `node`; `before_spawn` runs in the singleton factory
+/// each time the manager starts an instance (inside the manager: a panic there fails the
+/// manager, which its supervisor restarts).
+pub fn add_singleton_with_hook(
+    node: Node,
+    name: &str,
+    settings: SingletonSettings,
+    proxy: ProxySettings,
+    (timeline, notes): (&Timeline, &Notes),
+    stop_delay: Duration,
+    before_spawn: impl Fn() + Send + Sync + 'static,
+) -> SingletonNode {
     let (timeline, notes, node_name) = (timeline.clone(), notes.clone(), name.to_owned());
     let manager = ClusterSingletonManager::spawn_with(
         &node.system,
         move |ctx| {
+            before_spawn();
             let (timeline, notes, node_name) = (timeline.clone(), notes.clone(), node_name.clone());
             let token = ctx.fencing_token.map(|t| t.value());
             Props::new(move || Recorder {

@@ -75,7 +75,9 @@
 //!   is still the host. An acquire result that arrives after this node stopped being the host
 //!   is released. Lease results, timers and cluster events are all messages to the manager,
 //!   which never awaits inline, so nothing interleaves with an acquire in flight. The lease's
-//!   owner must be this node's address plus uid ([`lease_owner`]); the manager checks it.
+//!   owner must be this node's address plus uid ([`lease_owner`]); the manager checks it. A
+//!   manager that stops for good releases the lease in its stop hook, and an acquire still
+//!   in flight then releases its own grant when it arrives (nobody is left to handle it).
 //! - The child is death-watched. A failure goes through normal supervision (the manager's
 //!   default strategy restarts it). **A child that stops itself** makes the manager release
 //!   the lease; it is **not spawned again until the next host change** (this node stops being

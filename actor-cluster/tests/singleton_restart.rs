@@ -21,7 +21,7 @@ use actor_coordination::lease::{
 use actor_core::{
     Actor, ActorError, ActorRef, ActorResult, ActorSystem, Context, Props, SupervisorStrategy,
 };
-use actor_testkit::await_assert;
+use actor_testkit::{TestProbe, await_assert};
 use cluster_support::{Node, SYSTEM, address, await_all_up, start_node};
 use parking_lot::Mutex;
 use singleton_support::{
@@ -70,6 +70,8 @@ struct GatedLease {
     inner: InMemoryLease,
     acquires: Gate,
     releases: Gate,
+    /// Acquires that returned from the registry.
+    acquired: AtomicUsize,
     /// Releases that reached the registry.
     released: AtomicUsize,
 }
@@ -85,6 +87,7 @@ impl GatedLease {
             inner: InMemoryLease::with_registry(settings, registry.clone()),
             acquires: Gate::default(),
             releases: Gate::default(),
+            acquired: AtomicUsize::new(0),
             released: AtomicUsize::new(0),
         })
     }
@@ -108,7 +111,9 @@ impl Lease for GatedLease {
     ) -> BoxFuture<'_, Result<Acquired, LeaseError>> {
         Box::pin(async move {
             self.acquires.pass().await;
-            self.inner.acquire_with_lost_callback(on_lost).await
+            let result = self.inner.acquire_with_lost_callback(on_lost).await;
+            self.acquired.fetch_add(1, Ordering::SeqCst);
+            result
         })
     }
 
@@ -470,4 +475,64 @@ async fn a_manager_restarted_by_a_panicking_factory_resubscribes_and_reconciles(
     assert_eq!(timeline.assert_no_overlap(), 3);
     assert_eq!(who(&nodes[2].proxy, SETTLE).await.node, "n3");
     shutdown(nodes).await;
+}
+
+/// The manager is stopped (its system goes on) while its lease acquire is in flight; the
+/// acquire is granted afterwards. Nobody will handle that grant, so it must be released,
+/// not held and renewed for as long as the process lives.
+#[tokio::test(start_paused = true)]
+async fn a_grant_that_arrives_after_the_manager_stopped_is_released() {
+    let hub = InMemoryHub::new();
+    let registry = Arc::new(InMemoryLeaseRegistry::new());
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let (node, _crasher) =
+        all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
+    let lease = GatedLease::new(&node.system, &registry);
+    lease.acquires.arm();
+    let settings = SingletonSettings::new(TYPE_NAME)
+        .with_lease(lease.clone())
+        .with_acquire_retry_interval(Duration::from_millis(500));
+    let n1 = add_singleton(node, "n1", settings, proxy_settings(), &timeline, &notes);
+    await_assert(
+        || match lease.acquires.held() {
+            1 => Ok(()),
+            n => Err(format!("{n} acquires held")),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+
+    let probe = TestProbe::<()>::new(&n1.node.system);
+    probe.watch(&n1.manager).await;
+    n1.manager.stop();
+    probe.expect_terminated(&n1.manager).await;
+    lease.acquires.open();
+    let owner = lease_owner(&n1.node.system).expect("owner");
+    await_assert(
+        || match lease.acquired.load(Ordering::SeqCst) {
+            1 => Ok(()),
+            n => Err(format!("{n} acquires returned")),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    await_assert(
+        || match registry.holder_of(LEASE) {
+            None if !lease.check_lease() => Ok(()),
+            holder => Err(format!("the lease is still held by {holder:?}")),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    // and stays free (nothing renews it); nothing ever ran
+    assert_for(TTL * 2, || match registry.holder_of(LEASE) {
+        None => Ok(()),
+        Some(holder) => Err(format!("held again by {holder:?} (this node: {owner:?})")),
+    })
+    .await;
+    assert!(timeline.entries().is_empty(), "{:?}", timeline.entries());
+    n1.node.system.terminate().await;
 }

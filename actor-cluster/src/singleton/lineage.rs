@@ -7,10 +7,13 @@
 //! - Lease releases still in flight: the lease object is shared, and a release lets go of
 //!   whatever it holds, so a new incarnation acquires only once every release an earlier one
 //!   issued has been answered (the answer reaches whichever incarnation runs by then).
+//! - Whether the manager has stopped for good: an acquire still in flight then is released
+//!   by its own task once granted, since no manager will handle the grant (the lease object
+//!   would otherwise hold and renew it for as long as the process lives).
 //! - The exit blocker that holds this node's graceful leave until the singleton has handed
 //!   over: one for all incarnations, so a restart does not let the leave go on early.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -23,6 +26,7 @@ pub(crate) struct Lineage {
     incarnations: AtomicU32,
     margin_until: Mutex<Option<Instant>>,
     releases: AtomicU32,
+    stopped: AtomicBool,
     exit_blocker: ExitBlocker,
 }
 
@@ -32,6 +36,7 @@ impl Lineage {
             incarnations: AtomicU32::new(0),
             margin_until: Mutex::new(None),
             releases: AtomicU32::new(0),
+            stopped: AtomicBool::new(false),
             exit_blocker,
         }
     }
@@ -72,6 +77,18 @@ impl Lineage {
     /// Releases issued whose answers have not been handled yet.
     pub(crate) fn releases_in_flight(&self) -> u32 {
         self.releases.load(Ordering::SeqCst)
+    }
+
+    /// The manager stopped for good: a grant that arrives from now on is released by the
+    /// task that acquired it. Call it before checking the lease object in the stop hook:
+    /// either that check sees a grant, or the grant's task sees this.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the manager stopped for good.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     /// The exit blocker of this manager.

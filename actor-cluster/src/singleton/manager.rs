@@ -347,12 +347,22 @@ impl<A: Actor> Manager<A> {
                 if let Some(lease) = self.lease() {
                     debug!(singleton = %self.type_name(), node = %self.me.address, attempt, "acquiring singleton lease");
                     let me = ctx.myself().clone();
+                    let lineage = self.lineage.clone();
                     ctx.pipe_to_self(
                         async move {
                             let on_lost = Box::new(move |reason| {
                                 me.tell(ManagerMsg::internal(Inner::LeaseLost { attempt, reason }))
                             });
-                            lease.acquire_with_lost_callback(on_lost).await
+                            let result = lease.acquire_with_lost_callback(on_lost).await;
+                            if lineage.is_stopped() && matches!(result, Ok(Acquired::Held(_))) {
+                                // the manager stopped for good while this was in flight: no
+                                // one will handle the grant, so let it go here
+                                debug!(attempt, "releasing a lease granted after the singleton manager stopped");
+                                if let Err(error) = lease.release().await {
+                                    warn!(attempt, %error, "releasing a late grant failed (it expires after its ttl)");
+                                }
+                            }
+                            result
                         },
                         move |result| {
                             let result = match result {
@@ -600,6 +610,9 @@ impl<A: Actor> Actor for Manager<A> {
         if let Some(events) = self.events.take() {
             self.cluster.unsubscribe(&events);
         }
+        // from now on an acquire still in flight releases its own grant; one granted
+        // before this line is seen by the check below
+        self.lineage.stop();
         // the child stopped before this hook (children first): let the lease go now
         if let Some(lease) = self.lease()
             && lease.check_lease()

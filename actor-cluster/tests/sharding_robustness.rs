@@ -58,24 +58,34 @@ fn add(id: &str, n: u64) -> Cmd {
     Cmd::Add { id: id.into(), n }
 }
 
-/// H1: an acquire call that returns after the lock's local deadline (ttl - margin from when
-/// the call started) is not used: the shard acquires again and serves only on that fresh
-/// grant. (Before the fix the entity started on the first, already expired, grant.)
+/// H1 with the storage-call bound: an acquire call slower than the lock's local validity
+/// (ttl - margin from when the call started) is given up at that bound and its grant never
+/// used; the shard acquires again and serves on that fresh grant. (The pure lock state
+/// machine's test covers a grant that returns in time but is handled after its deadline.)
 async fn a_grant_past_its_local_deadline_does_not_activate_the_shard(backend: Backend) {
     let storage = Storage::open(backend).await;
     let flaky = FlakyStorage::new(storage.storage.clone());
-    *flaky.slow_next_acquire.lock() = Some(LOCK_TTL);
     let mut s = settings(&storage);
     s.storage = flaky.clone();
     let local = start_local(s.build().expect("settings"));
+    assert_ne!(default_shard_id("w", 12), default_shard_id("late", 12));
+    get_eventually(&local.region, "w", WAIT).await;
+    let before = flaky.acquires.load(Ordering::SeqCst);
+    *flaky.slow_next_acquire.lock() = Some(LOCK_TTL);
+    let sent_at = tokio::time::Instant::now();
     local.region.tell(add("late", 1));
     let reading = get_eventually(&local.region, "late", WAIT).await;
     assert_eq!(reading.value, 1, "the buffered message was delivered");
     assert_eq!(starts(&local.log, "late").len(), 1);
+    assert!(
+        sent_at.elapsed() >= LOCK_TTL - Duration::from_secs(1),
+        "served before the slow call was given up: {:?}",
+        sent_at.elapsed()
+    );
     assert_eq!(
-        flaky.acquires.load(Ordering::SeqCst),
-        2,
-        "served on the late grant instead of acquiring again"
+        flaky.acquires.load(Ordering::SeqCst) - before,
+        1,
+        "the slow call returned (it was not given up) or was used"
     );
     local.system.terminate().await;
 }

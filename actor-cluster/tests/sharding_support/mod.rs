@@ -47,14 +47,22 @@ pub const ASK: Duration = Duration::from_secs(3);
 /// What entities record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Entity `id` started on `node`.
-    Started { id: String, node: String },
+    /// Entity `id` started on `node` at `at` (virtual time).
+    Started {
+        id: String,
+        node: String,
+        at: tokio::time::Instant,
+    },
     /// Entity `id` on `node` got `Add(n)`.
     Got { id: String, n: u64, node: String },
     /// Entity `id` on `node` got the stop message.
     Stopping { id: String, node: String },
-    /// Entity `id` on `node` stopped.
-    Stopped { id: String, node: String },
+    /// Entity `id` on `node` stopped at `at` (virtual time).
+    Stopped {
+        id: String,
+        node: String,
+        at: tokio::time::Instant,
+    },
 }
 
 /// The log every entity of a test writes to.
@@ -139,6 +147,7 @@ impl Actor for Counter {
         self.log.lock().push(Event::Started {
             id: self.id(),
             node: self.node.clone(),
+            at: tokio::time::Instant::now(),
         });
         Ok(())
     }
@@ -178,6 +187,7 @@ impl Actor for Counter {
         self.log.lock().push(Event::Stopped {
             id: self.id(),
             node: self.node.clone(),
+            at: tokio::time::Instant::now(),
         });
     }
 }
@@ -187,7 +197,7 @@ pub fn assert_never_two_at_once(log: &Log) {
     let mut active: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for event in log.lock().iter() {
         match event {
-            Event::Started { id, node } => {
+            Event::Started { id, node, .. } => {
                 let nodes = active.entry(id.clone()).or_default();
                 let others: Vec<&String> = nodes
                     .iter()
@@ -200,12 +210,73 @@ pub fn assert_never_two_at_once(log: &Log) {
                 );
                 *nodes.entry(node.clone()).or_default() += 1;
             }
-            Event::Stopped { id, node } => {
+            Event::Stopped { id, node, .. } => {
                 if let Some(count) = active.get_mut(id).and_then(|n| n.get_mut(node)) {
                     *count = count.saturating_sub(1);
                 }
             }
             Event::Got { .. } | Event::Stopping { .. } => {}
+        }
+    }
+}
+
+/// One run of an entity on a node: from its start to its stop (`None`: still running).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Life {
+    /// The entity.
+    pub id: String,
+    /// The node it ran on.
+    pub node: String,
+    /// When it started (virtual time).
+    pub from: tokio::time::Instant,
+    /// When it stopped, if it did.
+    pub to: Option<tokio::time::Instant>,
+}
+
+/// Every run of every entity, from the log's start and stop events.
+pub fn lives(log: &Log) -> Vec<Life> {
+    let mut lives: Vec<Life> = Vec::new();
+    for event in log.lock().iter() {
+        match event {
+            Event::Started { id, node, at } => lives.push(Life {
+                id: id.clone(),
+                node: node.clone(),
+                from: *at,
+                to: None,
+            }),
+            Event::Stopped { id, node, at } => {
+                if let Some(life) = lives
+                    .iter_mut()
+                    .find(|l| &l.id == id && &l.node == node && l.to.is_none())
+                {
+                    life.to = Some(*at);
+                }
+            }
+            Event::Got { .. } | Event::Stopping { .. } => {}
+        }
+    }
+    lives
+}
+
+/// Checks, by the virtual times of the start and stop events, that no two runs of one
+/// entity on different nodes overlap (a run that never stopped lasts for ever). A stop and
+/// a start at the same instant do not overlap.
+pub fn assert_no_overlap_in_time(log: &Log) {
+    let lives = lives(log);
+    for (i, a) in lives.iter().enumerate() {
+        for b in &lives[i + 1..] {
+            if a.id != b.id || a.node == b.node {
+                continue;
+            }
+            let a_before_b = a.to.is_some_and(|end| end <= b.from);
+            let b_before_a = b.to.is_some_and(|end| end <= a.from);
+            assert!(
+                a_before_b || b_before_a,
+                "entity {} ran on {} and {} at once: {a:?} {b:?}",
+                a.id,
+                a.node,
+                b.node
+            );
         }
     }
 }
@@ -229,7 +300,7 @@ pub fn starts(log: &Log, id: &str) -> Vec<String> {
     log.lock()
         .iter()
         .filter_map(|e| match e {
-            Event::Started { id: i, node } if i == id => Some(node.clone()),
+            Event::Started { id: i, node, .. } if i == id => Some(node.clone()),
             _ => None,
         })
         .collect()

@@ -70,9 +70,25 @@
 //! reallocate its shards at once; the new homes acquire the locks once the dead runner's
 //! locks expired (at most one lock ttl), and entities start on their first message.
 //! Messages sent to the dead node before that are lost (delivery is at most once).
-//! With [`ShardingSettings::remember_entities`], the entity ids travel with a hand-off and
-//! the entities are restarted at the new home; after a crash they are not (the ids lived
-//! only on the crashed node).
+//!
+//! # Remember-entities
+//!
+//! With [`ShardingSettings::remember_entities`] an entity, once started, is restarted
+//! wherever its shard goes next, without a message, until it passivates. The remembered
+//! sets live in two places, so that they outlive any one region:
+//! - the region hosting the shard (the shard tells it of every start and passivation), which
+//!   reports them with every registration, so a new coordinator learns them again;
+//! - the coordinator, which the region tells of every change
+//!   ([`CoordinatorMsg::EntitiesChanged`]) and which replaces a shard's set with the final
+//!   one a hand-off reports.
+//!
+//! The coordinator hands a shard's set to its next home ([`RegionCtl::HostShard`]): after a
+//! hand-off, after its region's node crashed, and after a lost lock re-homed it. A shard
+//! restarted in the same region after a fence restarts them too. What is lost: changes
+//! still under way to the coordinator when a region crashes (an entity started just before
+//! the crash may not restart), and the sets of the crashed node's own shards when that node
+//! also ran the coordinator (both copies were there). A stored copy next to the shard locks
+//! would close that gap; the runner storage has no place for it yet.
 //!
 //! # Introspection
 //!

@@ -343,6 +343,102 @@ async fn graceful_leave_hands_off_and_restarts_remembered_entities(backend: Back
     shutdown(sharded).await;
 }
 
+/// Remember-entities survives a crash: c is cut off and stops (it downs itself; no hand-off
+/// reaches anyone), and the entities it ran restart at their shards' new homes without a
+/// message, from the remembered sets the coordinator kept. With `move_coordinator` the
+/// coordinator is replaced first, so the sets it uses are the ones the regions reported when
+/// they registered again. (Before, the ids lived only on the crashed node: nothing
+/// restarted until a message came.)
+async fn remembered_entities_survive_a_crash(backend: Backend, move_coordinator: bool) {
+    let storage = Storage::open(backend).await;
+    let hub = InMemoryHub::new();
+    let with_remember = || {
+        settings(&storage)
+            .with_remember_entities(true)
+            .with_min_regions(3)
+    };
+    let mut sharded = start_sharded(&hub, &["a", "b", "c"], with_remember).await;
+    let ids = ids(24);
+    let mut before = BTreeMap::new();
+    for id in &ids {
+        sharded.regions[0].tell(Cmd::Add {
+            id: id.clone(),
+            n: 1,
+        });
+        before.insert(id.clone(), get(&sharded.regions[0], id).await.node);
+    }
+    let on_c: Vec<&String> = ids.iter().filter(|id| before[*id] == "c").collect();
+    assert!(!on_c.is_empty(), "some entities live on c: {before:?}");
+    if move_coordinator {
+        let old = distribution(&sharded).await;
+        sharded.coordinator.stop();
+        let stopped = sharded.coordinator.clone();
+        await_assert(
+            || {
+                if stopped.is_terminated() {
+                    Ok(())
+                } else {
+                    Err("coordinator still running")
+                }
+            },
+            WAIT,
+            POLL,
+        )
+        .await;
+        sharded.coordinator = ClusterSharding::get(&sharded.nodes[0].system)
+            .spawn_coordinator(TYPE, &with_remember())
+            .expect("new coordinator");
+        await_distribution(&sharded, |d| {
+            if d == &old {
+                Ok(())
+            } else {
+                Err("not the old map yet".into())
+            }
+        })
+        .await;
+    }
+
+    let c = &sharded.nodes[2];
+    isolate(
+        &hub,
+        &c.address,
+        &[&sharded.nodes[0].address, &sharded.nodes[1].address],
+    );
+    assert!(c.system.await_termination(WAIT).await, "c stopped");
+    // No message goes to them: they restart from the remembered sets alone.
+    let log = sharded.log.clone();
+    await_assert(
+        || {
+            for id in &on_c {
+                let s = starts(&log, id);
+                if s.len() < 2 || s.last().map(String::as_str) == Some("c") {
+                    return Err(format!("{id} not restarted elsewhere: {s:?}"));
+                }
+            }
+            Ok(())
+        },
+        WAIT,
+        POLL,
+    )
+    .await;
+    for id in &on_c {
+        let reading = get(&sharded.regions[1], id).await;
+        assert_ne!(reading.node, "c", "{id}");
+        assert_eq!(starts(&sharded.log, id).last(), Some(&reading.node), "{id}");
+        assert_eq!(reading.value, 0, "{id} restarted without its state");
+    }
+    assert_never_two_at_once(&sharded.log);
+    shutdown(sharded).await;
+}
+
+async fn remembered_entities_restart_after_their_node_crashed(backend: Backend) {
+    remembered_entities_survive_a_crash(backend, false).await;
+}
+
+async fn remembered_entities_survive_a_coordinator_move_and_a_crash(backend: Backend) {
+    remembered_entities_survive_a_crash(backend, true).await;
+}
+
 /// A node that leaves the cluster (without calling the region's graceful shutdown) still
 /// hands its shards off: its region sees itself leaving, its entities get the stop message,
 /// and every entity answers from a remaining node afterwards.
@@ -448,6 +544,8 @@ on_both_backends!(
     region_death_reallocates_and_entities_restart_elsewhere,
     new_coordinator_rebuilds_the_map_from_the_lock_table,
     graceful_leave_hands_off_and_restarts_remembered_entities,
+    remembered_entities_restart_after_their_node_crashed,
+    remembered_entities_survive_a_coordinator_move_and_a_crash,
     leaving_the_cluster_hands_shards_off_by_itself,
     a_proxy_region_routes_but_hosts_nothing,
 );

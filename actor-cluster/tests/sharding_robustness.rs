@@ -19,7 +19,7 @@ use actor_core::ActorSystem;
 use actor_testkit::{TestProbe, await_assert};
 use parking_lot::Mutex;
 use sharding_support::{
-    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of,
+    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of, get,
     get_eventually, received, settings, starts,
 };
 
@@ -595,6 +595,42 @@ async fn a_hung_lock_table_read_is_given_up_and_read_again(backend: Backend) {
     local.system.terminate().await;
 }
 
+/// Remember-entities across a fence: a shard that fenced itself (its refreshes failed) comes
+/// back in the same region once the storage answers again, and restarts its remembered
+/// entity without a message.
+async fn remembered_entities_restart_after_a_fence(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let mut s = settings(&storage).with_remember_entities(true);
+    s.storage = flaky.clone();
+    let local = start_local(s.build().expect("settings"));
+    local.region.tell(add("m", 1));
+    assert_eq!(get_eventually(&local.region, "m", WAIT).await.value, 1);
+    flaky.fail_refresh.store(true, Ordering::SeqCst);
+    await_event(
+        &local.log,
+        "stop of m",
+        |e| matches!(e, Event::Stopped { id, .. } if id == "m"),
+    )
+    .await;
+    flaky.fail_refresh.store(false, Ordering::SeqCst);
+    let log = local.log.clone();
+    await_assert(
+        || {
+            if starts(&log, "m").len() == 2 {
+                Ok(())
+            } else {
+                Err("not restarted")
+            }
+        },
+        WAIT,
+        Duration::from_millis(10),
+    )
+    .await;
+    assert_eq!(get(&local.region, "m").await.value, 0, "a fresh instance");
+    local.system.terminate().await;
+}
+
 /// The coordinator's internal messages (timers, watches, storage results) are local only: a
 /// peer can neither encode nor send one (e.g. a forged "region terminated").
 #[test]
@@ -650,4 +686,5 @@ on_both_backends!(
     a_hung_acquire_is_given_up_and_retried,
     a_hung_release_does_not_hold_up_the_hand_off,
     a_hung_lock_table_read_is_given_up_and_read_again,
+    remembered_entities_restart_after_a_fence,
 );

@@ -31,7 +31,7 @@ use actor_coordination::runner_storage::RunnerStorage;
 use actor_core::{Actor, ActorRef, ActorResult, Context, Props};
 
 use super::allocation::{Allocation, ShardAllocationStrategy};
-use super::hand_off::{HandOff, HandOffAction, HandOffEvent};
+use super::hand_off::{HandOff, HandOffAction, HandOffEvent, HandOffState};
 use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, ShardDistribution, ShardMapChanged};
 use super::storage_call;
 
@@ -84,7 +84,9 @@ pub struct ShardCoordinator {
     hand_offs: BTreeMap<u32, HandOff>,
     /// Home requests waiting for a hand-off or an orphan to resolve.
     deferred: BTreeMap<u32, Vec<ActorRef<RegionCtl>>>,
-    remembered: BTreeMap<u32, Vec<String>>,
+    /// Remembered entities per shard (remember-entities), kept as regions report them, so
+    /// they outlive a crashed region.
+    remembered: BTreeMap<u32, BTreeSet<String>>,
     /// Whether `min_regions` was reached once (later departures do not stop allocation).
     started_allocating: bool,
 }
@@ -193,7 +195,7 @@ impl ShardCoordinator {
             self.shards.insert(shard, key.clone());
             home.tell(RegionCtl::HostShard {
                 shard,
-                entities: self.remembered.get(&shard).cloned().unwrap_or_default(),
+                entities: self.remembered_of(shard),
             });
             self.publish(ctx);
         }
@@ -241,10 +243,20 @@ impl ShardCoordinator {
             }
             self.orphans.remove(&shard);
             if !entities.is_empty() {
-                self.remembered.insert(shard, entities);
+                // The home's own set is the freshest.
+                self.remembered
+                    .insert(shard, entities.into_iter().collect());
             }
             self.answer_deferred(shard, ctx);
         }
+    }
+
+    /// The remembered entity ids of `shard`, for its next home.
+    fn remembered_of(&self, shard: u32) -> Vec<String> {
+        self.remembered
+            .get(&shard)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn distribution(&self) -> ShardDistribution {
@@ -309,7 +321,7 @@ impl ShardCoordinator {
         self.shards.insert(shard, key);
         home.tell(RegionCtl::HostShard {
             shard,
-            entities: self.remembered.remove(&shard).unwrap_or_default(),
+            entities: self.remembered_of(shard),
         });
         self.publish(ctx);
         Some(home)
@@ -560,10 +572,38 @@ impl ShardCoordinator {
                 self.hand_off_event(shard, HandOffEvent::Ack(region), ctx);
             }
             CoordinatorMsg::ShardStopped { shard, entities } => {
-                if !entities.is_empty() {
-                    self.remembered.insert(shard, entities);
+                if self
+                    .hand_offs
+                    .get(&shard)
+                    .is_some_and(|h| h.state == HandOffState::Stopping)
+                {
+                    // The old home's final set; a late report of a hand-off that was
+                    // aborted (or never asked for) changes nothing.
+                    if entities.is_empty() {
+                        self.remembered.remove(&shard);
+                    } else {
+                        self.remembered
+                            .insert(shard, entities.into_iter().collect());
+                    }
+                    self.hand_off_event(shard, HandOffEvent::Stopped, ctx);
                 }
-                self.hand_off_event(shard, HandOffEvent::Stopped, ctx);
+            }
+            CoordinatorMsg::EntitiesChanged {
+                shard,
+                region,
+                started,
+                stopped,
+            } => {
+                if self.shards.get(&shard) == Some(&region) {
+                    let set = self.remembered.entry(shard).or_default();
+                    set.extend(started);
+                    for id in &stopped {
+                        set.remove(id);
+                    }
+                    if set.is_empty() {
+                        self.remembered.remove(&shard);
+                    }
+                }
             }
             CoordinatorMsg::GracefulShutdown { region } => {
                 let key = region.path().to_string();

@@ -69,6 +69,19 @@ pub enum CoordinatorMsg {
         /// The region whose shard was refused.
         region: ActorRef<RegionCtl>,
     },
+    /// `region` started (`started`) or passivated (`stopped`) remembered entities of `shard`
+    /// (remember-entities): the coordinator keeps every shard's remembered set, so the
+    /// entities restart at the shard's next home also when their region crashed.
+    EntitiesChanged {
+        /// The shard.
+        shard: u32,
+        /// The region key.
+        region: String,
+        /// Entity ids now remembered.
+        started: Vec<String>,
+        /// Entity ids no longer remembered.
+        stopped: Vec<String>,
+    },
     /// Internal: a watched region terminated. Local only: never sent or accepted over the wire.
     #[serde(skip)]
     RegionTerminated {

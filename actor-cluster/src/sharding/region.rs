@@ -53,6 +53,15 @@ pub enum RegionMsg<M> {
         /// The shard.
         shard: u32,
     },
+    /// A local shard started (`remembered`) or passivated a remembered entity.
+    RememberChanged {
+        /// The shard.
+        shard: u32,
+        /// The entity.
+        entity_id: String,
+        /// Whether it is remembered now.
+        remembered: bool,
+    },
     /// A local shard fenced itself (its lock was lost or expired) and is stopping.
     Fenced {
         /// The shard.
@@ -124,8 +133,10 @@ where
     /// Shard actors that are stopping (handing off, handed off or fenced) until their
     /// `Terminated`: never given messages again; a new actor for the shard starts only after.
     stopping: BTreeMap<u32, ActorRef<ShardMsg<E::Msg>>>,
-    /// Remembered entities for a shard that must wait for its stopping actor.
-    deferred_entities: BTreeMap<u32, Vec<String>>,
+    /// Remembered entities of the shards hosted here (remember-entities), also of a shard
+    /// waiting for its stopping actor or restarting after a fence; reported to the
+    /// coordinator as they change and with every registration.
+    remembered: BTreeMap<u32, BTreeSet<String>>,
     /// Shards given up because the coordinator named another home (their lock is held
     /// there): stopping without a hand-off, so their stop is not reported.
     relinquished: BTreeSet<u32>,
@@ -184,7 +195,7 @@ where
             buffered: 0,
             shards: BTreeMap::new(),
             stopping: BTreeMap::new(),
-            deferred_entities: BTreeMap::new(),
+            remembered: BTreeMap::new(),
             relinquished: BTreeSet::new(),
             locked: BTreeSet::new(),
             refreshing: false,
@@ -203,7 +214,11 @@ where
                 .keys()
                 .map(|&shard| HostedShard {
                     shard,
-                    entities: Vec::new(),
+                    entities: self
+                        .remembered
+                        .get(&shard)
+                        .map(|set| set.iter().cloned().collect())
+                        .unwrap_or_default(),
                 })
                 .collect();
             self.coordinator.tell(CoordinatorMsg::Register {
@@ -315,13 +330,19 @@ where
         if let Some(existing) = self.shards.get(&shard) {
             return Some(existing.clone());
         }
+        if self.settings.remember_entities && !remembered.is_empty() {
+            self.remembered.entry(shard).or_default().extend(remembered);
+        }
         if self.stopping.contains_key(&shard) {
-            // Same name as the stopping actor: start it once that one terminated.
-            if !remembered.is_empty() {
-                self.deferred_entities.insert(shard, remembered);
-            }
+            // Same name as the stopping actor: start it once that one terminated (with the
+            // remembered entities kept above).
             return None;
         }
+        let remembered: Vec<String> = self
+            .remembered
+            .get(&shard)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
         let factory = self.factory.clone()?;
         let lock_id = match ShardId::new(self.type_name.clone(), shard) {
             Ok(id) => id,
@@ -397,6 +418,8 @@ where
                         self.start_shard(shard, Vec::new(), ctx);
                     }
                 } else if let Some(ingress) = self.ingress_of(ctx, &home) {
+                    // Its remembered entities are the new home's business.
+                    self.remembered.remove(&shard);
                     if let Some(actor) = self.shards.remove(&shard) {
                         // Started here, but its lock is held at `home`: give it up (what it
                         // buffered comes back and goes there).
@@ -435,6 +458,8 @@ where
                     Some(actor) => {
                         // It never serves again: messages routed meanwhile wait here for
                         // the shard's next home (this region included, once it stopped).
+                        // Its remembered entities travel with the hand-off.
+                        self.remembered.remove(&shard);
                         actor.tell(ShardMsg::HandOff);
                         self.stopping.insert(shard, actor);
                     }
@@ -595,6 +620,33 @@ where
                 if !self.relinquished.remove(&shard) {
                     self.coordinator
                         .tell(CoordinatorMsg::ShardStopped { shard, entities });
+                }
+            }
+            RegionMsg::RememberChanged {
+                shard,
+                entity_id,
+                remembered,
+            } => {
+                if self.shards.contains_key(&shard) {
+                    let set = self.remembered.entry(shard).or_default();
+                    let changed = if remembered {
+                        set.insert(entity_id.clone())
+                    } else {
+                        set.remove(&entity_id)
+                    };
+                    if changed {
+                        let (started, stopped) = if remembered {
+                            (vec![entity_id], Vec::new())
+                        } else {
+                            (Vec::new(), vec![entity_id])
+                        };
+                        self.coordinator.tell(CoordinatorMsg::EntitiesChanged {
+                            shard,
+                            region: self.key.clone(),
+                            started,
+                            stopped,
+                        });
+                    }
                 }
             }
             RegionMsg::LockRefused { shard } => {
@@ -759,14 +811,12 @@ where
             self.relinquished.remove(&shard);
             if matches!(self.homes.get(&shard), Some(Home::Local)) {
                 // Given back to this region while the old actor stopped: start afresh.
-                let entities = self.deferred_entities.remove(&shard).unwrap_or_default();
-                self.start_shard(shard, entities, ctx);
+                self.start_shard(shard, Vec::new(), ctx);
                 self.flush(shard, ctx);
-            } else {
-                self.deferred_entities.remove(&shard);
-                if self.pending.contains_key(&shard) {
-                    self.request_home(shard);
-                }
+            } else if self.pending.contains_key(&shard) || self.remembered.contains_key(&shard) {
+                // Messages wait for it, or remembered entities must run again (after a
+                // fence): ask where it lives now.
+                self.request_home(shard);
             }
             return Ok(());
         }

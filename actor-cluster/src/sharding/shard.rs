@@ -295,8 +295,12 @@ impl<E: Actor> Shard<E> {
                     },
                 );
                 self.names.insert(name, entity_id.to_owned());
-                if self.setup.remember {
-                    self.remembered.insert(entity_id.to_owned());
+                if self.setup.remember && self.remembered.insert(entity_id.to_owned()) {
+                    self.setup.region.tell(RegionMsg::RememberChanged {
+                        shard: self.setup.shard,
+                        entity_id: entity_id.to_owned(),
+                        remembered: true,
+                    });
                 }
                 if let Some(idle) = self.setup.idle_timeout
                     && !ctx.is_timer_active("idle")
@@ -370,7 +374,13 @@ impl<E: Actor> Shard<E> {
         entry.passivating = Some(VecDeque::new());
         let actor = entry.actor.clone();
         self.stop_entity(&actor);
-        self.remembered.remove(entity_id);
+        if self.remembered.remove(entity_id) {
+            self.setup.region.tell(RegionMsg::RememberChanged {
+                shard: self.setup.shard,
+                entity_id: entity_id.to_owned(),
+                remembered: false,
+            });
+        }
     }
 
     fn begin_hand_off(&mut self, ctx: &mut Context<Self>) {

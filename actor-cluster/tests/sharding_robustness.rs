@@ -19,9 +19,10 @@ use actor_core::ActorSystem;
 use actor_testkit::{TestProbe, await_assert};
 use parking_lot::Mutex;
 use sharding_support::{
-    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of, get,
-    get_eventually, received, settings, starts,
+    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE,
+    await_distribution, entity_of, get, get_eventually, received, settings, starts,
 };
+use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -631,6 +632,183 @@ async fn remembered_entities_restart_after_a_fence(backend: Backend) {
     local.system.terminate().await;
 }
 
+/// H7: a shard's stop report that comes after its hand-off was aborted (timed out) leaves
+/// nothing behind: the entity list it carries is not remembered, so a later new home of the
+/// shard is not told to start stale entities. (Before the fix the late list was stored and
+/// sent with the next HostShard.)
+async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(
+            TYPE,
+            &settings(&storage)
+                .with_min_regions(2)
+                .with_hand_off_timeout(Duration::from_secs(1)),
+        )
+        .expect("coordinator");
+    let r1 = TestProbe::<RegionCtl>::new(&system);
+    let r2 = TestProbe::<RegionCtl>::new(&system);
+    for (probe, runner) in [(&r1, "h:1#1"), (&r2, "h:2#1")] {
+        coordinator.tell(CoordinatorMsg::Register {
+            region: probe.actor_ref().clone(),
+            runner: runner.to_owned(),
+            proxy: false,
+            hosted: Vec::new(),
+        });
+        assert!(matches!(
+            probe.receive_one(ASK).await,
+            Some(RegionCtl::Registered { .. })
+        ));
+    }
+    coordinator.tell(CoordinatorMsg::GetShardHome {
+        shard: 0,
+        region: r1.actor_ref().clone(),
+    });
+    let d = await_distribution(&coordinator, WAIT, |d| {
+        d.home_of(0)
+            .map(|_| ())
+            .ok_or("shard 0 not allocated".into())
+    })
+    .await;
+    let home_key = d.home_of(0).expect("home").to_owned();
+    let (home, other) = if r1.actor_ref().path().to_string() == home_key {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    // The home leaves: the hand-off of shard 0 starts, every region acknowledges, the home
+    // is told to hand off and never answers: the hand-off is aborted.
+    coordinator.tell(CoordinatorMsg::GracefulShutdown {
+        region: home.actor_ref().clone(),
+    });
+    for probe in [home, other] {
+        coordinator.tell(CoordinatorMsg::BeginHandOffAck {
+            shard: 0,
+            region: probe.actor_ref().path().to_string(),
+        });
+    }
+    await_distribution(&coordinator, WAIT, |d| {
+        d.handing_off
+            .is_empty()
+            .then_some(())
+            .ok_or("hand-off still running".into())
+    })
+    .await;
+    coordinator.tell(CoordinatorMsg::ShardStopped {
+        shard: 0,
+        entities: vec!["stale".into()],
+    });
+    // The home dies: shard 0 goes to the other region, without the stale list.
+    home.actor_ref().stop();
+    loop {
+        match other.receive_one(WAIT).await {
+            Some(RegionCtl::HostShard { shard: 0, entities }) => {
+                assert!(
+                    entities.is_empty(),
+                    "stale remembered entities: {entities:?}"
+                );
+                break;
+            }
+            Some(_) => {}
+            None => panic!("shard 0 never re-homed"),
+        }
+    }
+    system.terminate().await;
+}
+
+/// H7: a refresh answer about a shard actor that has been replaced since the refresh
+/// started (the shard was handed off, released, and started again here) is not applied to
+/// the new actor: the new one keeps serving. (Before the fix the answer, which no longer
+/// listed the shard, fenced the new actor at once.)
+async fn a_refresh_answer_for_a_replaced_shard_actor_leaves_the_new_one_alone(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
+    let mut s = settings(&storage);
+    s.storage = flaky.clone();
+    let region = ClusterSharding::get(&system)
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            s.build().expect("settings"),
+            entity_of,
+            coordinator.actor_ref().clone(),
+        )
+        .expect("region");
+    let ctl = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::Register { region, .. }) => region,
+        other => panic!("expected Register, got {other:?}"),
+    };
+    ctl.tell(RegionCtl::Registered {
+        coordinator: coordinator.actor_ref().clone(),
+    });
+    let shard = default_shard_id("h", 12);
+    let host = || RegionCtl::HostShard {
+        shard,
+        entities: Vec::new(),
+    };
+    ctl.tell(host());
+    region.tell(add("h", 1));
+    assert_eq!(get_eventually(&region, "h", WAIT).await.value, 1);
+
+    // The next refresh (asking for the first actor) waits before it reaches the storage.
+    let (reach, answer) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    *flaky.refresh_gate.lock() = Some((reach.clone(), answer.clone()));
+    let gated = |stage: u64| {
+        let flaky = flaky.clone();
+        move || {
+            if flaky.gated.load(Ordering::SeqCst) == stage {
+                Ok(())
+            } else {
+                Err(format!("refresh not at stage {stage}"))
+            }
+        }
+    };
+    await_assert(gated(1), WAIT, Duration::from_millis(10)).await;
+    // Meanwhile the shard is handed off: its lock is released.
+    ctl.tell(RegionCtl::HandOff { shard });
+    loop {
+        match coordinator.receive_one(WAIT).await {
+            Some(CoordinatorMsg::ShardStopped { .. }) => break,
+            Some(CoordinatorMsg::GetShardHome { .. } | CoordinatorMsg::EntitiesChanged { .. }) => {}
+            other => panic!("expected ShardStopped, got {other:?}"),
+        }
+    }
+    // The refresh reaches the storage now: the shard is not held, so it is not returned.
+    reach.notify_one();
+    await_assert(gated(2), WAIT, Duration::from_millis(10)).await;
+    // The shard comes back here; a new actor takes the lock and serves.
+    ctl.tell(host());
+    region.tell(add("h", 2));
+    assert_eq!(get_eventually(&region, "h", WAIT).await.value, 2);
+    let stops = log
+        .lock()
+        .iter()
+        .filter(|e| matches!(e, Event::Stopped { id, .. } if id == "h"))
+        .count();
+    // The stale answer arrives.
+    answer.notify_one();
+    // Over two refresh intervals the new instance keeps running and serving.
+    let until = tokio::time::Instant::now() + Duration::from_secs(4);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(get_eventually(&region, "h", WAIT).await.value, 2);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stops_after = log
+        .lock()
+        .iter()
+        .filter(|e| matches!(e, Event::Stopped { id, .. } if id == "h"))
+        .count();
+    assert_eq!(
+        stops_after, stops,
+        "the new actor was fenced by the old answer"
+    );
+    system.terminate().await;
+}
+
 /// The coordinator's internal messages (timers, watches, storage results) are local only: a
 /// peer can neither encode nor send one (e.g. a forged "region terminated").
 #[test]
@@ -687,4 +865,6 @@ on_both_backends!(
     a_hung_release_does_not_hold_up_the_hand_off,
     a_hung_lock_table_read_is_given_up_and_read_again,
     remembered_entities_restart_after_a_fence,
+    a_stop_report_after_an_aborted_hand_off_is_ignored,
+    a_refresh_answer_for_a_replaced_shard_actor_leaves_the_new_one_alone,
 );

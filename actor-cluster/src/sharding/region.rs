@@ -4,6 +4,11 @@
 //! shards as children, refreshes their locks in one storage call, and takes part in
 //! hand-offs.
 //!
+//! Each shard actor the region starts gets an incarnation number; the one lock refresh call
+//! that covers every local shard records the incarnation it asked for, so an answer that
+//! comes back after a shard was released and started again here is not applied to the new
+//! actor (which would fence it needlessly).
+//!
 //! Children: `ctl` (takes [`RegionCtl`] from the coordinator; its path is the region's key),
 //! `in` (takes entity messages forwarded by other regions) and one `shard-<n>` per local
 //! shard.
@@ -82,8 +87,8 @@ pub enum RegionMsg<M> {
     Refreshed {
         /// When it started.
         started: Instant,
-        /// The shards asked for.
-        asked: Vec<u32>,
+        /// The shards asked for, each with the incarnation of its actor at the time.
+        asked: Vec<(u32, u64)>,
         /// The shards still held, or `None` on a storage error.
         held: Option<Vec<u32>>,
     },
@@ -142,6 +147,11 @@ where
     relinquished: BTreeSet<u32>,
     /// Shards whose lock is held (refreshed every interval).
     locked: BTreeSet<u32>,
+    /// The incarnation of each shard's current (or stopping) actor: a refresh answer is
+    /// applied only to the actor it asked for.
+    incarnations: BTreeMap<u32, u64>,
+    /// The next shard actor's incarnation.
+    next_incarnation: u64,
     refreshing: bool,
     shutting_down: bool,
     /// Remote regions watched because they are the home of some shard.
@@ -197,6 +207,8 @@ where
             stopping: BTreeMap::new(),
             remembered: BTreeMap::new(),
             relinquished: BTreeSet::new(),
+            incarnations: BTreeMap::new(),
+            next_incarnation: 0,
             locked: BTreeSet::new(),
             refreshing: false,
             shutting_down: false,
@@ -373,6 +385,8 @@ where
         match ctx.spawn(Shard::props(setup, remembered), &format!("shard-{shard}")) {
             Ok(actor) => {
                 self.shards.insert(shard, actor.clone());
+                self.incarnations.insert(shard, self.next_incarnation);
+                self.next_incarnation += 1;
                 Some(actor)
             }
             Err(error) => {
@@ -503,10 +517,14 @@ where
         if self.refreshing || self.locked.is_empty() {
             return;
         }
-        let asked: Vec<u32> = self.locked.iter().copied().collect();
+        let asked: Vec<(u32, u64)> = self
+            .locked
+            .iter()
+            .filter_map(|n| Some((*n, *self.incarnations.get(n)?)))
+            .collect();
         let ids: Vec<ShardId> = asked
             .iter()
-            .filter_map(|n| ShardId::new(self.type_name.clone(), *n).ok())
+            .filter_map(|(n, _)| ShardId::new(self.type_name.clone(), *n).ok())
             .collect();
         self.refreshing = true;
         let storage = self.settings.storage.clone();
@@ -696,7 +714,12 @@ where
             } => {
                 self.refreshing = false;
                 if let Some(held) = held {
-                    for shard in asked {
+                    for (shard, incarnation) in asked {
+                        if self.incarnations.get(&shard) != Some(&incarnation) {
+                            // Asked for an actor that has been replaced since (released and
+                            // started again here): the answer is not about the new one.
+                            continue;
+                        }
                         let Some(actor) = self
                             .shards
                             .get(&shard)
@@ -809,6 +832,7 @@ where
             self.stopping.remove(&shard);
             self.locked.remove(&shard);
             self.relinquished.remove(&shard);
+            self.incarnations.remove(&shard);
             if matches!(self.homes.get(&shard), Some(Home::Local)) {
                 // Given back to this region while the old actor stopped: start afresh.
                 self.start_shard(shard, Vec::new(), ctx);
@@ -827,11 +851,12 @@ where
         {
             self.shards.remove(&shard);
             self.locked.remove(&shard);
+            self.incarnations.remove(&shard);
             if matches!(self.homes.get(&shard), Some(Home::Local)) {
                 // Fenced or failed: ask again where it lives now.
                 self.homes.remove(&shard);
             }
-            if self.pending.contains_key(&shard) {
+            if self.pending.contains_key(&shard) || self.remembered.contains_key(&shard) {
                 self.request_home(shard);
             }
         }

@@ -26,6 +26,7 @@ use actor_coordination::runner_storage::{
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::cluster_support::{Node, await_all_up, start_cluster};
 
@@ -393,6 +394,12 @@ pub struct FlakyStorage {
     pub hang_release: AtomicBool,
     /// While set, `list_locks` hangs.
     pub hang_list_locks: AtomicBool,
+    /// When set, the next `refresh` waits for the first notification before it reaches the
+    /// storage and for the second before it returns its answer, once (a slow call whose
+    /// answer describes an earlier moment than the one it is handled at).
+    pub refresh_gate: Mutex<Option<(Arc<Notify>, Arc<Notify>)>>,
+    /// Where the gated refresh is: 1 waiting to reach the storage, 2 waiting to answer.
+    pub gated: AtomicU64,
     /// How many `acquire` calls returned.
     pub acquires: AtomicU64,
     /// How many calls hung.
@@ -411,6 +418,8 @@ impl FlakyStorage {
             hang_refresh: AtomicBool::new(false),
             hang_release: AtomicBool::new(false),
             hang_list_locks: AtomicBool::new(false),
+            refresh_gate: Mutex::new(None),
+            gated: AtomicU64::new(0),
             acquires: AtomicU64::new(0),
             hung: AtomicU64::new(0),
         })
@@ -500,6 +509,16 @@ impl RunnerStorage for FlakyStorage {
     ) -> BoxFuture<'a, Result<Vec<ShardId>, RunnerStorageError>> {
         if self.fail_refresh.load(Ordering::SeqCst) {
             return Box::pin(async { made_to_fail("refresh") });
+        }
+        if let Some((reach, answer)) = self.refresh_gate.lock().take() {
+            return Box::pin(async move {
+                self.gated.store(1, Ordering::SeqCst);
+                reach.notified().await;
+                let result = self.inner.refresh(runner, shards).await;
+                self.gated.store(2, Ordering::SeqCst);
+                answer.notified().await;
+                result
+            });
         }
         self.gate(&self.hang_refresh, self.inner.refresh(runner, shards))
     }

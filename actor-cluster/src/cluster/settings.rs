@@ -301,6 +301,10 @@ mod tests {
             ClusterSettings::default().gossip_interval,
             DEFAULT_GOSSIP_INTERVAL
         );
+        assert_eq!(fast.exit_blocker_timeout, DEFAULT_EXIT_BLOCKER_TIMEOUT);
+        // zero is valid: a leave is then never held
+        let never = ClusterSettings::fast().with_exit_blocker_timeout(Duration::ZERO);
+        assert_eq!(never.validate(), Ok(()));
     }
 
     #[test]

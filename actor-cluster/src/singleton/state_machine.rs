@@ -18,6 +18,9 @@
 //! - Lease results count only for the attempt in flight: attempt numbers carry the
 //!   manager's incarnation, a stale grant is released only when nothing is held or in
 //!   flight, and a loss that overtakes its own grant turns the grant into a release.
+//! - No acquire starts while a release is in flight, including releases an earlier
+//!   incarnation of the manager issued ([`Machine::with_releases_in_flight`]): the lease
+//!   object is shared, and a release lets go of whatever it holds when it runs.
 //! - With a lease: acquire first (one request in flight at a time), retry after the acquire
 //!   interval, spawn once held. A lost lease stops the child at once; it is re-acquired
 //!   only after the child terminated and only while the singleton may still run. An acquire

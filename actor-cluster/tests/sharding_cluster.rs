@@ -17,9 +17,9 @@ use actor_cluster::sharding::{ClusterSharding, ShardDistribution, runner_id};
 use actor_testkit::await_assert;
 use cluster_support::{address, await_all_up, isolate, start_node};
 use sharding_support::{
-    ASK, Backend, Cmd, Event, PathForwarder, Reading, Sharded, Storage, TYPE,
-    assert_never_two_at_once, entity_of, get, get_eventually, received, settings, start_region,
-    start_sharded, starts,
+    ASK, Backend, Cmd, Event, Log, PathForwarder, Reading, Sharded, Storage, TYPE,
+    assert_never_two_at_once, await_distribution, entity_of, get, get_eventually, on_both_backends,
+    received, settings, start_region, start_sharded, starts,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -35,22 +35,22 @@ async fn distribution(sharded: &Sharded) -> ShardDistribution {
         .expect("distribution")
 }
 
-/// Waits until the coordinator's distribution satisfies `check`.
-async fn await_distribution(
-    sharded: &Sharded,
-    mut check: impl FnMut(&ShardDistribution) -> Result<(), String>,
-) -> ShardDistribution {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let d = distribution(sharded).await;
-        match check(&d) {
-            Ok(()) => return d,
-            Err(why) if tokio::time::Instant::now() >= deadline => {
-                panic!("distribution never settled: {why}; last {d:?}")
+/// Waits until each of `ids` was started again, last on another node than `gone`.
+async fn await_restarted_elsewhere(log: &Log, ids: &[&String], gone: &str) {
+    await_assert(
+        || {
+            for id in ids {
+                let s = starts(log, id);
+                if s.len() < 2 || s.last().map(String::as_str) == Some(gone) {
+                    return Err(format!("{id} not restarted elsewhere: {s:?}"));
+                }
             }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
+            Ok(())
+        },
+        WAIT,
+        POLL,
+    )
+    .await;
 }
 
 async fn shutdown(sharded: Sharded) {
@@ -219,7 +219,7 @@ async fn region_death_reallocates_and_entities_restart_elsewhere(backend: Backen
         c.system.await_termination(WAIT).await,
         "the isolated node downed itself"
     );
-    await_distribution(&sharded, |d| {
+    await_distribution(&sharded.coordinator, WAIT, |d| {
         if d.regions.keys().any(|k| k.contains("@c:")) {
             Err("c still registered".into())
         } else {
@@ -259,31 +259,7 @@ async fn new_coordinator_rebuilds_the_map_from_the_lock_table(backend: Backend) 
     }
     let old = distribution(&sharded).await;
 
-    sharded.coordinator.stop();
-    let stopped = sharded.coordinator.clone();
-    await_assert(
-        || {
-            if stopped.is_terminated() {
-                Ok(())
-            } else {
-                Err("coordinator still running")
-            }
-        },
-        WAIT,
-        POLL,
-    )
-    .await;
-    sharded.coordinator = ClusterSharding::get(&sharded.nodes[0].system)
-        .spawn_coordinator(TYPE, &settings(&storage))
-        .expect("new coordinator");
-    let rebuilt = await_distribution(&sharded, |d| {
-        if d == &old {
-            Ok(())
-        } else {
-            Err("not the old map yet".into())
-        }
-    })
-    .await;
+    let rebuilt = sharded.replace_coordinator(&settings(&storage), &old).await;
     assert_eq!(rebuilt.shard_count(), old.shard_count());
     for id in &ids {
         let reading = get(&sharded.regions[0], id).await;
@@ -320,21 +296,7 @@ async fn graceful_leave_hands_off_and_restarts_remembered_entities(backend: Back
     assert!(!d.regions.keys().any(|k| k.contains("@c:")), "{d:?}");
     assert!(d.handing_off.is_empty(), "{d:?}");
     // Remembered entities come back at their new homes without a message.
-    let log = sharded.log.clone();
-    await_assert(
-        || {
-            for id in &on_c {
-                let s = starts(&log, id);
-                if s.len() < 2 || s.last().map(String::as_str) == Some("c") {
-                    return Err(format!("{id} not restarted elsewhere: {s:?}"));
-                }
-            }
-            Ok(())
-        },
-        WAIT,
-        POLL,
-    )
-    .await;
+    await_restarted_elsewhere(&sharded.log, &on_c, "c").await;
     for id in &ids {
         let reading = get(&sharded.regions[0], id).await;
         assert_ne!(reading.node, "c", "{id}");
@@ -371,31 +333,7 @@ async fn remembered_entities_survive_a_crash(backend: Backend, move_coordinator:
     assert!(!on_c.is_empty(), "some entities live on c: {before:?}");
     if move_coordinator {
         let old = distribution(&sharded).await;
-        sharded.coordinator.stop();
-        let stopped = sharded.coordinator.clone();
-        await_assert(
-            || {
-                if stopped.is_terminated() {
-                    Ok(())
-                } else {
-                    Err("coordinator still running")
-                }
-            },
-            WAIT,
-            POLL,
-        )
-        .await;
-        sharded.coordinator = ClusterSharding::get(&sharded.nodes[0].system)
-            .spawn_coordinator(TYPE, &with_remember())
-            .expect("new coordinator");
-        await_distribution(&sharded, |d| {
-            if d == &old {
-                Ok(())
-            } else {
-                Err("not the old map yet".into())
-            }
-        })
-        .await;
+        sharded.replace_coordinator(&with_remember(), &old).await;
     }
 
     let c = &sharded.nodes[2];
@@ -406,21 +344,7 @@ async fn remembered_entities_survive_a_crash(backend: Backend, move_coordinator:
     );
     assert!(c.system.await_termination(WAIT).await, "c stopped");
     // No message goes to them: they restart from the remembered sets alone.
-    let log = sharded.log.clone();
-    await_assert(
-        || {
-            for id in &on_c {
-                let s = starts(&log, id);
-                if s.len() < 2 || s.last().map(String::as_str) == Some("c") {
-                    return Err(format!("{id} not restarted elsewhere: {s:?}"));
-                }
-            }
-            Ok(())
-        },
-        WAIT,
-        POLL,
-    )
-    .await;
+    await_restarted_elsewhere(&sharded.log, &on_c, "c").await;
     for id in &on_c {
         let reading = get(&sharded.regions[1], id).await;
         assert_ne!(reading.node, "c", "{id}");
@@ -515,27 +439,6 @@ async fn a_proxy_region_routes_but_hosts_nothing(backend: Backend) {
     assert!(proxy.state(ASK).await.expect("state").shards.is_empty());
     p.system.terminate().await;
     shutdown(sharded).await;
-}
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $test() {
-                    super::$test(super::Backend::Memory).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $test() {
-                    super::$test(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

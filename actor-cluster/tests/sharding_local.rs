@@ -10,53 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
-    ClusterSharding, CoordinatorMsg, RegionCtl, ShardMapChanged, ShardRegion, ShardingError,
-    ShardingSettings, default_shard_id, runner_id,
+    ClusterSharding, CoordinatorMsg, RegionCtl, ShardMapChanged, ShardingError, ShardingSettings,
+    default_shard_id, runner_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
-use actor_core::{ActorRef, ActorSystem};
-use actor_testkit::{TestProbe, await_assert};
+use actor_core::ActorSystem;
+use actor_testkit::TestProbe;
 use parking_lot::Mutex;
 use sharding_support::{
-    ASK, Backend, Cmd, Counter, Event, FlakyStorage, LOCK_TTL, Log, Storage, TYPE, entity_of, get,
-    get_eventually, settings, starts,
+    ASK, Backend, Cmd, Counter, Event, LOCAL_WAIT as WAIT, LOCK_TTL, Log, Storage, TYPE, add,
+    await_event, entity_of, get, get_eventually, is_stopped, is_stopping, on_both_backends,
+    register_probe, settings, start_flaky_local, start_local, start_probe_region, starts,
 };
-
-const WAIT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
-
-struct Local {
-    system: ActorSystem,
-    region: ShardRegion<Cmd>,
-    log: Log,
-}
-
-fn start_local(settings: ShardingSettings<Cmd>) -> Local {
-    let system = ActorSystem::new("local").expect("system");
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let sharding = ClusterSharding::get(&system);
-    let coordinator = sharding
-        .spawn_coordinator(TYPE, &settings)
-        .expect("coordinator");
-    let region = sharding
-        .start_with_coordinator(
-            TYPE,
-            Counter::factory("local", &log),
-            settings,
-            entity_of,
-            coordinator,
-        )
-        .expect("region");
-    Local {
-        system,
-        region,
-        log,
-    }
-}
-
-fn add(id: &str, n: u64) -> Cmd {
-    Cmd::Add { id: id.into(), n }
-}
 
 async fn lock_refused_while_another_runner_holds_the_shard(backend: Backend) {
     let storage = Storage::open(backend).await;
@@ -123,23 +88,7 @@ async fn passivation_buffers_messages(backend: Backend) {
     assert_eq!(get(&local.region, "p").await.value, 1);
     local.region.tell(Cmd::Passivate { id: "p".into() });
     // Once the entity has its stop message (it flushes for a second), send more.
-    let log = local.log.clone();
-    await_assert(
-        || {
-            let stopping = log
-                .lock()
-                .iter()
-                .any(|e| matches!(e, Event::Stopping { id, .. } if id == "p"));
-            if stopping {
-                Ok(())
-            } else {
-                Err("not stopping yet")
-            }
-        },
-        WAIT,
-        POLL,
-    )
-    .await;
+    await_event(&local.log, "stop message of p", |e| is_stopping(e, "p")).await;
     local.region.tell(add("p", 2));
     local.region.tell(add("p", 3));
     let reading = get(&local.region, "p").await;
@@ -174,23 +123,7 @@ async fn idle_entities_are_passivated(backend: Backend) {
     );
     local.region.tell(add("idle", 4));
     assert_eq!(get(&local.region, "idle").await.value, 4);
-    let log = local.log.clone();
-    await_assert(
-        || {
-            let stopped = log
-                .lock()
-                .iter()
-                .any(|e| matches!(e, Event::Stopped { id, .. } if id == "idle"));
-            if stopped {
-                Ok(())
-            } else {
-                Err("still running")
-            }
-        },
-        WAIT,
-        POLL,
-    )
-    .await;
+    await_event(&local.log, "idle stop", |e| is_stopped(e, "idle")).await;
     assert_eq!(
         get(&local.region, "idle").await.value,
         0,
@@ -202,31 +135,9 @@ async fn idle_entities_are_passivated(backend: Backend) {
 
 async fn region_buffers_bounded_and_asks_once_per_shard(backend: Backend) {
     let storage = Storage::open(backend).await;
-    let system = ActorSystem::new("local").expect("system");
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
-    let region = ClusterSharding::get(&system)
-        .start_with_coordinator(
-            TYPE,
-            Counter::factory("local", &log),
-            settings(&storage)
-                .with_buffer_size(5)
-                .build()
-                .expect("settings"),
-            entity_of,
-            coordinator.actor_ref().clone(),
-        )
-        .expect("region");
-    let ctl = match coordinator.receive_one(ASK).await {
-        Some(CoordinatorMsg::Register { region, proxy, .. }) => {
-            assert!(!proxy);
-            region
-        }
-        other => panic!("expected Register, got {other:?}"),
-    };
-    ctl.tell(RegionCtl::Registered {
-        coordinator: coordinator.actor_ref().clone(),
-    });
+    let probe = start_probe_region(settings(&storage).with_buffer_size(5)).await;
+    let (system, region, ctl, coordinator) =
+        (&probe.system, &probe.region, &probe.ctl, &probe.coordinator);
     let dead_before = system.dead_letter_count();
     for n in 1..=8 {
         region.tell(add("b", n));
@@ -248,13 +159,13 @@ async fn region_buffers_bounded_and_asks_once_per_shard(backend: Backend) {
     // The home answer takes two hops (control actor, region): until then the buffer is
     // full and a question is refused; ask until it is through.
     assert_eq!(
-        get_eventually(&region, "b", WAIT).await.value,
+        get_eventually(region, "b", WAIT).await.value,
         1 + 2 + 3 + 4 + 5
     );
     // The home is cached: no second question for the shard.
     region.tell(add("b", 100));
     coordinator.expect_no_msg(Duration::from_secs(1)).await;
-    assert_eq!(get(&region, "b").await.value, 115);
+    assert_eq!(get(region, "b").await.value, 115);
     system.terminate().await;
 }
 
@@ -271,15 +182,6 @@ async fn next_matching(
             None => panic!("no matching message; got {skipped:?}"),
         }
     }
-}
-
-fn register(coordinator: &ActorRef<CoordinatorMsg>, region: &TestProbe<RegionCtl>, runner: &str) {
-    coordinator.tell(CoordinatorMsg::Register {
-        region: region.actor_ref().clone(),
-        runner: runner.to_owned(),
-        proxy: false,
-        hosted: Vec::new(),
-    });
 }
 
 /// The coordinator's side of allocation and hand-off, with probes as regions: nothing is
@@ -299,11 +201,7 @@ async fn coordinator_allocates_after_min_regions_and_hands_off_in_order(backend:
         .expect("coordinator");
     let r1 = TestProbe::<RegionCtl>::new(&system);
     let r2 = TestProbe::<RegionCtl>::new(&system);
-    register(&coordinator, &r1, "h:1#1");
-    assert!(matches!(
-        r1.receive_one(ASK).await,
-        Some(RegionCtl::Registered { .. })
-    ));
+    register_probe(&coordinator, &r1, "h:1#1").await;
     for shard in 0..4 {
         coordinator.tell(CoordinatorMsg::GetShardHome {
             shard,
@@ -313,7 +211,7 @@ async fn coordinator_allocates_after_min_regions_and_hands_off_in_order(backend:
     r1.expect_no_msg(Duration::from_secs(1)).await;
 
     // The second region: the deferred shards are allocated, least-shards.
-    register(&coordinator, &r2, "h:2#1");
+    register_probe(&coordinator, &r2, "h:2#1").await;
     let d = ClusterSharding::distribution(&coordinator, ASK)
         .await
         .expect("distribution");
@@ -385,10 +283,7 @@ async fn coordinator_allocates_after_min_regions_and_hands_off_in_order(backend:
 /// it.
 async fn a_region_that_cannot_refresh_fences_before_its_lock_expires(backend: Backend) {
     let storage = Storage::open(backend).await;
-    let flaky = FlakyStorage::new(storage.storage.clone());
-    let mut s = settings(&storage);
-    s.storage = flaky.clone();
-    let local = start_local(s.build().expect("settings"));
+    let (local, flaky) = start_flaky_local(&storage, |s| s);
     let maps = TestProbe::<ShardMapChanged>::new(&local.system);
     local.system.event_stream().subscribe(maps.actor_ref());
     local.region.tell(add("f", 1));
@@ -413,23 +308,7 @@ async fn a_region_that_cannot_refresh_fences_before_its_lock_expires(backend: Ba
     flaky
         .fail_refresh
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let log = local.log.clone();
-    await_assert(
-        || {
-            let stopped = log
-                .lock()
-                .iter()
-                .any(|e| matches!(e, Event::Stopped { id, .. } if id == "f"));
-            if stopped {
-                Ok(())
-            } else {
-                Err("entity still running")
-            }
-        },
-        WAIT,
-        Duration::from_millis(10),
-    )
-    .await;
+    await_event(&local.log, "fence of f", |e| is_stopped(e, "f")).await;
     // Fenced within one ttl of the last successful refresh, which was before the failures.
     assert!(
         failing_since.elapsed() < LOCK_TTL,
@@ -501,27 +380,6 @@ async fn bad_type_names_settings_and_double_starts_are_typed_errors() {
         Err(ShardingError::Singleton(_))
     ));
     system.terminate().await;
-}
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $test() {
-                    super::$test(super::Backend::Memory).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $test() {
-                    super::$test(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

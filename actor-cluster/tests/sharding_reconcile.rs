@@ -19,13 +19,12 @@ use actor_cluster::sharding::{
     ClusterSharding, RegionCtl, ShardRegion, default_shard_id, runner_id,
 };
 use actor_coordination::runner_storage::{RunnerId, ShardId};
-use actor_core::ActorRef;
 use actor_testkit::await_assert;
 use cluster_support::{Node, await_all_up, start_cluster};
 use parking_lot::Mutex;
 use sharding_support::{
     Backend, Cmd, FlakyStorage, Log, Prefer, Storage, TYPE, add, await_distribution,
-    get_eventually, received, settings, start_region, starts,
+    get_eventually, on_both_backends, received, settings, start_region, starts, stop_and_wait,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -40,22 +39,6 @@ async fn cluster(hub: &InMemoryHub, names: &[&str]) -> Vec<Node> {
     let addresses: Vec<_> = nodes.iter().map(|n| &n.address).collect();
     await_all_up(&refs, &addresses).await;
     nodes
-}
-
-async fn await_stopped<M: Send + 'static>(actor: &ActorRef<M>) {
-    let actor = actor.clone();
-    await_assert(
-        || {
-            if actor.is_terminated() {
-                Ok(())
-            } else {
-                Err("still running")
-            }
-        },
-        WAIT,
-        POLL,
-    )
-    .await;
 }
 
 /// Waits until `runner` holds `shard`'s lock.
@@ -154,8 +137,7 @@ async fn a_shard_locked_after_the_new_coordinator_listed_the_locks_keeps_one_hom
         assert!(tokio::time::Instant::now() < deadline, "a never started s");
         tokio::time::sleep(POLL).await;
     }
-    coordinator.stop();
-    await_stopped(&coordinator).await;
+    stop_and_wait(&coordinator).await;
     let lock_id = ShardId::new(TYPE, shard).expect("shard id");
     assert!(
         !storage
@@ -275,27 +257,6 @@ async fn a_shard_refused_its_lock_moves_to_the_region_holding_it(backend: Backen
     for node in &nodes {
         node.system.terminate().await;
     }
-}
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $test() {
-                    super::$test(super::Backend::Memory).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $test() {
-                    super::$test(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

@@ -109,50 +109,48 @@ impl ShardCoordinator {
         })
     }
 
-    fn read_locks(&self, ctx: &mut Context<Self>) {
+    /// Reads this type's live locks (shard number, holder runner id), bounded by the lock
+    /// ttl.
+    fn group_locks(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(u32, String)>, String>> + Send + 'static {
         let storage = self.settings.storage.clone();
         let group = self.settings.type_name.clone();
         let bound = self.settings.lock_ttl;
-        ctx.pipe_to_self(
-            async move {
-                storage_call::bounded("list_locks", bound, storage.list_locks())
-                    .await
-                    .map(|locks| {
-                        locks
-                            .into_iter()
-                            .filter(|l| l.shard.group() == group)
-                            .map(|l| (l.shard.number(), l.holder.to_string()))
-                            .collect()
-                    })
-                    .map_err(|e| e.to_string())
-            },
-            |locks| CoordinatorMsg::LocksListed { locks },
-        );
+        async move {
+            storage_call::bounded("list_locks", bound, storage.list_locks())
+                .await
+                .map(|locks| {
+                    locks
+                        .into_iter()
+                        .filter(|l| l.shard.group() == group)
+                        .map(|l| (l.shard.number(), l.holder.to_string()))
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn read_locks(&self, ctx: &mut Context<Self>) {
+        ctx.pipe_to_self(self.group_locks(), |locks| CoordinatorMsg::LocksListed {
+            locks,
+        });
     }
 
     /// Reads who holds `shard`'s lock now (after `region` reported its acquire refused).
     fn read_holder(&self, shard: u32, region: ActorRef<RegionCtl>, ctx: &mut Context<Self>) {
-        let storage = self.settings.storage.clone();
-        let group = self.settings.type_name.clone();
-        let bound = self.settings.lock_ttl;
-        ctx.pipe_to_self(
-            async move {
-                storage_call::bounded("list_locks", bound, storage.list_locks())
-                    .await
-                    .map(|locks| {
-                        locks
-                            .into_iter()
-                            .find(|l| l.shard.group() == group && l.shard.number() == shard)
-                            .map(|l| l.holder.to_string())
-                    })
-                    .map_err(|e| e.to_string())
-            },
-            move |holder| CoordinatorMsg::LockHolderRead {
+        ctx.pipe_to_self(self.group_locks(), move |locks| {
+            CoordinatorMsg::LockHolderRead {
                 shard,
                 region,
-                holder,
-            },
-        );
+                holder: locks.map(|locks| {
+                    locks
+                        .into_iter()
+                        .find(|(number, _)| *number == shard)
+                        .map(|(_, holder)| holder)
+                }),
+            }
+        });
     }
 
     /// Re-homes `shard` to the region whose runner holds its lock (read after `reporter`'s

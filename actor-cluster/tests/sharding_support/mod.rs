@@ -1,7 +1,9 @@
 //! Test setup for sharding: a counter entity that logs its life to a shared log, the
-//! runner-storage fixtures (in-memory and SQLite in a temporary directory), a coordinator
-//! reached by path (what the singleton proxy does), and clusters of sharded nodes on one
-//! `InMemoryHub` under a paused clock.
+//! runner-storage fixtures (in-memory and SQLite in a temporary directory, and a wrapper
+//! whose calls fail, hang or wait), a coordinator reached by path (what the singleton proxy
+//! does), one-node setups (with a real or a probe coordinator), clusters of sharded nodes on
+//! one `InMemoryHub` under a paused clock, waits on the log, and `on_both_backends!`, which
+//! runs a test once per storage.
 
 #![allow(dead_code)]
 
@@ -15,7 +17,7 @@ use actor_cluster::InMemoryHub;
 use actor_cluster::cluster::ClusterSettings;
 use actor_cluster::remote::Remoting;
 use actor_cluster::sharding::{
-    Allocation, ClusterSharding, CoordinatorMsg, EntityContext, ShardAllocationStrategy,
+    Allocation, ClusterSharding, CoordinatorMsg, EntityContext, RegionCtl, ShardAllocationStrategy,
     ShardDistribution, ShardRegion, ShardingSettings,
 };
 use actor_cluster::wire::RemoteMessage;
@@ -24,6 +26,7 @@ use actor_coordination::runner_storage::{
     RunnerStorageConfig, RunnerStorageError, ShardId, ShardLock, sqlite::SqliteRunnerStorage,
 };
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
+use actor_testkit::{TestProbe, await_assert};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -626,6 +629,47 @@ pub async fn start_sharded(
     }
 }
 
+/// Stops `actor` and waits until it terminated.
+pub async fn stop_and_wait<M: Send + 'static>(actor: &ActorRef<M>) {
+    actor.stop();
+    await_assert(
+        || {
+            if actor.is_terminated() {
+                Ok(())
+            } else {
+                Err("still running")
+            }
+        },
+        LOCAL_WAIT,
+        LOCAL_POLL,
+    )
+    .await;
+}
+
+impl Sharded {
+    /// Replaces the coordinator (as when the singleton moved): stops it, spawns a new one
+    /// with `settings` at the same path, and waits until its distribution is `old` again
+    /// (every region registered again with its shards); returns that distribution.
+    pub async fn replace_coordinator(
+        &mut self,
+        settings: &ShardingSettings<Cmd>,
+        old: &ShardDistribution,
+    ) -> ShardDistribution {
+        stop_and_wait(&self.coordinator).await;
+        self.coordinator = ClusterSharding::get(&self.nodes[0].system)
+            .spawn_coordinator(TYPE, settings)
+            .expect("new coordinator");
+        await_distribution(&self.coordinator, LOCAL_WAIT, |d| {
+            if d == old {
+                Ok(())
+            } else {
+                Err("not the old map yet".into())
+            }
+        })
+        .await
+    }
+}
+
 /// Starts the region of `node` (named `name` in the log) reaching the coordinator at `path`.
 pub fn start_region(
     node: &Node,
@@ -746,3 +790,229 @@ pub async fn await_distribution(
         tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
+
+/// Waits this long at most for a one-node condition (virtual time).
+pub const LOCAL_WAIT: Duration = Duration::from_secs(30);
+
+/// Poll interval of the one-node waits (virtual time).
+pub const LOCAL_POLL: Duration = Duration::from_millis(10);
+
+/// One node without remoting: a coordinator spawned directly and the region.
+pub struct Local {
+    /// The node.
+    pub system: ActorSystem,
+    /// Its region.
+    pub region: ShardRegion<Cmd>,
+    /// The entities' log.
+    pub log: Log,
+}
+
+/// Starts a [`Local`] node with `settings`.
+pub fn start_local(settings: ShardingSettings<Cmd>) -> Local {
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let sharding = ClusterSharding::get(&system);
+    let coordinator = sharding
+        .spawn_coordinator(TYPE, &settings)
+        .expect("coordinator");
+    let region = sharding
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            settings,
+            entity_of,
+            coordinator,
+        )
+        .expect("region");
+    Local {
+        system,
+        region,
+        log,
+    }
+}
+
+/// The test settings over `storage`, reached through `flaky`.
+pub fn settings_through(storage: &Storage, flaky: &Arc<FlakyStorage>) -> ShardingSettings<Cmd> {
+    let mut s = settings(storage);
+    s.storage = flaky.clone();
+    s
+}
+
+/// A [`Local`] node whose storage access goes through a [`FlakyStorage`] over `storage`
+/// (returned, to make calls fail or hang); `configure` adjusts the test settings.
+pub fn start_flaky_local(
+    storage: &Storage,
+    configure: impl FnOnce(ShardingSettings<Cmd>) -> ShardingSettings<Cmd>,
+) -> (Local, Arc<FlakyStorage>) {
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let settings = configure(settings_through(storage, &flaky));
+    (start_local(settings.build().expect("settings")), flaky)
+}
+
+/// Registers `region` (a probe playing a region) with `coordinator` as runner `runner` and
+/// waits for the answer.
+pub async fn register_probe(
+    coordinator: &ActorRef<CoordinatorMsg>,
+    region: &TestProbe<RegionCtl>,
+    runner: &str,
+) {
+    coordinator.tell(CoordinatorMsg::Register {
+        region: region.actor_ref().clone(),
+        runner: runner.to_owned(),
+        proxy: false,
+        hosted: Vec::new(),
+    });
+    match region.receive_one(ASK).await {
+        Some(RegionCtl::Registered { .. }) => {}
+        other => panic!("expected Registered, got {other:?}"),
+    }
+}
+
+/// One node without remoting whose region talks to a test probe instead of a coordinator;
+/// the probe has answered the region's registration.
+pub struct ProbeRegion {
+    /// The node.
+    pub system: ActorSystem,
+    /// Its region.
+    pub region: ShardRegion<Cmd>,
+    /// The entities' log.
+    pub log: Log,
+    /// Plays the coordinator.
+    pub coordinator: TestProbe<CoordinatorMsg>,
+    /// The region's control actor (tell it what the coordinator would).
+    pub ctl: ActorRef<RegionCtl>,
+}
+
+/// Starts a [`ProbeRegion`] with `settings` and registers it.
+pub async fn start_probe_region(settings: ShardingSettings<Cmd>) -> ProbeRegion {
+    let system = ActorSystem::new("local").expect("system");
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
+    let region = ClusterSharding::get(&system)
+        .start_with_coordinator(
+            TYPE,
+            Counter::factory("local", &log),
+            settings.build().expect("settings"),
+            entity_of,
+            coordinator.actor_ref().clone(),
+        )
+        .expect("region");
+    let ctl = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::Register { region, proxy, .. }) => {
+            assert!(!proxy, "a hosting region registered as a proxy");
+            region
+        }
+        other => panic!("expected Register, got {other:?}"),
+    };
+    ctl.tell(RegionCtl::Registered {
+        coordinator: coordinator.actor_ref().clone(),
+    });
+    ProbeRegion {
+        system,
+        region,
+        log,
+        coordinator,
+        ctl,
+    }
+}
+
+impl ProbeRegion {
+    /// Tells the region to host `shard` (as the coordinator would).
+    pub fn host(&self, shard: u32) {
+        self.ctl.tell(RegionCtl::HostShard {
+            shard,
+            entities: Vec::new(),
+        });
+    }
+
+    /// Receives from the coordinator probe until the region reports `shard` stopped (home
+    /// questions and remembered-entity updates on the way are skipped).
+    pub async fn expect_shard_stopped(&self, shard: u32) {
+        loop {
+            match self.coordinator.receive_one(LOCAL_WAIT).await {
+                Some(CoordinatorMsg::ShardStopped { shard: stopped, .. }) => {
+                    assert_eq!(stopped, shard);
+                    return;
+                }
+                Some(
+                    CoordinatorMsg::GetShardHome { .. } | CoordinatorMsg::EntitiesChanged { .. },
+                ) => {}
+                other => panic!("expected ShardStopped, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Waits until `log` has an event `want` accepts (`what` names it in the failure).
+pub async fn await_event(log: &Log, what: &str, want: impl Fn(&Event) -> bool) {
+    await_assert(
+        || {
+            if log.lock().iter().any(&want) {
+                Ok(())
+            } else {
+                Err(format!("no {what} yet"))
+            }
+        },
+        LOCAL_WAIT,
+        LOCAL_POLL,
+    )
+    .await;
+}
+
+/// Whether `event` is entity `id` getting its stop message.
+pub fn is_stopping(event: &Event, id: &str) -> bool {
+    matches!(event, Event::Stopping { id: i, .. } if i == id)
+}
+
+/// Whether `event` is entity `id` stopping.
+pub fn is_stopped(event: &Event, id: &str) -> bool {
+    matches!(event, Event::Stopped { id: i, .. } if i == id)
+}
+
+/// How many times entity `id` stopped.
+pub fn stops_of(log: &Log, id: &str) -> usize {
+    log.lock().iter().filter(|e| is_stopped(e, id)).count()
+}
+
+/// Waits until `counter` reached `at_least` (`what` names it in the failure).
+pub async fn await_count(counter: &AtomicU64, at_least: u64, what: &str) {
+    await_assert(
+        || {
+            if counter.load(Ordering::SeqCst) >= at_least {
+                Ok(())
+            } else {
+                Err(format!("{what}: not {at_least} yet"))
+            }
+        },
+        LOCAL_WAIT,
+        LOCAL_POLL,
+    )
+    .await;
+}
+
+/// Defines `memory::<test>` and `sqlite::<test>` tokio tests (paused clock) running each
+/// `async fn <test>(Backend)` of the invoking module once per runner storage.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $test() {
+                    super::$test(super::Backend::Memory).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $test() {
+                    super::$test(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;

@@ -196,3 +196,63 @@ async fn a_leave_without_pending_blockers_is_not_held() {
     assert!(DEFAULT_EXIT_BLOCKER_TIMEOUT > RESUME_BOUND);
     shutdown(&nodes).await;
 }
+
+/// Frames the two leavers may exchange in [`BOTH_HOLD`] while both hold their leave: their
+/// ordinary gossip and heartbeats ([`ClusterSettings::fast`]: one gossip round and one
+/// heartbeat round per 100 ms each, with replies) came to 119 in 2 s; the reply storm this
+/// test caught came to 7,170.
+const PAIR_FRAME_BOUND: u64 = 200;
+
+/// How long both leavers hold their leave in the two-leavers test.
+const BOTH_HOLD: Duration = Duration::from_secs(2);
+
+/// Two members that leave at once and both hold their leave do not answer each other's
+/// gossip with gossip for ever: a holder's state never shows the other holder as having
+/// seen it, so "the sender has not seen my state" alone must not make it reply (before the
+/// fix each gossip between them was answered at once, a storm limited only by the link's
+/// latency, here 5 ms; on a link without latency virtual time stood still). Both leaves then
+/// complete.
+#[tokio::test(start_paused = true)]
+async fn two_members_holding_their_leave_do_not_gossip_in_a_storm() {
+    use actor_cluster::{Direction, FaultInjector};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let hub = InMemoryHub::new();
+    let nodes = three_nodes(&hub, &ClusterSettings::fast()).await;
+    let (a, b) = (nodes[0].address.clone(), nodes[1].address.clone());
+    hub.delay(&a, &b, Direction::Both, Duration::from_millis(5));
+    let counting = Arc::new(AtomicBool::new(true));
+    let between = Arc::new(AtomicU64::new(0));
+    {
+        let (counting, between, a, b) = (counting.clone(), between.clone(), a.clone(), b.clone());
+        hub.observe_frames(Some(Arc::new(move |from, to, _| {
+            let pair = (from == &a && to == &b) || (from == &b && to == &a);
+            if pair && counting.load(Ordering::SeqCst) {
+                between.fetch_add(1, Ordering::SeqCst);
+            }
+        })));
+    }
+    let seen_a = watch_leave(&nodes[2], a.clone());
+    let seen_b = watch_leave(&nodes[2], b.clone());
+    let hold_a = nodes[0].cluster.register_exit_blocker("hold-a");
+    let hold_b = nodes[1].cluster.register_exit_blocker("hold-b");
+    nodes[0].cluster.leave();
+    nodes[1].cluster.leave();
+    let work = tokio::spawn(async move {
+        tokio::time::sleep(BOTH_HOLD).await;
+        counting.store(false, Ordering::SeqCst);
+        hold_a.done();
+        hold_b.done();
+    });
+    await_removed(&seen_a).await;
+    await_removed(&seen_b).await;
+    work.await.expect("exit work");
+    let frames = between.load(Ordering::SeqCst);
+    assert!(
+        frames <= PAIR_FRAME_BOUND,
+        "{frames} frames between the two holders in {BOTH_HOLD:?}"
+    );
+    assert!(frames > 0, "the two holders still gossip");
+    hub.observe_frames(None);
+    shutdown(&nodes).await;
+}

@@ -419,7 +419,12 @@ impl Actor for Daemon {
                     if adopted != self.gossip {
                         self.update(adopted, ctx);
                     }
-                    if outcome.reply && !self.shutting_down {
+                    // A reply that would tell the sender nothing is not sent. It matters for
+                    // a node holding its leave: the sender's state never shows it as having
+                    // seen (it does not mark itself), so "not seen by me" is always true; two
+                    // holders would otherwise answer each other's gossip for ever.
+                    let news = self.gossip != gossip;
+                    if outcome.reply && news && !self.shutting_down {
                         let gossip = self.gossip.clone();
                         self.send(&from.address, ClusterMsg::Gossip { from: node, gossip });
                     }

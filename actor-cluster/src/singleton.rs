@@ -173,7 +173,8 @@ pub use proxy::ClusterSingletonProxy;
 pub use settings::{
     DEFAULT_ACQUIRE_RETRY_INTERVAL, DEFAULT_BUFFER_SIZE, DEFAULT_HAND_OVER_RETRY_INTERVAL,
     DEFAULT_IDENTIFY_INTERVAL, DEFAULT_MAX_HAND_OVER_RETRIES, DEFAULT_REMOVAL_MARGIN,
-    DEFAULT_SPAWN_RETRY_INTERVAL, MAX_BUFFER_SIZE, ProxySettings, SingletonSettings,
+    DEFAULT_SPAWN_RETRY_INTERVAL, LEASE_CALL_TIMEOUT_FACTOR, MAX_BUFFER_SIZE, ProxySettings,
+    SingletonSettings,
 };
 
 /// Prefix of a manager's actor name; the type name follows.

@@ -35,6 +35,16 @@ const SETTLE: Duration = Duration::from_secs(30);
 const LEASE: &str = "recorder-lease";
 const TTL: Duration = Duration::from_secs(3);
 
+/// Operation timeout of the gated leases (at most `TTL` minus its safety margin).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Operation timeout of the gated lease whose release is held across a manager restart:
+/// the manager gives the call up after twice that (5 s), longer than the test holds it.
+const LONG_OPERATION_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// How long the manager waits for one call on such a lease.
+const CALL_BOUND: Duration = Duration::from_secs(2);
+
 /// Holds the next call of one kind (acquire or release) once armed, until opened.
 #[derive(Debug, Default)]
 struct Gate {
@@ -77,12 +87,26 @@ struct GatedLease {
 }
 
 impl GatedLease {
-    fn new(system: &ActorSystem, registry: &Arc<InMemoryLeaseRegistry>) -> Arc<GatedLease> {
+    /// With an operation timeout of `operation_timeout`: the manager gives a call up after
+    /// twice that ([`actor_cluster::singleton::LEASE_CALL_TIMEOUT_FACTOR`]).
+    fn new(
+        system: &ActorSystem,
+        registry: &Arc<InMemoryLeaseRegistry>,
+        operation_timeout: Duration,
+    ) -> Arc<GatedLease> {
         let owner = lease_owner(system).expect("remoting started");
         let settings = LeaseSettings::builder(LEASE, owner)
             .ttl(TTL)
+            .operation_timeout(operation_timeout)
             .build()
             .expect("lease settings");
+        Self::with_settings(settings, registry)
+    }
+
+    fn with_settings(
+        settings: LeaseSettings,
+        registry: &Arc<InMemoryLeaseRegistry>,
+    ) -> Arc<GatedLease> {
         Arc::new(GatedLease {
             inner: InMemoryLease::with_registry(settings, registry.clone()),
             acquires: Gate::default(),
@@ -237,7 +261,7 @@ async fn a_release_from_before_a_manager_restart_never_drops_the_new_holding() {
     let t0 = Instant::now();
     let (node, crasher) =
         all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
-    let lease = GatedLease::new(&node.system, &registry);
+    let lease = GatedLease::new(&node.system, &registry, LONG_OPERATION_TIMEOUT);
     let settings = SingletonSettings::new(TYPE_NAME)
         .with_lease(lease.clone())
         .with_acquire_retry_interval(Duration::from_millis(500));
@@ -278,7 +302,10 @@ async fn a_release_from_before_a_manager_restart_never_drops_the_new_holding() {
     })
     .await;
 
-    // the release goes through: then the new incarnation acquires and runs the singleton
+    // the release is still in flight (the manager gives a call up only after twice the
+    // operation timeout), and now goes through: then the new incarnation acquires and runs
+    // the singleton
+    assert!(Instant::now() < stopped_at + LONG_OPERATION_TIMEOUT * 2);
     lease.releases.open();
     let second = timeline.await_newer_start(first.token, SETTLE).await;
     assert_eq!(second.node, "n1");
@@ -487,7 +514,7 @@ async fn a_grant_that_arrives_after_the_manager_stopped_is_released() {
     let (timeline, notes) = (Timeline::default(), Notes::default());
     let (node, _crasher) =
         all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
-    let lease = GatedLease::new(&node.system, &registry);
+    let lease = GatedLease::new(&node.system, &registry, LONG_OPERATION_TIMEOUT);
     lease.acquires.arm();
     let settings = SingletonSettings::new(TYPE_NAME)
         .with_lease(lease.clone())
@@ -535,4 +562,127 @@ async fn a_grant_that_arrives_after_the_manager_stopped_is_released() {
     .await;
     assert!(timeline.entries().is_empty(), "{:?}", timeline.entries());
     n1.node.system.terminate().await;
+}
+
+/// Bound from a hung call being given up on to the singleton running: the acquire retry
+/// interval (500 ms), a refused acquire while the old holding is being let go, the spawn.
+const AFTER_GIVE_UP_BOUND: Duration = Duration::from_secs(2);
+
+/// The lease's acquire hangs for ever (a lease implementation without its own timeout):
+/// the manager gives the call up after [`CALL_BOUND`], handles it as refused and acquires
+/// again, and the singleton runs. Before, the manager waited for that answer for ever and
+/// the singleton never started.
+#[tokio::test(start_paused = true)]
+async fn a_hung_lease_acquire_is_given_up_and_acquired_again() {
+    assert_eq!(
+        CALL_BOUND,
+        OPERATION_TIMEOUT * actor_cluster::singleton::LEASE_CALL_TIMEOUT_FACTOR
+    );
+    let hub = InMemoryHub::new();
+    let registry = Arc::new(InMemoryLeaseRegistry::new());
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let (node, _crasher) =
+        all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
+    let lease = GatedLease::new(&node.system, &registry, OPERATION_TIMEOUT);
+    lease.acquires.arm();
+    let settings = SingletonSettings::new(TYPE_NAME)
+        .with_lease(lease.clone())
+        .with_acquire_retry_interval(Duration::from_millis(500));
+    let n1 = add_singleton(node, "n1", settings, proxy_settings(), &timeline, &notes);
+    await_assert(
+        || match lease.acquires.held() {
+            1 => Ok(Instant::now()),
+            n => Err(format!("{n} acquires held")),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    // the held acquire is never let through
+    let started = timeline.await_start("n1", t0, SETTLE).await;
+    assert!(
+        started.at >= t0 + CALL_BOUND,
+        "started {:?} after the manager, before the hung call was given up",
+        started.at - t0
+    );
+    assert!(
+        started.at <= t0 + CALL_BOUND + AFTER_GIVE_UP_BOUND,
+        "started {:?} after the manager",
+        started.at - t0
+    );
+    assert_eq!(lease.acquires.held(), 1, "only the first acquire hung");
+    assert_eq!(lease.fencing_token().map(|t| t.value()), started.token);
+    let status = n1.status().await;
+    assert!(status.active && status.holds_lease, "{status:?}");
+    n1.node.system.terminate().await;
+}
+
+/// The host n1 leaves and its lease release hangs for ever. The manager gives the release
+/// up after [`CALL_BOUND`] and releases the holding its lease object still reports; the
+/// hand-over then completes: n1's leave goes on long before the exit blocker timeout (30 s)
+/// and n2 runs the singleton, never overlapping n1's. Before, the answer never came: the
+/// manager never became quiet, n1's leave was held for the whole exit blocker timeout, and
+/// n1's lease object kept renewing the lease, so n2 never ran the singleton.
+#[tokio::test(start_paused = true)]
+async fn a_hung_lease_release_does_not_hold_the_leave_or_the_successor() {
+    let hub = InMemoryHub::new();
+    let registry = Arc::new(InMemoryLeaseRegistry::new());
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let names = ["n1", "n2", "n3"];
+    let seeds: Vec<Address> = names.iter().map(|n| address(n)).collect();
+    let mut leases = Vec::new();
+    let nodes: Vec<SingletonNode> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let cluster = ClusterSettings::fast().with_seed_nodes(seeds.clone());
+            let node = start_node(&hub, name, i as u64 + 1, cluster);
+            let lease = GatedLease::new(&node.system, &registry, OPERATION_TIMEOUT);
+            leases.push(lease.clone());
+            let settings = margin_settings()
+                .with_lease(lease)
+                .with_acquire_retry_interval(Duration::from_millis(500));
+            add_singleton(node, name, settings, proxy_settings(), &timeline, &notes)
+        })
+        .collect();
+    {
+        let refs: Vec<&Node> = nodes.iter().map(|n| &n.node).collect();
+        let addresses: Vec<&Address> = nodes.iter().map(|n| &n.node.address).collect();
+        await_all_up(&refs, &addresses).await;
+    }
+    timeline.await_start("n1", t0, SETTLE).await;
+    let removed = removal_of(&nodes[1].node, address("n1"));
+
+    leases[0].releases.arm();
+    let left_at = Instant::now();
+    nodes[0].node.cluster.leave();
+    let stopped = timeline.await_stop("n1", left_at, SETTLE).await;
+    let on_n2 = timeline.await_start("n2", left_at, SETTLE).await;
+    assert_eq!(leases[0].releases.held(), 1, "n1's release hung");
+    assert!(
+        on_n2.at <= stopped.at + CALL_BOUND + AFTER_GIVE_UP_BOUND,
+        "n2 started {:?} after n1's instance stopped",
+        on_n2.at - stopped.at
+    );
+    let removed_at = await_assert(
+        || {
+            removed
+                .lock()
+                .ok_or_else(|| "n1 not removed yet".to_owned())
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    assert!(
+        removed_at <= stopped.at + CALL_BOUND + AFTER_GIVE_UP_BOUND,
+        "n1 was removed {:?} after its instance stopped: its leave was held",
+        removed_at - stopped.at
+    );
+    assert_eq!(timeline.assert_no_overlap(), 2);
+    assert_eq!(leases[1].fencing_token().map(|t| t.value()), on_n2.token);
+    assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
+    shutdown(nodes.into_iter().skip(1).collect()).await;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use actor_coordination::lease::{Acquired, FencingToken, Lease};
+use actor_coordination::lease::{Acquired, FencingToken, Lease, LeaseError, LeaseOperation};
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SpawnError};
 use tracing::{debug, info, warn};
 
@@ -15,7 +15,8 @@ use super::lineage::Lineage;
 use super::protocol::{Inner, ManagerMsg, ManagerStatus, SingletonLocation};
 use super::state_machine::{Action, Event, Machine, Phase};
 use super::{
-    SingletonError, SingletonSettings, lease_owner, manager_name, singleton_manager_path_at,
+    LEASE_CALL_TIMEOUT_FACTOR, SingletonError, SingletonSettings, lease_owner, manager_name,
+    singleton_manager_path_at,
 };
 use crate::Address;
 use crate::cluster::Cluster;
@@ -27,6 +28,30 @@ const ACQUIRE_RETRY_TIMER: &str = "singleton-acquire-retry";
 const HAND_OVER_RETRY_TIMER: &str = "singleton-hand-over-retry";
 const SPAWN_RETRY_TIMER: &str = "singleton-spawn-retry";
 const REMOVAL_MARGIN_TIMER: &str = "singleton-removal-margin";
+
+/// How long the manager waits for one call on `lease` ([`LEASE_CALL_TIMEOUT_FACTOR`] times
+/// its operation timeout).
+fn lease_call_bound(lease: &dyn Lease) -> std::time::Duration {
+    lease.settings().operation_timeout() * LEASE_CALL_TIMEOUT_FACTOR
+}
+
+/// Runs one call on `lease`, given up on (dropped) after [`lease_call_bound`]: a lease
+/// implementation that hangs must not keep the manager waiting for an answer for ever.
+async fn bounded<T>(
+    lease: &dyn Lease,
+    operation: LeaseOperation,
+    call: impl Future<Output = Result<T, LeaseError>>,
+) -> Result<T, LeaseError> {
+    let bound = lease_call_bound(lease);
+    match tokio::time::timeout(bound, call).await {
+        Ok(result) => result,
+        Err(_elapsed) => Err(LeaseError::Timeout {
+            name: lease.settings().name().to_owned(),
+            operation,
+            timeout: bound,
+        }),
+    }
+}
 
 /// What a singleton instance is told when it is created: where it runs and its fencing token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,12 +378,17 @@ impl<A: Actor> Manager<A> {
                             let on_lost = Box::new(move |reason| {
                                 me.tell(ManagerMsg::internal(Inner::LeaseLost { attempt, reason }))
                             });
-                            let result = lease.acquire_with_lost_callback(on_lost).await;
+                            let acquire = lease.acquire_with_lost_callback(on_lost);
+                            let result =
+                                bounded(&*lease, LeaseOperation::Acquire, acquire).await;
                             if lineage.is_stopped() && matches!(result, Ok(Acquired::Held(_))) {
                                 // the manager stopped for good while this was in flight: no
                                 // one will handle the grant, so let it go here
                                 debug!(attempt, "releasing a lease granted after the singleton manager stopped");
-                                if let Err(error) = lease.release().await {
+                                let release = lease.release();
+                                if let Err(error) =
+                                    bounded(&*lease, LeaseOperation::Release, release).await
+                                {
                                     warn!(attempt, %error, "releasing a late grant failed (it expires after its ttl)");
                                 }
                             }
@@ -382,7 +412,10 @@ impl<A: Actor> Manager<A> {
                     // counted until its answer is handled, by this incarnation or a later one
                     self.lineage.release_issued();
                     let incarnation = self.incarnation;
-                    ctx.pipe_to_self(async move { lease.release().await }, move |r| {
+                    let release = async move {
+                        bounded(&*lease, LeaseOperation::Release, lease.release()).await
+                    };
+                    ctx.pipe_to_self(release, move |r| {
                         ManagerMsg::internal(Inner::Released {
                             incarnation,
                             result: r.map_err(|e| e.to_string()),
@@ -562,7 +595,10 @@ impl<A: Actor> Actor for Manager<A> {
                         None
                     }
                 };
-                self.step(Event::Acquired { attempt, token }, ctx)
+                self.step(Event::Acquired { attempt, token }, ctx);
+                // an acquire given up on may still have been granted inside the lease
+                // object: if nothing here wants it, let it go
+                self.release_untracked_holding(ctx);
             }
             Inner::LeaseLost { attempt, reason } => {
                 warn!(singleton = %self.type_name(), node = %self.me.address, attempt, %reason, "singleton lease lost");
@@ -616,7 +652,7 @@ impl<A: Actor> Actor for Manager<A> {
         // the child stopped before this hook (children first): let the lease go now
         if let Some(lease) = self.lease()
             && lease.check_lease()
-            && let Err(error) = lease.release().await
+            && let Err(error) = bounded(&*lease, LeaseOperation::Release, lease.release()).await
         {
             warn!(singleton = %self.type_name(), %error, "lease release on stop failed");
         }

@@ -37,6 +37,21 @@ pub const DEFAULT_SPAWN_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 /// the removal time). Akka calls the same idea `down-removal-margin`.
 pub const DEFAULT_REMOVAL_MARGIN: Duration = Duration::from_secs(5);
 
+/// How many of the lease's own operation timeouts
+/// ([`LeaseSettings::operation_timeout`](actor_coordination::lease::LeaseSettings::operation_timeout))
+/// the manager waits for one lease call (acquire or release) before it gives up on it: 2.
+///
+/// The built-in leases bound each call by their operation timeout, and a release may first
+/// wait behind one acquire of the same lease object: two timeouts cover both, so this bound
+/// only ever cuts off a lease implementation that hangs. Without it a hung call would keep
+/// the manager waiting for its answer for ever (no acquire after a hung release, no retry
+/// after a hung acquire, and a graceful leave held for the whole exit blocker timeout). A
+/// call given up on is dropped (cancelled) and handled as failed: a refused acquire (retried
+/// after the acquire interval) or a failed release (a holding the lease object still reports
+/// is then released again). Larger tolerates slower backends; smaller frees a stuck manager
+/// sooner.
+pub const LEASE_CALL_TIMEOUT_FACTOR: u32 = 2;
+
 /// Default pause between two attempts of the proxy to learn where the singleton runs: 1 s.
 /// Shorter finds a moved singleton sooner (messages wait less in the buffer) at the price of
 /// more identify requests while no singleton runs.

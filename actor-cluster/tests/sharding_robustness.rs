@@ -9,18 +9,21 @@
 mod cluster_support;
 mod sharding_support;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
     ClusterSharding, CoordinatorMsg, RegionCtl, ShardingError, TTL_PROBE_GROUP, default_shard_id,
 };
+use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
 use actor_core::ActorSystem;
 use actor_testkit::{TestProbe, await_assert};
 use sharding_support::{
-    ASK, Backend, Cmd, LOCAL_WAIT as WAIT, LOCK_TTL, Storage, TYPE, add, await_distribution,
-    await_event, get_eventually, is_stopped, is_stopping, on_both_backends, received,
-    register_probe, settings, start_flaky_local, start_local, start_probe_region, starts,
+    ASK, Backend, Cmd, FlakyStorage, LOCAL_WAIT as WAIT, LOCK_TTL, Storage, TYPE, add,
+    await_distribution, await_event, get_eventually, is_stopped, is_stopping, on_both_backends,
+    received, register_probe, settings, settings_through, start_flaky_local, start_local,
+    start_probe_region, starts,
 };
 
 /// H1 with the storage-call bound: an acquire call slower than the lock's local validity
@@ -346,6 +349,72 @@ async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
     system.terminate().await;
 }
 
+/// H5: refusal reports are answered from one lock-table read at a time, however many come
+/// (after a crash every shard of the dead node is refused until its lock expires): six
+/// refused shards held by a registered region cost at most two reads, and each reporter is
+/// told the holder's region, which is told to host the shard.
+async fn refused_shards_are_resolved_one_lock_table_read_at_a_time(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(TYPE, &settings_through(&storage, &flaky))
+        .expect("coordinator");
+    let holder = TestProbe::<RegionCtl>::new(&system);
+    let asker = TestProbe::<RegionCtl>::new(&system);
+    let holder_id = RunnerId::new(RunnerAddress::new("holder", 1).expect("address"), 1);
+    register_probe(&coordinator, &holder, &holder_id.to_string()).await;
+    register_probe(&coordinator, &asker, "asker:1#1").await;
+    let shards: Vec<u32> = (0..6).collect();
+    let ids: Vec<ShardId> = shards
+        .iter()
+        .map(|n| ShardId::new(TYPE, *n).expect("shard id"))
+        .collect();
+    let got = storage
+        .storage
+        .acquire(&holder_id, &ids)
+        .await
+        .expect("acquire");
+    assert_eq!(got.len(), shards.len());
+    let reads_before = flaky.lists.load(Ordering::SeqCst);
+    for &shard in &shards {
+        coordinator.tell(CoordinatorMsg::ShardLockRefused {
+            shard,
+            region: asker.actor_ref().clone(),
+        });
+    }
+    let holder_key = holder.actor_ref().path().to_string();
+    let mut told = BTreeSet::new();
+    while told.len() < shards.len() {
+        match asker.receive_one(WAIT).await {
+            Some(RegionCtl::ShardHome { shard, home }) => {
+                assert_eq!(home.path().to_string(), holder_key, "shard {shard}");
+                told.insert(shard);
+            }
+            other => panic!("expected ShardHome, got {other:?}"),
+        }
+    }
+    let mut hosted = BTreeSet::new();
+    while hosted.len() < shards.len() {
+        match holder.receive_one(WAIT).await {
+            Some(RegionCtl::HostShard { shard, .. }) => {
+                hosted.insert(shard);
+            }
+            other => panic!("expected HostShard, got {other:?}"),
+        }
+    }
+    let reads = flaky.lists.load(Ordering::SeqCst) - reads_before;
+    assert!(reads <= 2, "{reads} lock-table reads for six reports");
+    let d = await_distribution(&coordinator, WAIT, |_| Ok(())).await;
+    assert!(
+        shards
+            .iter()
+            .all(|s| d.home_of(*s) == Some(holder_key.as_str())),
+        "{d:?}"
+    );
+    system.terminate().await;
+}
+
 /// The coordinator's internal messages (timers, watches, storage results) are local only: a
 /// peer can neither encode nor send one (e.g. a forged "region terminated").
 #[test]
@@ -377,4 +446,5 @@ on_both_backends!(
     a_passivating_entity_buffers_at_most_its_bound,
     a_region_restarted_at_the_same_address_replaces_the_old_incarnation,
     a_stop_report_after_an_aborted_hand_off_is_ignored,
+    refused_shards_are_resolved_one_lock_table_read_at_a_time,
 );

@@ -18,7 +18,13 @@
 //!   reports it ([`CoordinatorMsg::ShardLockRefused`]); the coordinator reads the lock's
 //!   holder again and re-homes the shard to the holder's region, telling the reporter. So a
 //!   shard given to a second region converges on the one region that holds its lock, and
-//!   every message for it reaches that home.
+//!   every message for it reaches that home. Reports are answered from one lock-table read
+//!   at a time (after a crash every shard of the dead node is refused until its lock
+//!   expires, which must not turn into one read per shard and report).
+//!
+//! With remember-entities the coordinator also keeps every shard's remembered entity ids,
+//! as the hosting regions report them (each change, and the whole set with every
+//! registration), and gives them to the shard's next home, also when its region crashed.
 //!
 //! [`REFUSALS_BEFORE_REPORT`]: super::REFUSALS_BEFORE_REPORT
 //! [`RunnerStorage::list_locks`]: actor_coordination::runner_storage::RunnerStorage::list_locks
@@ -89,6 +95,10 @@ pub struct ShardCoordinator {
     remembered: BTreeMap<u32, BTreeSet<String>>,
     /// Whether `min_regions` was reached once (later departures do not stop allocation).
     started_allocating: bool,
+    /// Shards reported refused (with the latest reporter), waiting for a lock-table read.
+    refused: BTreeMap<u32, ActorRef<RegionCtl>>,
+    /// The refused shards the lock-table read under way answers.
+    reading_holders: Option<BTreeMap<u32, ActorRef<RegionCtl>>>,
 }
 
 impl ShardCoordinator {
@@ -106,6 +116,8 @@ impl ShardCoordinator {
             deferred: BTreeMap::new(),
             remembered: BTreeMap::new(),
             started_allocating: false,
+            refused: BTreeMap::new(),
+            reading_holders: None,
         })
     }
 
@@ -137,19 +149,17 @@ impl ShardCoordinator {
         });
     }
 
-    /// Reads who holds `shard`'s lock now (after `region` reported its acquire refused).
-    fn read_holder(&self, shard: u32, region: ActorRef<RegionCtl>, ctx: &mut Context<Self>) {
-        ctx.pipe_to_self(self.group_locks(), move |locks| {
-            CoordinatorMsg::LockHolderRead {
-                shard,
-                region,
-                holder: locks.map(|locks| {
-                    locks
-                        .into_iter()
-                        .find(|(number, _)| *number == shard)
-                        .map(|(_, holder)| holder)
-                }),
-            }
+    /// Reads the lock table for the refused shards reported so far, unless a read is under
+    /// way (its answer then starts the next one): at most one read at a time, however many
+    /// shards are refused (after a crash every shard of the dead node is, until its locks
+    /// expire).
+    fn read_holders(&mut self, ctx: &mut Context<Self>) {
+        if self.reading_holders.is_some() || self.refused.is_empty() {
+            return;
+        }
+        self.reading_holders = Some(std::mem::take(&mut self.refused));
+        ctx.pipe_to_self(self.group_locks(), |locks| {
+            CoordinatorMsg::LockHoldersRead { locks }
         });
     }
 
@@ -645,21 +655,29 @@ impl ShardCoordinator {
             }
             CoordinatorMsg::ShardLockRefused { shard, region } => {
                 if !self.hand_offs.contains_key(&shard) {
-                    self.read_holder(shard, region, ctx);
+                    self.refused.insert(shard, region);
+                    self.read_holders(ctx);
                 }
             }
-            CoordinatorMsg::LockHolderRead {
-                shard,
-                region,
-                holder,
-            } => match holder {
-                Ok(Some(holder)) => self.rehome_to_holder(shard, region, &holder, ctx),
-                // Free now: the refused region takes it on its next try.
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(shard, %error, "could not read a refused shard's lock");
+            CoordinatorMsg::LockHoldersRead { locks } => {
+                let asked = self.reading_holders.take().unwrap_or_default();
+                match locks {
+                    Ok(locks) => {
+                        let holders: BTreeMap<u32, String> = locks.into_iter().collect();
+                        for (shard, reporter) in asked {
+                            // A free lock: the refused region takes it on its next try.
+                            if let Some(holder) = holders.get(&shard) {
+                                self.rehome_to_holder(shard, reporter, holder, ctx);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        // The regions report again while they are refused.
+                        tracing::warn!(%error, "could not read the locks of refused shards");
+                    }
                 }
-            },
+                self.read_holders(ctx);
+            }
             CoordinatorMsg::LocksListed { .. } => {}
         }
     }

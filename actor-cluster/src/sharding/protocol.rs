@@ -106,17 +106,13 @@ pub enum CoordinatorMsg {
         /// The shard.
         shard: u32,
     },
-    /// Internal: the holder of `shard`'s lock as read after a [`CoordinatorMsg::ShardLockRefused`]
-    /// (`None`: the lock is free), or the error. Local only: never sent or accepted over the
-    /// wire.
+    /// Internal: the lock table read to answer [`CoordinatorMsg::ShardLockRefused`] reports
+    /// (shard number, holder runner id), or the error. Local only: never sent or accepted
+    /// over the wire.
     #[serde(skip)]
-    LockHolderRead {
-        /// The shard.
-        shard: u32,
-        /// The region whose shard was refused.
-        region: ActorRef<RegionCtl>,
-        /// The holder's runner id.
-        holder: Result<Option<String>, String>,
+    LockHoldersRead {
+        /// The live locks of this type's shard group.
+        locks: Result<Vec<(u32, String)>, String>,
     },
 }
 

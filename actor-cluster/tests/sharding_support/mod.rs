@@ -405,6 +405,8 @@ pub struct FlakyStorage {
     pub gated: AtomicU64,
     /// How many `acquire` calls returned.
     pub acquires: AtomicU64,
+    /// How many `list_locks` calls were made.
+    pub lists: AtomicU64,
     /// How many calls hung.
     pub hung: AtomicU64,
 }
@@ -424,6 +426,7 @@ impl FlakyStorage {
             refresh_gate: Mutex::new(None),
             gated: AtomicU64::new(0),
             acquires: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
             hung: AtomicU64::new(0),
         })
     }
@@ -539,6 +542,7 @@ impl RunnerStorage for FlakyStorage {
         self.inner.release_all(runner)
     }
     fn list_locks(&self) -> BoxFuture<'_, Result<Vec<ShardLock>, RunnerStorageError>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         self.gate(&self.hang_list_locks, self.inner.list_locks())
     }
 }

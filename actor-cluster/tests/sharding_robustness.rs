@@ -415,6 +415,74 @@ async fn refused_shards_are_resolved_one_lock_table_read_at_a_time(backend: Back
     system.terminate().await;
 }
 
+/// A shard re-homed to a region that is leaving (its lock is held there, but the coordinator
+/// had it elsewhere when the graceful shutdown began) is handed off as well, so the region's
+/// shutdown can finish. (Without it the shard stayed at the leaving region, which never got
+/// its ShutdownDone.)
+async fn a_shard_found_at_a_leaving_region_is_handed_off_too(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(TYPE, &settings(&storage).with_min_regions(2))
+        .expect("coordinator");
+    let leaving = TestProbe::<RegionCtl>::new(&system);
+    let other = TestProbe::<RegionCtl>::new(&system);
+    let leaving_id = RunnerId::new(RunnerAddress::new("leaving", 1).expect("address"), 1);
+    register_probe(&coordinator, &leaving, &leaving_id.to_string()).await;
+    register_probe(&coordinator, &other, "other:1#1").await;
+    // Shards 0 and 1 go to the two regions (least-shards); find the leaving one's.
+    for shard in [0, 1] {
+        coordinator.tell(CoordinatorMsg::GetShardHome {
+            shard,
+            region: other.actor_ref().clone(),
+        });
+    }
+    let leaving_key = leaving.actor_ref().path().to_string();
+    let d = await_distribution(&coordinator, WAIT, |d| {
+        (d.shard_count() == 2)
+            .then_some(())
+            .ok_or("not allocated".into())
+    })
+    .await;
+    let (at_leaving, at_other) = if d.home_of(0) == Some(leaving_key.as_str()) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    // The leaving region's shutdown starts the hand-off of its shard (no one acknowledges:
+    // it stays under way).
+    coordinator.tell(CoordinatorMsg::GracefulShutdown {
+        region: leaving.actor_ref().clone(),
+    });
+    // The other region's shard is really locked by the leaving region's runner: the other
+    // region reports it refused, and it is re-homed to the leaving region...
+    let lock = ShardId::new(TYPE, at_other).expect("shard id");
+    storage
+        .storage
+        .acquire(&leaving_id, std::slice::from_ref(&lock))
+        .await
+        .expect("acquire");
+    coordinator.tell(CoordinatorMsg::ShardLockRefused {
+        shard: at_other,
+        region: other.actor_ref().clone(),
+    });
+    // ...and handed off from there as well.
+    let mut begun = BTreeSet::new();
+    while !begun.contains(&at_other) {
+        match other.receive_one(WAIT).await {
+            Some(RegionCtl::BeginHandOff { shard }) => {
+                begun.insert(shard);
+            }
+            Some(_) => {}
+            None => panic!("no hand-off of shard {at_other}; began {begun:?}"),
+        }
+    }
+    assert!(begun.contains(&at_leaving), "{begun:?}");
+    let d = await_distribution(&coordinator, WAIT, |_| Ok(())).await;
+    assert_eq!(d.handing_off, BTreeSet::from([0, 1]), "{d:?}");
+    system.terminate().await;
+}
+
 /// The coordinator's internal messages (timers, watches, storage results) are local only: a
 /// peer can neither encode nor send one (e.g. a forged "region terminated").
 #[test]
@@ -447,4 +515,5 @@ on_both_backends!(
     a_region_restarted_at_the_same_address_replaces_the_old_incarnation,
     a_stop_report_after_an_aborted_hand_off_is_ignored,
     refused_shards_are_resolved_one_lock_table_read_at_a_time,
+    a_shard_found_at_a_leaving_region_is_handed_off_too,
 );

@@ -170,7 +170,7 @@ impl ShardCoordinator {
         shard: u32,
         reporter: ActorRef<RegionCtl>,
         holder: &str,
-        ctx: &Context<Self>,
+        ctx: &mut Context<Self>,
     ) {
         if self.hand_offs.contains_key(&shard) {
             // Moving already: the hand-off decides its next home.
@@ -206,6 +206,7 @@ impl ShardCoordinator {
                 entities: self.remembered_of(shard),
             });
             self.publish(ctx);
+            self.move_off_if_leaving(shard, &key, ctx);
         }
         if reporter.path() != home.path() {
             reporter.tell(RegionCtl::ShardHome {
@@ -226,7 +227,7 @@ impl ShardCoordinator {
         key: &str,
         runner: &str,
         hosted: Vec<HostedShard>,
-        ctx: &Context<Self>,
+        ctx: &mut Context<Self>,
     ) {
         for HostedShard { shard, entities } in hosted {
             if self.hand_offs.contains_key(&shard)
@@ -256,6 +257,15 @@ impl ShardCoordinator {
                     .insert(shard, entities.into_iter().collect());
             }
             self.answer_deferred(shard, ctx);
+            self.move_off_if_leaving(shard, key, ctx);
+        }
+    }
+
+    /// A shard found at a region that is leaving (it was not among the shards its graceful
+    /// shutdown moved away) is moved away too, so the shutdown can finish.
+    fn move_off_if_leaving(&mut self, shard: u32, key: &str, ctx: &mut Context<Self>) {
+        if self.regions.get(key).is_some_and(|r| r.shutting_down) {
+            self.begin_hand_off(shard, ctx);
         }
     }
 

@@ -509,7 +509,8 @@ impl Cluster {
     ///
     /// The leave waits until the returned blocker is [done](ExitBlocker::done) or dropped,
     /// for at most [`ClusterSettings::exit_blocker_timeout`] (then it goes on, logged at
-    /// warn).
+    /// warn). Register before the leave begins: a blocker registered once this node is
+    /// Leaving holds it only if another blocker is still holding it then.
     pub fn register_exit_blocker(&self, name: impl Into<String>) -> ExitBlocker {
         ExitBlocker::register(self.shared.clone(), self.daemon.clone(), name.into())
     }

@@ -74,15 +74,22 @@ impl ExitBlockers {
 /// pending), it marks its state seen again and the leave goes on as before.
 ///
 /// Nothing changes on the wire: a node that holds its leave simply has not seen the
-/// latest state yet, which every node already handles. The price is that, while a leave
-/// is held, the leader takes no action at all (members neither join nor are removed),
-/// which is why the hold is bounded. Blockers matter only while Leaving: a node that is
-/// downed shuts down at once whatever is pending.
+/// latest state yet, which every node already handles. One rule keeps that quiet: a node
+/// answers a gossip only when its adopted state differs from the one received (a holder
+/// never appears in the seen set, so "the sender has not seen my state" alone would make
+/// two holders answer each other for ever). The price is that, while a leave is held, the
+/// leader takes no action at all for anyone (members neither join nor are removed, a
+/// downed member elsewhere is not removed either, so a singleton failing over from it
+/// waits too), which is why the hold is bounded. Blockers matter only while Leaving: a
+/// node that is downed shuts down at once whatever is pending.
 ///
 /// Pending from [`Cluster::register_exit_blocker`](crate::Cluster::register_exit_blocker)
 /// until [`done`](ExitBlocker::done) is called or the blocker is dropped. A pending
 /// blocker matters only once this node is Leaving: call `done` when the component's exit
 /// work is over (it may call it before the node leaves, if it has nothing to do then).
+/// Which blockers hold is settled when the node first sees itself Leaving: if none is
+/// pending then, the leave goes on and a blocker registered later does not hold it; while a
+/// leave is held, one registered meanwhile holds it too (within the same timeout).
 ///
 /// # Examples
 ///

@@ -77,7 +77,8 @@
 //! wherever its shard goes next, without a message, until it passivates. The remembered
 //! sets live in two places, so that they outlive any one region:
 //! - the region hosting the shard (the shard tells it of every start and passivation), which
-//!   reports them with every registration, so a new coordinator learns them again;
+//!   reports them again after every registration (in chunks of at most
+//!   [`REMEMBER_CHUNK_BYTES`] of ids), so a new coordinator learns them again;
 //! - the coordinator, which the region tells of every change
 //!   ([`CoordinatorMsg::EntitiesChanged`]) and which replaces a shard's set with the final
 //!   one a hand-off reports.
@@ -173,14 +174,13 @@ pub use coordinator::{CoordinatorSettings, ShardCoordinator};
 pub use extractor::{MessageExtractor, default_shard_id, fnv1a_32};
 pub use hand_off::{HandOff, HandOffAction, HandOffEvent, HandOffState};
 pub use lock::{LockAction, LockEvent, LockState, LockTiming};
-pub use protocol::{
-    CoordinatorMsg, HostedShard, RegionCtl, RegionState, ShardDistribution, ShardMapChanged,
-};
+pub use protocol::{CoordinatorMsg, RegionCtl, RegionState, ShardDistribution, ShardMapChanged};
 pub use settings::{
     DEFAULT_BUFFER_SIZE, DEFAULT_ENTITY_BUFFER_SIZE, DEFAULT_HAND_OFF_TIMEOUT,
     DEFAULT_LOCK_SAFETY_MARGIN, DEFAULT_MAX_SIMULTANEOUS_REBALANCE, DEFAULT_MIN_REGIONS,
     DEFAULT_NUMBER_OF_SHARDS, DEFAULT_PASSIVATION_IDLE_TIMEOUT, DEFAULT_REBALANCE_INTERVAL,
-    DEFAULT_RETRY_INTERVAL, REFUSALS_BEFORE_REPORT, ShardingSettings, StopMessage,
+    DEFAULT_RETRY_INTERVAL, REFUSALS_BEFORE_REPORT, REMEMBER_CHUNK_BYTES, ShardingSettings,
+    StopMessage,
 };
 pub use shard::EntityContext;
 pub use ttl_check::TTL_PROBE_GROUP;

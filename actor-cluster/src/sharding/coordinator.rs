@@ -23,7 +23,7 @@
 //!   expires, which must not turn into one read per shard and report).
 //!
 //! With remember-entities the coordinator also keeps every shard's remembered entity ids,
-//! as the hosting regions report them (each change, and the whole set with every
+//! as the hosting regions report them (each change, and the whole set after every
 //! registration), and gives them to the shard's next home, also when its region crashed.
 //!
 //! [`REFUSALS_BEFORE_REPORT`]: super::REFUSALS_BEFORE_REPORT
@@ -38,7 +38,7 @@ use actor_core::{Actor, ActorRef, ActorResult, Context, Props};
 
 use super::allocation::{Allocation, ShardAllocationStrategy};
 use super::hand_off::{HandOff, HandOffAction, HandOffEvent, HandOffState};
-use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, ShardDistribution, ShardMapChanged};
+use super::protocol::{CoordinatorMsg, RegionCtl, ShardDistribution, ShardMapChanged};
 use super::storage_call;
 
 /// What a coordinator is built from.
@@ -222,14 +222,8 @@ impl ShardCoordinator {
     /// allocated to another region, locked by another runner or being handed off stays as it
     /// is: whichever side is wrong has its lock refused and is reconciled through
     /// [`CoordinatorMsg::ShardLockRefused`].
-    fn merge_hosted(
-        &mut self,
-        key: &str,
-        runner: &str,
-        hosted: Vec<HostedShard>,
-        ctx: &mut Context<Self>,
-    ) {
-        for HostedShard { shard, entities } in hosted {
+    fn merge_hosted(&mut self, key: &str, runner: &str, hosted: Vec<u32>, ctx: &mut Context<Self>) {
+        for shard in hosted {
             if self.hand_offs.contains_key(&shard)
                 || self.orphans.get(&shard).is_some_and(|h| h != runner)
             {
@@ -251,11 +245,6 @@ impl ShardCoordinator {
                 }
             }
             self.orphans.remove(&shard);
-            if !entities.is_empty() {
-                // The home's own set is the freshest.
-                self.remembered
-                    .insert(shard, entities.into_iter().collect());
-            }
             self.answer_deferred(shard, ctx);
             self.move_off_if_leaving(shard, key, ctx);
         }

@@ -24,8 +24,11 @@ pub enum CoordinatorMsg {
         runner: String,
         /// A proxy: never allocated a shard.
         proxy: bool,
-        /// The shards this region hosts now (running or acquiring their lock).
-        hosted: Vec<HostedShard>,
+        /// The shards this region hosts now (running or acquiring their lock). Their
+        /// remembered entities follow in [`CoordinatorMsg::EntitiesChanged`] messages once the
+        /// registration is answered (kept out of this one message, whose size must stay
+        /// far below the transport's frame limit).
+        hosted: Vec<u32>,
     },
     /// Where does `shard` live? Answered with [`RegionCtl::ShardHome`] to `region`.
     GetShardHome {
@@ -70,8 +73,10 @@ pub enum CoordinatorMsg {
         region: ActorRef<RegionCtl>,
     },
     /// `region` started (`started`) or passivated (`stopped`) remembered entities of `shard`
-    /// (remember-entities): the coordinator keeps every shard's remembered set, so the
-    /// entities restart at the shard's next home also when their region crashed.
+    /// (remember-entities), or reports the ones it remembers after registering (in chunks
+    /// of at most [`REMEMBER_CHUNK_BYTES`](super::REMEMBER_CHUNK_BYTES) of ids): the
+    /// coordinator keeps every shard's remembered set, so the entities restart at the
+    /// shard's next home also when their region crashed.
     EntitiesChanged {
         /// The shard.
         shard: u32,
@@ -114,15 +119,6 @@ pub enum CoordinatorMsg {
         /// The live locks of this type's shard group.
         locks: Result<Vec<(u32, String)>, String>,
     },
-}
-
-/// One shard a region hosts, as reported in [`CoordinatorMsg::Register`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostedShard {
-    /// The shard.
-    pub shard: u32,
-    /// Its remembered entity ids (remember-entities; else empty).
-    pub entities: Vec<String>,
 }
 
 impl RemoteMessage for CoordinatorMsg {

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use super::ShardingError;
 use super::extractor::MessageExtractor;
 use super::lock::{LockEvent, LockTiming};
-use super::protocol::{CoordinatorMsg, HostedShard, RegionCtl, RegionState};
+use super::protocol::{CoordinatorMsg, RegionCtl, RegionState};
+use super::settings::REMEMBER_CHUNK_BYTES;
 use super::settings::ShardingSettings;
 use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
 use super::storage_call;
@@ -140,7 +141,7 @@ where
     stopping: BTreeMap<u32, ActorRef<ShardMsg<E::Msg>>>,
     /// Remembered entities of the shards hosted here (remember-entities), also of a shard
     /// waiting for its stopping actor or restarting after a fence; reported to the
-    /// coordinator as they change and with every registration.
+    /// coordinator as they change and again after every registration.
     remembered: BTreeMap<u32, BTreeSet<String>>,
     /// Shards given up because the coordinator named another home (their lock is held
     /// there): stopping without a hand-off, so their stop is not reported.
@@ -221,24 +222,31 @@ where
             return;
         }
         if let Some(ctl) = &self.ctl {
-            let hosted = self
-                .shards
-                .keys()
-                .map(|&shard| HostedShard {
-                    shard,
-                    entities: self
-                        .remembered
-                        .get(&shard)
-                        .map(|set| set.iter().cloned().collect())
-                        .unwrap_or_default(),
-                })
-                .collect();
+            let hosted = self.shards.keys().copied().collect();
             self.coordinator.tell(CoordinatorMsg::Register {
                 region: ctl.clone(),
                 runner: self.runner.to_string(),
                 proxy: self.factory.is_none(),
                 hosted,
             });
+        }
+    }
+
+    /// Reports the remembered entities of the local shards to the (maybe new) coordinator,
+    /// in chunks of at most [`REMEMBER_CHUNK_BYTES`] of ids.
+    fn report_remembered(&self) {
+        for (&shard, ids) in &self.remembered {
+            if !self.shards.contains_key(&shard) {
+                continue;
+            }
+            for chunk in chunk_ids(ids, REMEMBER_CHUNK_BYTES) {
+                self.coordinator.tell(CoordinatorMsg::EntitiesChanged {
+                    shard,
+                    region: self.key.clone(),
+                    started: chunk,
+                    stopped: Vec::new(),
+                });
+            }
         }
     }
 
@@ -415,6 +423,7 @@ where
                 if !self.registered {
                     self.registered = true;
                     ctx.watch_with(&coordinator, RegionMsg::CoordinatorTerminated);
+                    self.report_remembered();
                     let waiting: Vec<u32> = self.pending.keys().copied().collect();
                     for shard in waiting {
                         self.request_home(shard);
@@ -548,6 +557,26 @@ where
             },
         );
     }
+}
+
+/// Splits `ids` into chunks of at most `limit` bytes of ids each (an id longer than `limit`
+/// goes alone), in order.
+fn chunk_ids<'a>(ids: impl IntoIterator<Item = &'a String>, limit: usize) -> Vec<Vec<String>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for id in ids {
+        if bytes + id.len() > limit && !chunk.is_empty() {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += id.len();
+        chunk.push(id.clone());
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
 }
 
 /// Asks each shard for its entity count (`timeout` each; a shard that does not answer counts
@@ -861,5 +890,31 @@ where
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_ids;
+
+    #[test]
+    fn remembered_ids_are_reported_in_bounded_chunks() {
+        let ids: Vec<String> = ["aaaa", "bbbb", "cc", "dddddddddd", "e"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let chunks = chunk_ids(&ids, 8);
+        assert_eq!(
+            chunks,
+            vec![
+                vec!["aaaa".to_owned(), "bbbb".to_owned()],
+                vec!["cc".to_owned()],
+                vec!["dddddddddd".to_owned()],
+                vec!["e".to_owned()],
+            ]
+        );
+        assert!(chunk_ids(&Vec::new(), 8).is_empty());
+        let all: Vec<String> = chunks.into_iter().flatten().collect();
+        assert_eq!(all, ids, "nothing lost or reordered");
     }
 }

@@ -87,6 +87,16 @@ pub const DEFAULT_MIN_REGIONS: usize = 1;
 /// wrong allocation (a shard locked after a new coordinator read the lock table) sooner.
 pub const REFUSALS_BEFORE_REPORT: u32 = 3;
 
+/// Most bytes of entity ids one [`CoordinatorMsg::EntitiesChanged`] report carries when a
+/// region reports the remembered entities of its shards after registering (a larger set
+/// goes in several reports).
+///
+/// Well below the transports' 256 KiB frame limit, so a shard with very many remembered
+/// entities never makes a message the transport refuses; smaller only adds messages.
+///
+/// [`CoordinatorMsg::EntitiesChanged`]: super::CoordinatorMsg::EntitiesChanged
+pub const REMEMBER_CHUNK_BYTES: usize = 64 * 1024;
+
 /// Builds the message sent to an entity to stop it (passivation and hand-off).
 pub type StopMessage<M> = Arc<dyn Fn() -> M + Send + Sync>;
 

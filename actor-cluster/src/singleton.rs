@@ -76,7 +76,8 @@
 //!   is released. Lease results, timers and cluster events are all messages to the manager,
 //!   which never awaits inline, so nothing interleaves with an acquire in flight. The lease's
 //!   owner must be this node's address plus uid ([`lease_owner`]); the manager checks it. A
-//!   manager that stops for good releases the lease in its stop hook, and an acquire still
+//!   manager that stops for good first waits for its release calls still running (so none runs
+//!   after it is gone), then releases the lease in its stop hook, and an acquire still
 //!   in flight then releases its own grant when it arrives (nobody is left to handle it).
 //!   Every lease call is given up on after [`LEASE_CALL_TIMEOUT_FACTOR`] times the lease's
 //!   operation timeout and handled as failed (a refusal, or a failed release after which a

@@ -686,3 +686,57 @@ async fn a_hung_lease_release_does_not_hold_the_leave_or_the_successor() {
     assert_eq!(who(&nodes[1].proxy, SETTLE).await.node, "n2");
     shutdown(nodes.into_iter().skip(1).collect()).await;
 }
+
+/// The singleton stops itself, the manager's release of the lease is held, and the manager
+/// is then stopped for good. It waits for that release (bounded by twice the operation
+/// timeout) before it is gone: a release running after the manager is gone could drop the
+/// holding of the next manager spawned on the same lease object. Before, the manager was
+/// gone at once and its release ran later.
+#[tokio::test(start_paused = true)]
+async fn a_manager_stopped_for_good_waits_for_its_running_release() {
+    let hub = InMemoryHub::new();
+    let registry = Arc::new(InMemoryLeaseRegistry::new());
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let (node, _crasher) =
+        all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
+    let lease = GatedLease::new(&node.system, &registry, LONG_OPERATION_TIMEOUT);
+    let settings = SingletonSettings::new(TYPE_NAME)
+        .with_lease(lease.clone())
+        .with_acquire_retry_interval(Duration::from_millis(500));
+    let n1 = add_singleton(node, "n1", settings, proxy_settings(), &timeline, &notes);
+    timeline.await_start("n1", t0, SETTLE).await;
+
+    lease.releases.arm();
+    n1.proxy.tell(Cmd::StopYourself);
+    await_assert(
+        || match lease.releases.held() {
+            1 => Ok(()),
+            n => Err(format!("{n} releases held")),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    let probe = TestProbe::<()>::new(&n1.node.system);
+    probe.watch(&n1.manager).await;
+    n1.manager.stop();
+    // the held release goes through a second later, within the manager's bound (5 s)
+    let opened_at = Instant::now() + Duration::from_secs(1);
+    let gated = lease.clone();
+    let opener = tokio::spawn(async move {
+        tokio::time::sleep_until(opened_at).await;
+        gated.releases.open();
+    });
+    probe.expect_terminated(&n1.manager).await;
+    assert!(
+        Instant::now() >= opened_at,
+        "the manager was gone {:?} before its release ran",
+        opened_at - Instant::now()
+    );
+    assert_eq!(lease.released.load(Ordering::SeqCst), 1);
+    assert_eq!(registry.holder_of(LEASE), None);
+    assert!(!lease.check_lease());
+    opener.await.expect("opener");
+    n1.node.system.terminate().await;
+}

@@ -12,10 +12,15 @@
 //!   would otherwise hold and renew it for as long as the process lives).
 //! - The exit blocker that holds this node's graceful leave until the singleton has handed
 //!   over: one for all incarnations, so a restart does not let the leave go on early.
+//! - Lease release calls still running: a manager that stops for good waits for them in its
+//!   stop hook (each is bounded), so none of them runs after the manager is gone, where it
+//!   could drop the holding of a manager spawned next on the same lease object.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cluster::ExitBlocker;
@@ -26,8 +31,23 @@ pub(crate) struct Lineage {
     incarnations: AtomicU32,
     margin_until: Mutex<Option<Instant>>,
     releases: AtomicU32,
+    /// Release calls running (started, not yet finished or dropped).
+    running_releases: AtomicU32,
+    /// Signalled whenever a running release finishes.
+    release_finished: Notify,
     stopped: AtomicBool,
     exit_blocker: ExitBlocker,
+}
+
+/// A release call running; dropping it (when the call finished or was dropped) counts it
+/// finished.
+pub(crate) struct RunningRelease(Arc<Lineage>);
+
+impl Drop for RunningRelease {
+    fn drop(&mut self) {
+        self.0.running_releases.fetch_sub(1, Ordering::SeqCst);
+        self.0.release_finished.notify_waiters();
+    }
 }
 
 impl Lineage {
@@ -36,6 +56,8 @@ impl Lineage {
             incarnations: AtomicU32::new(0),
             margin_until: Mutex::new(None),
             releases: AtomicU32::new(0),
+            running_releases: AtomicU32::new(0),
+            release_finished: Notify::new(),
             stopped: AtomicBool::new(false),
             exit_blocker,
         }
@@ -77,6 +99,29 @@ impl Lineage {
     /// Releases issued whose answers have not been handled yet.
     pub(crate) fn releases_in_flight(&self) -> u32 {
         self.releases.load(Ordering::SeqCst)
+    }
+
+    /// A release call starts; keep the guard until it finished.
+    pub(crate) fn release_running(self: &Arc<Self>) -> RunningRelease {
+        self.running_releases.fetch_add(1, Ordering::SeqCst);
+        RunningRelease(self.clone())
+    }
+
+    /// Waits until no release call runs.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
+    pub(crate) async fn releases_finished(&self) {
+        loop {
+            let finished = self.release_finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self.running_releases.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            finished.await;
+        }
     }
 
     /// The manager stopped for good: a grant that arrives from now on is released by the

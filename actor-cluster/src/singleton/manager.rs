@@ -412,8 +412,12 @@ impl<A: Actor> Manager<A> {
                     // counted until its answer is handled, by this incarnation or a later one
                     self.lineage.release_issued();
                     let incarnation = self.incarnation;
+                    let running = self.lineage.release_running();
                     let release = async move {
-                        bounded(&*lease, LeaseOperation::Release, lease.release()).await
+                        let result =
+                            bounded(&*lease, LeaseOperation::Release, lease.release()).await;
+                        drop(running);
+                        result
                     };
                     ctx.pipe_to_self(release, move |r| {
                         ManagerMsg::internal(Inner::Released {
@@ -649,6 +653,18 @@ impl<A: Actor> Actor for Manager<A> {
         // from now on an acquire still in flight releases its own grant; one granted
         // before this line is seen by the check below
         self.lineage.stop();
+        if let Some(lease) = self.lease() {
+            // a release still running must not run after this manager is gone: it would
+            // drop the holding of a manager spawned next on the same lease object (each
+            // release is bounded, so this wait is too)
+            let bound = lease_call_bound(&*lease);
+            if tokio::time::timeout(bound, self.lineage.releases_finished())
+                .await
+                .is_err()
+            {
+                warn!(singleton = %self.type_name(), ?bound, "a lease release was still running when the manager stopped");
+            }
+        }
         // the child stopped before this hook (children first): let the lease go now
         if let Some(lease) = self.lease()
             && lease.check_lease()

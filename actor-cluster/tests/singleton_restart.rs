@@ -740,3 +740,151 @@ async fn a_manager_stopped_for_good_waits_for_its_running_release() {
     opener.await.expect("opener");
     n1.node.system.terminate().await;
 }
+
+/// How long each failing release of [`FailingRelease`] takes (virtual time).
+const FAILING_RELEASE_TAKES: Duration = Duration::from_millis(10);
+
+/// An in-memory lease whose releases fail (after [`FAILING_RELEASE_TAKES`]) without
+/// releasing anything: the lease object goes on holding and renewing, as a lease that
+/// cannot reach its backend might.
+#[derive(Debug)]
+struct FailingRelease {
+    inner: InMemoryLease,
+    fail: AtomicBool,
+    releases: AtomicUsize,
+}
+
+impl Lease for FailingRelease {
+    fn settings(&self) -> &LeaseSettings {
+        self.inner.settings()
+    }
+
+    fn acquire(&self) -> BoxFuture<'_, Result<Acquired, LeaseError>> {
+        self.inner.acquire()
+    }
+
+    fn acquire_with_lost_callback(
+        &self,
+        on_lost: LostCallback,
+    ) -> BoxFuture<'_, Result<Acquired, LeaseError>> {
+        self.inner.acquire_with_lost_callback(on_lost)
+    }
+
+    fn release(&self) -> BoxFuture<'_, Result<bool, LeaseError>> {
+        Box::pin(async move {
+            self.releases.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                tokio::time::sleep(FAILING_RELEASE_TAKES).await;
+                return Err(LeaseError::Timeout {
+                    name: LEASE.to_owned(),
+                    operation: actor_coordination::lease::LeaseOperation::Release,
+                    timeout: FAILING_RELEASE_TAKES,
+                });
+            }
+            self.inner.release().await
+        })
+    }
+
+    fn check_lease(&self) -> bool {
+        self.inner.check_lease()
+    }
+
+    fn fencing_token(&self) -> Option<FencingToken> {
+        self.inner.fencing_token()
+    }
+}
+
+/// Acquire retry interval of the failing-release test: a failed release is retried after it.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// How long the failing-release test watches the releases.
+const WATCH: Duration = Duration::from_secs(3);
+
+/// The singleton stops itself and every release of the lease fails while the lease object
+/// goes on holding: the manager retries the release once per acquire retry interval, not
+/// in a tight loop (before, each failed answer issued the next release at once: about 300
+/// calls in 3 s here, one per 10 ms the failing call takes, and with a call that fails at
+/// once virtual time stood still). Once a release goes through, the retries stop, and the
+/// singleton that stopped itself stays stopped.
+#[tokio::test(start_paused = true)]
+async fn a_failing_release_is_retried_at_the_acquire_interval_not_in_a_loop() {
+    let hub = InMemoryHub::new();
+    let registry = Arc::new(InMemoryLeaseRegistry::new());
+    let (timeline, notes) = (Timeline::default(), Notes::default());
+    let t0 = Instant::now();
+    let (node, _crasher) =
+        all_for_one_node(&hub, "n1", 1, vec![address("n1")], ClusterSettings::fast());
+    let owner = lease_owner(&node.system).expect("remoting started");
+    let settings = LeaseSettings::builder(LEASE, owner)
+        .ttl(TTL)
+        .build()
+        .expect("lease settings");
+    let lease = Arc::new(FailingRelease {
+        inner: InMemoryLease::with_registry(settings, registry.clone()),
+        fail: AtomicBool::new(true),
+        releases: AtomicUsize::new(0),
+    });
+    let settings = SingletonSettings::new(TYPE_NAME)
+        .with_lease(lease.clone())
+        .with_acquire_retry_interval(RETRY);
+    let n1 = add_singleton(node, "n1", settings, proxy_settings(), &timeline, &notes);
+    let started = timeline.await_start("n1", t0, SETTLE).await;
+
+    n1.proxy.tell(Cmd::StopYourself);
+    let stopped = timeline.await_stop("n1", started.at, SETTLE).await;
+    await_assert(
+        || match lease.releases.load(Ordering::SeqCst) {
+            0 => Err("no release yet".to_owned()),
+            _ => Ok(()),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    let from = Instant::now();
+    let before = lease.releases.load(Ordering::SeqCst);
+    assert_for(WATCH, || {
+        if lease.check_lease() {
+            Ok(())
+        } else {
+            Err("the failing lease let go".to_owned())
+        }
+    })
+    .await;
+    let calls = lease.releases.load(Ordering::SeqCst) - before;
+    let most = (WATCH.as_millis() / RETRY.as_millis()) as usize + 1;
+    assert!(
+        calls <= most,
+        "{calls} release calls in {:?} (at most {most}: one per {RETRY:?})",
+        Instant::now() - from
+    );
+    assert!(
+        calls >= 2,
+        "{calls} release calls: the failed release is retried"
+    );
+
+    // the backend comes back: the next retry releases, and the retries stop
+    lease.fail.store(false, Ordering::SeqCst);
+    await_assert(
+        || match registry.holder_of(LEASE) {
+            None if !lease.check_lease() => Ok(()),
+            holder => Err(format!("still held by {holder:?}")),
+        },
+        SETTLE,
+        POLL,
+    )
+    .await;
+    let after = lease.releases.load(Ordering::SeqCst);
+    assert_for(WATCH, || match lease.releases.load(Ordering::SeqCst) {
+        n if n == after => Ok(()),
+        n => Err(format!(
+            "{} more release calls after the lease was let go",
+            n - after
+        )),
+    })
+    .await;
+    assert!(stopped.at >= started.at);
+    assert_eq!(timeline.starts_after(t0).len(), 1, "it stayed stopped");
+    assert_eq!(n1.status().await.phase, "self-stopped");
+    n1.node.system.terminate().await;
+}

@@ -28,6 +28,7 @@ const ACQUIRE_RETRY_TIMER: &str = "singleton-acquire-retry";
 const HAND_OVER_RETRY_TIMER: &str = "singleton-hand-over-retry";
 const SPAWN_RETRY_TIMER: &str = "singleton-spawn-retry";
 const REMOVAL_MARGIN_TIMER: &str = "singleton-removal-margin";
+const RELEASE_RETRY_TIMER: &str = "singleton-release-retry";
 
 /// How long the manager waits for one call on `lease` ([`LEASE_CALL_TIMEOUT_FACTOR`] times
 /// its operation timeout).
@@ -319,7 +320,8 @@ impl<A: Actor> Manager<A> {
     }
 
     /// Releases a holding of the lease object that the machine does not know of, once
-    /// nothing is in flight: left by a release that failed, or by an earlier incarnation.
+    /// nothing is in flight: left by a release that failed (tried again after the acquire
+    /// interval), by an acquire given up on, or by an earlier incarnation.
     fn release_untracked_holding(&mut self, ctx: &mut Context<Self>) {
         if let Some(lease) = self.lease()
             && self.machine.is_quiet()
@@ -612,6 +614,7 @@ impl<A: Actor> Actor for Manager<A> {
                 incarnation,
                 result,
             } => {
+                let failed = result.is_err();
                 if let Err(error) = result {
                     warn!(singleton = %self.type_name(), %error, "lease release failed (it expires after its ttl)");
                 }
@@ -622,8 +625,20 @@ impl<A: Actor> Actor for Manager<A> {
                 // machine started counting those of earlier incarnations
                 self.lineage.release_answered();
                 self.step(Event::Released, ctx);
-                self.release_untracked_holding(ctx);
+                if failed {
+                    // the lease object may still hold: try again after the acquire
+                    // interval, not at once (a lease whose release fails at once would
+                    // otherwise be called in a tight loop)
+                    ctx.start_single_timer(
+                        RELEASE_RETRY_TIMER,
+                        self.settings.acquire_retry_interval,
+                        ManagerMsg::internal(Inner::ReleaseRetry),
+                    );
+                } else {
+                    self.release_untracked_holding(ctx);
+                }
             }
+            Inner::ReleaseRetry => self.release_untracked_holding(ctx),
             Inner::AcquireRetry => self.step(Event::AcquireRetry, ctx),
             Inner::HandOverRetry => self.step(Event::HandOverRetry, ctx),
             Inner::RemovalMarginElapsed => self.step(Event::RemovalMarginElapsed, ctx),

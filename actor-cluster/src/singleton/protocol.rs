@@ -63,6 +63,10 @@ pub(super) enum Inner {
     /// The spawn retry timer (internal).
     #[serde(skip)]
     SpawnRetry,
+    /// The timer after a failed release (internal): release a holding the lease object
+    /// still reports, if nothing is in flight.
+    #[serde(skip)]
+    ReleaseRetry,
     /// The singleton child terminated (internal); its identity.
     #[serde(skip)]
     ChildTerminated(ActorId),

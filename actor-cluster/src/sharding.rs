@@ -80,11 +80,12 @@
 //!   reports them again after every registration (in chunks of at most
 //!   [`REMEMBER_CHUNK_BYTES`] of ids), so a new coordinator learns them again;
 //! - the coordinator, which the region tells of every change
-//!   ([`CoordinatorMsg::EntitiesChanged`]) and which replaces a shard's set with the final
-//!   one a hand-off reports.
+//!   ([`CoordinatorMsg::EntitiesChanged`], also while the shard hands off, so the set is
+//!   exact when the hand-off completes).
 //!
-//! The coordinator hands a shard's set to its next home ([`RegionCtl::HostShard`]): after a
-//! hand-off, after its region's node crashed, and after a lost lock re-homed it. A shard
+//! The coordinator hands a shard's set to its next home ([`RegionCtl::HostShard`], the rest
+//! of a long list in [`RegionCtl::RememberEntities`]): after a hand-off, after its region's
+//! node crashed, and after a lost lock re-homed it. A shard
 //! restarted in the same region after a fence restarts them too. What is lost: changes
 //! still under way to the coordinator when a region crashes (an entity started just before
 //! the crash may not restart), and the sets of the crashed node's own shards when that node

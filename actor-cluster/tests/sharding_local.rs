@@ -262,10 +262,14 @@ async fn coordinator_allocates_after_min_regions_and_hands_off_in_order(backend:
         !matches!(early, Some(RegionCtl::HostShard { shard, .. }) if shard == moving),
         "started before the old home stopped it"
     );
-    coordinator.tell(CoordinatorMsg::ShardStopped {
+    // Its remembered entities (reported by the old home as they started) go to the new home.
+    coordinator.tell(CoordinatorMsg::EntitiesChanged {
         shard: moving,
-        entities: vec!["e1".into()],
+        region: r1_key.clone(),
+        started: vec!["e1".into(), "e2".into()],
+        stopped: vec!["e2".into()],
     });
+    coordinator.tell(CoordinatorMsg::ShardStopped { shard: moving });
     let (host, _) = next_matching(
         &r2,
         |m| matches!(m, RegionCtl::HostShard { shard, .. } if *shard == moving),

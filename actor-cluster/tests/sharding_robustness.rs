@@ -14,13 +14,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
-    ClusterSharding, CoordinatorMsg, RegionCtl, ShardingError, TTL_PROBE_GROUP, default_shard_id,
+    ClusterSharding, CoordinatorMsg, REMEMBER_CHUNK_BYTES, RegionCtl, ShardingError,
+    TTL_PROBE_GROUP, default_shard_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
 use actor_core::ActorSystem;
 use actor_testkit::{TestProbe, await_assert};
 use sharding_support::{
-    ASK, Backend, Cmd, FlakyStorage, LOCAL_WAIT as WAIT, LOCK_TTL, Storage, TYPE, add,
+    ASK, Backend, Cmd, FlakyStorage, LOCAL_POLL, LOCAL_WAIT as WAIT, LOCK_TTL, Storage, TYPE, add,
     await_distribution, await_event, get_eventually, is_stopped, is_stopping, on_both_backends,
     received, register_probe, settings, settings_through, start_flaky_local, start_local,
     start_probe_region, starts,
@@ -274,10 +275,10 @@ async fn a_region_restarted_at_the_same_address_replaces_the_old_incarnation(bac
     system.terminate().await;
 }
 
-/// H7: a shard's stop report that comes after its hand-off was aborted (timed out) leaves
-/// nothing behind: the entity list it carries is not remembered, so a later new home of the
-/// shard is not told to start stale entities. (Before the fix the late list was stored and
-/// sent with the next HostShard.)
+/// H7: a shard's stop report that comes after its hand-off was aborted (timed out), or for a
+/// shard never handed off, changes nothing: the shard stays where it is, and its remembered
+/// entities are still the ones its home reported (stop reports no longer carry an entity
+/// list; a late list used to be stored and sent with the next HostShard).
 async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
     let storage = Storage::open(backend).await;
     let system = ActorSystem::new("local").expect("system");
@@ -327,19 +328,25 @@ async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
             .ok_or("hand-off still running".into())
     })
     .await;
-    coordinator.tell(CoordinatorMsg::ShardStopped {
+    // The home reported an entity of shard 0 remembered (before the hand-off began); then
+    // its stop report comes late, and a stop report comes for a shard never handed off.
+    coordinator.tell(CoordinatorMsg::EntitiesChanged {
         shard: 0,
-        entities: vec!["stale".into()],
+        region: home_key.clone(),
+        started: vec!["kept".into()],
+        stopped: Vec::new(),
     });
-    // The home dies: shard 0 goes to the other region, without the stale list.
+    coordinator.tell(CoordinatorMsg::ShardStopped { shard: 0 });
+    coordinator.tell(CoordinatorMsg::ShardStopped { shard: 7 });
+    let d = await_distribution(&coordinator, WAIT, |_| Ok(())).await;
+    assert_eq!(d.home_of(0), Some(home_key.as_str()), "{d:?}");
+    assert!(d.handing_off.is_empty(), "{d:?}");
+    // The home dies: shard 0 goes to the other region, with the remembered entity.
     home.actor_ref().stop();
     loop {
         match other.receive_one(WAIT).await {
             Some(RegionCtl::HostShard { shard: 0, entities }) => {
-                assert!(
-                    entities.is_empty(),
-                    "stale remembered entities: {entities:?}"
-                );
+                assert_eq!(entities, vec!["kept".to_owned()]);
                 break;
             }
             Some(_) => {}
@@ -483,6 +490,107 @@ async fn a_shard_found_at_a_leaving_region_is_handed_off_too(backend: Backend) {
     system.terminate().await;
 }
 
+/// A long remembered list goes to a shard's new home in messages of at most
+/// `REMEMBER_CHUNK_BYTES` of ids (HostShard, then RememberEntities), none lost, so no message
+/// exceeds the transport's frame limit.
+async fn a_long_remembered_list_travels_in_bounded_chunks(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(TYPE, &settings(&storage).with_min_regions(2))
+        .expect("coordinator");
+    let r1 = TestProbe::<RegionCtl>::new(&system);
+    let r2 = TestProbe::<RegionCtl>::new(&system);
+    register_probe(&coordinator, &r1, "h:1#1").await;
+    register_probe(&coordinator, &r2, "h:2#1").await;
+    coordinator.tell(CoordinatorMsg::GetShardHome {
+        shard: 0,
+        region: r2.actor_ref().clone(),
+    });
+    let d = await_distribution(&coordinator, WAIT, |d| {
+        d.home_of(0).map(|_| ()).ok_or("not allocated".into())
+    })
+    .await;
+    let home_key = d.home_of(0).expect("home").to_owned();
+    let (home, other) = if r1.actor_ref().path().to_string() == home_key {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    // 1,000 ids of about 100 bytes: about 100 KiB, more than one chunk.
+    let ids: BTreeSet<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
+    let all: Vec<String> = ids.iter().cloned().collect();
+    for part in all.chunks(100) {
+        coordinator.tell(CoordinatorMsg::EntitiesChanged {
+            shard: 0,
+            region: home_key.clone(),
+            started: part.to_vec(),
+            stopped: Vec::new(),
+        });
+    }
+    home.actor_ref().stop();
+    let mut got = BTreeSet::new();
+    let mut messages = 0;
+    while got.len() < ids.len() {
+        let entities = match other.receive_one(WAIT).await {
+            Some(RegionCtl::HostShard { shard: 0, entities })
+            | Some(RegionCtl::RememberEntities { shard: 0, entities }) => entities,
+            Some(_) => continue,
+            None => panic!("got {} of {} ids", got.len(), ids.len()),
+        };
+        messages += 1;
+        let bytes: usize = entities.iter().map(String::len).sum();
+        assert!(
+            bytes <= REMEMBER_CHUNK_BYTES,
+            "a message with {bytes} bytes of ids"
+        );
+        got.extend(entities);
+    }
+    assert_eq!(got, ids);
+    assert!(messages >= 2, "{messages} messages");
+    system.terminate().await;
+}
+
+/// A region told to host a shard with part of its remembered entities, and the rest in a
+/// RememberEntities message, starts all of them without a message.
+async fn remembered_entities_sent_after_host_shard_start_too(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let probe = start_probe_region(settings(&storage).with_remember_entities(true)).await;
+    let shard = default_shard_id("a", 12);
+    let same_shard: Vec<String> = (0..200)
+        .map(|i| format!("e{i}"))
+        .filter(|id| default_shard_id(id, 12) == shard)
+        .take(3)
+        .collect();
+    assert_eq!(same_shard.len(), 3);
+    probe.ctl.tell(RegionCtl::HostShard {
+        shard,
+        entities: vec![same_shard[0].clone()],
+    });
+    probe.ctl.tell(RegionCtl::RememberEntities {
+        shard,
+        entities: same_shard[1..].to_vec(),
+    });
+    let log = probe.log.clone();
+    await_assert(
+        || {
+            let missing: Vec<&String> = same_shard
+                .iter()
+                .filter(|id| starts(&log, id).is_empty())
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not started: {missing:?}"))
+            }
+        },
+        WAIT,
+        LOCAL_POLL,
+    )
+    .await;
+    probe.system.terminate().await;
+}
+
 /// The coordinator's internal messages (timers, watches, storage results) are local only: a
 /// peer can neither encode nor send one (e.g. a forged "region terminated").
 #[test]
@@ -491,18 +599,23 @@ fn internal_coordinator_messages_do_not_cross_the_wire() {
     assert!(
         postcard::to_allocvec(&CoordinatorMsg::RegionTerminated { region: "r".into() }).is_err()
     );
-    // Variant 7 is RegionTerminated (after the seven public requests), followed by a one-byte string.
-    let forged = [7u8, 1, b'r'];
-    assert!(postcard::from_bytes::<CoordinatorMsg>(&forged).is_err());
-    // The public requests still round-trip.
-    let bytes = postcard::to_allocvec(&CoordinatorMsg::ShardStopped {
-        shard: 3,
-        entities: vec!["e".into()],
+    // The last public request is variant 7, so RegionTerminated is variant 8: forged, it
+    // (followed by a one-byte string) does not decode.
+    let last_public = postcard::to_allocvec(&CoordinatorMsg::EntitiesChanged {
+        shard: 1,
+        region: "r".into(),
+        started: Vec::new(),
+        stopped: Vec::new(),
     })
     .expect("encode");
+    assert_eq!(last_public[0], 7);
+    let forged = [8u8, 1, b'r'];
+    assert!(postcard::from_bytes::<CoordinatorMsg>(&forged).is_err());
+    // The public requests still round-trip.
+    let bytes = postcard::to_allocvec(&CoordinatorMsg::ShardStopped { shard: 3 }).expect("encode");
     assert!(matches!(
         postcard::from_bytes::<CoordinatorMsg>(&bytes),
-        Ok(CoordinatorMsg::ShardStopped { shard: 3, .. })
+        Ok(CoordinatorMsg::ShardStopped { shard: 3 })
     ));
 }
 
@@ -516,4 +629,6 @@ on_both_backends!(
     a_stop_report_after_an_aborted_hand_off_is_ignored,
     refused_shards_are_resolved_one_lock_table_read_at_a_time,
     a_shard_found_at_a_leaving_region_is_handed_off_too,
+    a_long_remembered_list_travels_in_bounded_chunks,
+    remembered_entities_sent_after_host_shard_start_too,
 );

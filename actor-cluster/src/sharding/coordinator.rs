@@ -27,6 +27,7 @@
 //! registration), and gives them to the shard's next home, also when its region crashed.
 //!
 //! [`REFUSALS_BEFORE_REPORT`]: super::REFUSALS_BEFORE_REPORT
+//! [`REMEMBER_CHUNK_BYTES`]: super::REMEMBER_CHUNK_BYTES
 //! [`RunnerStorage::list_locks`]: actor_coordination::runner_storage::RunnerStorage::list_locks
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +39,8 @@ use actor_core::{Actor, ActorRef, ActorResult, Context, Props};
 
 use super::allocation::{Allocation, ShardAllocationStrategy};
 use super::hand_off::{HandOff, HandOffAction, HandOffEvent, HandOffState};
-use super::protocol::{CoordinatorMsg, RegionCtl, ShardDistribution, ShardMapChanged};
+use super::protocol::{CoordinatorMsg, RegionCtl, ShardDistribution, ShardMapChanged, chunk_ids};
+use super::settings::REMEMBER_CHUNK_BYTES;
 use super::storage_call;
 
 /// What a coordinator is built from.
@@ -201,10 +203,7 @@ impl ShardCoordinator {
             );
             self.orphans.remove(&shard);
             self.shards.insert(shard, key.clone());
-            home.tell(RegionCtl::HostShard {
-                shard,
-                entities: self.remembered_of(shard),
-            });
+            self.host(&home, shard);
             self.publish(ctx);
             self.move_off_if_leaving(shard, &key, ctx);
         }
@@ -258,12 +257,22 @@ impl ShardCoordinator {
         }
     }
 
-    /// The remembered entity ids of `shard`, for its next home.
-    fn remembered_of(&self, shard: u32) -> Vec<String> {
-        self.remembered
+    /// Tells `home` to host `shard`, with the shard's remembered entities (cut into messages
+    /// of at most [`REMEMBER_CHUNK_BYTES`] of ids).
+    fn host(&self, home: &ActorRef<RegionCtl>, shard: u32) {
+        let mut chunks = self
+            .remembered
             .get(&shard)
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| chunk_ids(set, REMEMBER_CHUNK_BYTES))
             .unwrap_or_default()
+            .into_iter();
+        home.tell(RegionCtl::HostShard {
+            shard,
+            entities: chunks.next().unwrap_or_default(),
+        });
+        for entities in chunks {
+            home.tell(RegionCtl::RememberEntities { shard, entities });
+        }
     }
 
     fn distribution(&self) -> ShardDistribution {
@@ -326,10 +335,7 @@ impl ShardCoordinator {
         let key = self.settings.strategy.allocate(shard, &self.eligible())?;
         let home = self.regions.get(&key)?.ctl.clone();
         self.shards.insert(shard, key);
-        home.tell(RegionCtl::HostShard {
-            shard,
-            entities: self.remembered_of(shard),
-        });
+        self.host(&home, shard);
         self.publish(ctx);
         Some(home)
     }
@@ -578,20 +584,14 @@ impl ShardCoordinator {
             CoordinatorMsg::BeginHandOffAck { shard, region } => {
                 self.hand_off_event(shard, HandOffEvent::Ack(region), ctx);
             }
-            CoordinatorMsg::ShardStopped { shard, entities } => {
+            CoordinatorMsg::ShardStopped { shard } => {
+                // A late report of a hand-off that was aborted (or never asked for) changes
+                // nothing.
                 if self
                     .hand_offs
                     .get(&shard)
                     .is_some_and(|h| h.state == HandOffState::Stopping)
                 {
-                    // The old home's final set; a late report of a hand-off that was
-                    // aborted (or never asked for) changes nothing.
-                    if entities.is_empty() {
-                        self.remembered.remove(&shard);
-                    } else {
-                        self.remembered
-                            .insert(shard, entities.into_iter().collect());
-                    }
                     self.hand_off_event(shard, HandOffEvent::Stopped, ctx);
                 }
             }

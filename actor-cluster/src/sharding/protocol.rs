@@ -44,13 +44,12 @@ pub enum CoordinatorMsg {
         /// The region key.
         region: String,
     },
-    /// The old home stopped `shard` and released its lock (answer to [`RegionCtl::HandOff`]);
-    /// `entities` are the ids to restart elsewhere (remember-entities, else empty).
+    /// The old home stopped `shard` and released its lock (answer to [`RegionCtl::HandOff`]).
+    /// Its remembered entities are those the coordinator was told of
+    /// ([`CoordinatorMsg::EntitiesChanged`], sent before this).
     ShardStopped {
         /// The shard.
         shard: u32,
-        /// Remembered entity ids.
-        entities: Vec<String>,
     },
     /// `region` leaves: move all its shards away, then answer [`RegionCtl::ShutdownDone`].
     GracefulShutdown {
@@ -121,6 +120,29 @@ pub enum CoordinatorMsg {
     },
 }
 
+/// Splits `ids` into chunks of at most `limit` bytes of ids each (an id longer than `limit`
+/// goes alone), in order: entity lists travel in messages well below the frame limit.
+pub(crate) fn chunk_ids<'a>(
+    ids: impl IntoIterator<Item = &'a String>,
+    limit: usize,
+) -> Vec<Vec<String>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for id in ids {
+        if bytes + id.len() > limit && !chunk.is_empty() {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += id.len();
+        chunk.push(id.clone());
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 impl RemoteMessage for CoordinatorMsg {
     const MANIFEST: &'static str = "sharding.CoordinatorMsg";
 }
@@ -140,11 +162,21 @@ pub enum RegionCtl {
         /// The home region's control actor.
         home: ActorRef<RegionCtl>,
     },
-    /// Host `shard` (acquire its lock, start it, and start `entities`).
+    /// Host `shard` (acquire its lock, start it, and start `entities`). More remembered
+    /// entities may follow in [`RegionCtl::RememberEntities`] (a list is cut into messages
+    /// of at most [`REMEMBER_CHUNK_BYTES`](super::REMEMBER_CHUNK_BYTES) of ids).
     HostShard {
         /// The shard.
         shard: u32,
         /// Entity ids to start at once (remember-entities).
+        entities: Vec<String>,
+    },
+    /// More remembered entities of `shard` to start (the rest of a [`RegionCtl::HostShard`]'s
+    /// list).
+    RememberEntities {
+        /// The shard.
+        shard: u32,
+        /// Entity ids to start (remember-entities).
         entities: Vec<String>,
     },
     /// Stop routing to `shard`; buffer its messages; acknowledge.
@@ -218,5 +250,31 @@ impl RegionState {
     /// Entities running in this region.
     pub fn entity_count(&self) -> usize {
         self.shards.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_ids;
+
+    #[test]
+    fn entity_lists_are_cut_into_bounded_chunks() {
+        let ids: Vec<String> = ["aaaa", "bbbb", "cc", "dddddddddd", "e"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let chunks = chunk_ids(&ids, 8);
+        assert_eq!(
+            chunks,
+            vec![
+                vec!["aaaa".to_owned(), "bbbb".to_owned()],
+                vec!["cc".to_owned()],
+                vec!["dddddddddd".to_owned()],
+                vec!["e".to_owned()],
+            ]
+        );
+        assert!(chunk_ids(&Vec::new(), 8).is_empty());
+        let all: Vec<String> = chunks.into_iter().flatten().collect();
+        assert_eq!(all, ids, "nothing lost or reordered");
     }
 }

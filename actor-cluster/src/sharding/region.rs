@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::ShardingError;
 use super::extractor::MessageExtractor;
 use super::lock::{LockEvent, LockTiming};
-use super::protocol::{CoordinatorMsg, RegionCtl, RegionState};
+use super::protocol::{CoordinatorMsg, RegionCtl, RegionState, chunk_ids};
 use super::settings::REMEMBER_CHUNK_BYTES;
 use super::settings::ShardingSettings;
 use super::shard::{EntityFactory, Shard, ShardMsg, ShardSetup};
@@ -77,8 +77,6 @@ pub enum RegionMsg<M> {
     HandedOff {
         /// The shard.
         shard: u32,
-        /// Remembered entity ids.
-        entities: Vec<String>,
     },
     /// The retry timer: register, ask for missing homes.
     Retry,
@@ -468,6 +466,17 @@ where
                     self.flush(shard, ctx);
                 }
             }
+            RegionCtl::RememberEntities { shard, entities } => {
+                if self.factory.is_some() && self.settings.remember_entities {
+                    self.remembered
+                        .entry(shard)
+                        .or_default()
+                        .extend(entities.iter().cloned());
+                    if let Some(actor) = self.shards.get(&shard) {
+                        actor.tell(ShardMsg::Remember(entities));
+                    }
+                }
+            }
             RegionCtl::BeginHandOff { shard } => {
                 self.homes.remove(&shard);
                 self.coordinator.tell(CoordinatorMsg::BeginHandOffAck {
@@ -487,10 +496,9 @@ where
                         self.stopping.insert(shard, actor);
                     }
                     None if self.stopping.contains_key(&shard) => {}
-                    None => self.coordinator.tell(CoordinatorMsg::ShardStopped {
-                        shard,
-                        entities: Vec::new(),
-                    }),
+                    None => self
+                        .coordinator
+                        .tell(CoordinatorMsg::ShardStopped { shard }),
                 }
             }
             RegionCtl::RegionTerminated { region } => self.forget_region(&region),
@@ -557,26 +565,6 @@ where
             },
         );
     }
-}
-
-/// Splits `ids` into chunks of at most `limit` bytes of ids each (an id longer than `limit`
-/// goes alone), in order.
-fn chunk_ids<'a>(ids: impl IntoIterator<Item = &'a String>, limit: usize) -> Vec<Vec<String>> {
-    let mut chunks = Vec::new();
-    let mut chunk: Vec<String> = Vec::new();
-    let mut bytes = 0;
-    for id in ids {
-        if bytes + id.len() > limit && !chunk.is_empty() {
-            chunks.push(std::mem::take(&mut chunk));
-            bytes = 0;
-        }
-        bytes += id.len();
-        chunk.push(id.clone());
-    }
-    if !chunk.is_empty() {
-        chunks.push(chunk);
-    }
-    chunks
 }
 
 /// Asks each shard for its entity count (`timeout` each; a shard that does not answer counts
@@ -648,10 +636,8 @@ where
                     // coordinator may move it now.
                     self.locked.remove(&shard);
                     if !self.relinquished.remove(&shard) {
-                        self.coordinator.tell(CoordinatorMsg::ShardStopped {
-                            shard,
-                            entities: Vec::new(),
-                        });
+                        self.coordinator
+                            .tell(CoordinatorMsg::ShardStopped { shard });
                     }
                 } else if let Some(actor) = self.shards.remove(&shard) {
                     self.locked.remove(&shard);
@@ -662,11 +648,11 @@ where
                     }
                 }
             }
-            RegionMsg::HandedOff { shard, entities } => {
+            RegionMsg::HandedOff { shard } => {
                 self.locked.remove(&shard);
                 if !self.relinquished.remove(&shard) {
                     self.coordinator
-                        .tell(CoordinatorMsg::ShardStopped { shard, entities });
+                        .tell(CoordinatorMsg::ShardStopped { shard });
                 }
             }
             RegionMsg::RememberChanged {
@@ -674,26 +660,30 @@ where
                 entity_id,
                 remembered,
             } => {
-                if self.shards.contains_key(&shard) {
+                // From a handing-off actor too (the coordinator's set must be exact when the
+                // hand-off completes); only a current actor's set is kept here.
+                let changed = if self.shards.contains_key(&shard) {
                     let set = self.remembered.entry(shard).or_default();
-                    let changed = if remembered {
+                    if remembered {
                         set.insert(entity_id.clone())
                     } else {
                         set.remove(&entity_id)
-                    };
-                    if changed {
-                        let (started, stopped) = if remembered {
-                            (vec![entity_id], Vec::new())
-                        } else {
-                            (Vec::new(), vec![entity_id])
-                        };
-                        self.coordinator.tell(CoordinatorMsg::EntitiesChanged {
-                            shard,
-                            region: self.key.clone(),
-                            started,
-                            stopped,
-                        });
                     }
+                } else {
+                    self.stopping.contains_key(&shard)
+                };
+                if changed {
+                    let (started, stopped) = if remembered {
+                        (vec![entity_id], Vec::new())
+                    } else {
+                        (Vec::new(), vec![entity_id])
+                    };
+                    self.coordinator.tell(CoordinatorMsg::EntitiesChanged {
+                        shard,
+                        region: self.key.clone(),
+                        started,
+                        stopped,
+                    });
                 }
             }
             RegionMsg::LockRefused { shard } => {
@@ -890,31 +880,5 @@ where
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chunk_ids;
-
-    #[test]
-    fn remembered_ids_are_reported_in_bounded_chunks() {
-        let ids: Vec<String> = ["aaaa", "bbbb", "cc", "dddddddddd", "e"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        let chunks = chunk_ids(&ids, 8);
-        assert_eq!(
-            chunks,
-            vec![
-                vec!["aaaa".to_owned(), "bbbb".to_owned()],
-                vec!["cc".to_owned()],
-                vec!["dddddddddd".to_owned()],
-                vec!["e".to_owned()],
-            ]
-        );
-        assert!(chunk_ids(&Vec::new(), 8).is_empty());
-        let all: Vec<String> = chunks.into_iter().flatten().collect();
-        assert_eq!(all, ids, "nothing lost or reordered");
     }
 }

@@ -97,6 +97,8 @@ pub enum ShardMsg<M> {
     Released,
     /// How many entities run here.
     Count(ReplyTo<usize>),
+    /// More remembered entities to start (once the lock is held).
+    Remember(Vec<String>),
 }
 
 /// What a shard needs from its region.
@@ -445,7 +447,6 @@ impl<E: Actor> Shard<E> {
     fn handed_off(&mut self, ctx: &mut Context<Self>) {
         self.setup.region.tell(RegionMsg::HandedOff {
             shard: self.setup.shard,
-            entities: self.remembered.iter().cloned().collect(),
         });
         ctx.stop();
     }
@@ -534,6 +535,18 @@ impl<E: Actor> Actor for Shard<E> {
                 }
             }
             ShardMsg::Released => self.handed_off(ctx),
+            ShardMsg::Remember(ids) => {
+                let serving =
+                    self.phase == Phase::Serving && matches!(self.lock, LockState::Held { .. });
+                for id in ids {
+                    if serving && !self.entities.contains_key(&id) {
+                        self.start_entity(&id, ctx);
+                    } else if self.phase == Phase::Serving {
+                        // Started by `activate` once the lock is held.
+                        self.remembered.insert(id);
+                    }
+                }
+            }
             ShardMsg::Count(reply) => {
                 reply.reply(self.entities.len());
             }

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use actor_cluster::sharding::{
     ClusterSharding, CoordinatorMsg, REMEMBER_CHUNK_BYTES, RegionCtl, ShardingError,
-    TTL_PROBE_GROUP, default_shard_id,
+    ShardingSettings, TTL_PROBE_GROUP, default_shard_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
-use actor_core::ActorSystem;
+use actor_core::{ActorRef, ActorSystem};
 use actor_testkit::{TestProbe, await_assert};
 use sharding_support::{
     ASK, Backend, Cmd, FlakyStorage, LOCAL_POLL, LOCAL_WAIT as WAIT, LOCK_TTL, Storage, TYPE, add,
@@ -275,20 +275,24 @@ async fn a_region_restarted_at_the_same_address_replaces_the_old_incarnation(bac
     system.terminate().await;
 }
 
-/// H7: a shard's stop report that comes after its hand-off was aborted (timed out), or for a
-/// shard never handed off, changes nothing: the shard stays where it is, and its remembered
-/// entities are still the ones its home reported (stop reports no longer carry an entity
-/// list; a late list used to be stored and sent with the next HostShard).
-async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
-    let storage = Storage::open(backend).await;
+/// A coordinator, two probe regions registered with it, and shard 0 allocated.
+struct TwoRegions {
+    system: ActorSystem,
+    coordinator: ActorRef<CoordinatorMsg>,
+    /// Shard 0's home.
+    home: TestProbe<RegionCtl>,
+    /// The other region.
+    other: TestProbe<RegionCtl>,
+    /// The home's region key.
+    home_key: String,
+}
+
+/// Spawns a coordinator with `settings` (two regions before the first allocation),
+/// registers two probe regions and has shard 0 allocated.
+async fn two_regions_with_shard_0(settings: ShardingSettings<Cmd>) -> TwoRegions {
     let system = ActorSystem::new("local").expect("system");
     let coordinator = ClusterSharding::get(&system)
-        .spawn_coordinator(
-            TYPE,
-            &settings(&storage)
-                .with_min_regions(2)
-                .with_hand_off_timeout(Duration::from_secs(1)),
-        )
+        .spawn_coordinator(TYPE, &settings.with_min_regions(2))
         .expect("coordinator");
     let r1 = TestProbe::<RegionCtl>::new(&system);
     let r2 = TestProbe::<RegionCtl>::new(&system);
@@ -306,10 +310,34 @@ async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
     .await;
     let home_key = d.home_of(0).expect("home").to_owned();
     let (home, other) = if r1.actor_ref().path().to_string() == home_key {
-        (&r1, &r2)
+        (r1, r2)
     } else {
-        (&r2, &r1)
+        (r2, r1)
     };
+    TwoRegions {
+        system,
+        coordinator,
+        home,
+        other,
+        home_key,
+    }
+}
+
+/// H7: a shard's stop report that comes after its hand-off was aborted (timed out), or for a
+/// shard never handed off, changes nothing: the shard stays where it is, and its remembered
+/// entities are still the ones its home reported (stop reports no longer carry an entity
+/// list; a late list used to be stored and sent with the next HostShard).
+async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let TwoRegions {
+        system,
+        coordinator,
+        home,
+        other,
+        home_key,
+    } = two_regions_with_shard_0(settings(&storage).with_hand_off_timeout(Duration::from_secs(1)))
+        .await;
+    let (home, other) = (&home, &other);
     // The home leaves: the hand-off of shard 0 starts, every region acknowledges, the home
     // is told to hand off and never answers: the hand-off is aborted.
     coordinator.tell(CoordinatorMsg::GracefulShutdown {
@@ -495,28 +523,13 @@ async fn a_shard_found_at_a_leaving_region_is_handed_off_too(backend: Backend) {
 /// exceeds the transport's frame limit.
 async fn a_long_remembered_list_travels_in_bounded_chunks(backend: Backend) {
     let storage = Storage::open(backend).await;
-    let system = ActorSystem::new("local").expect("system");
-    let coordinator = ClusterSharding::get(&system)
-        .spawn_coordinator(TYPE, &settings(&storage).with_min_regions(2))
-        .expect("coordinator");
-    let r1 = TestProbe::<RegionCtl>::new(&system);
-    let r2 = TestProbe::<RegionCtl>::new(&system);
-    register_probe(&coordinator, &r1, "h:1#1").await;
-    register_probe(&coordinator, &r2, "h:2#1").await;
-    coordinator.tell(CoordinatorMsg::GetShardHome {
-        shard: 0,
-        region: r2.actor_ref().clone(),
-    });
-    let d = await_distribution(&coordinator, WAIT, |d| {
-        d.home_of(0).map(|_| ()).ok_or("not allocated".into())
-    })
-    .await;
-    let home_key = d.home_of(0).expect("home").to_owned();
-    let (home, other) = if r1.actor_ref().path().to_string() == home_key {
-        (&r1, &r2)
-    } else {
-        (&r2, &r1)
-    };
+    let TwoRegions {
+        system,
+        coordinator,
+        home,
+        other,
+        home_key,
+    } = two_regions_with_shard_0(settings(&storage)).await;
     // 1,000 ids of about 100 bytes: about 100 KiB, more than one chunk.
     let ids: BTreeSet<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
     let all: Vec<String> = ids.iter().cloned().collect();

@@ -80,10 +80,11 @@
 //!   after it is gone), then releases the lease in its stop hook, and an acquire still
 //!   in flight then releases its own grant when it arrives (nobody is left to handle it).
 //!   Every lease call is given up on after [`LEASE_CALL_TIMEOUT_FACTOR`] times the lease's
-//!   operation timeout and handled as failed (a refusal, or a failed release after which a
-//!   holding the lease object still reports is released again after the acquire interval),
-//!   so a lease implementation that hangs cannot stop acquires or hold a graceful leave for
-//!   ever, and one whose release keeps failing is not called in a tight loop.
+//!   operation timeout and handled as failed (a refusal, or a failed release). A release
+//!   that failed while the lease object still holds is tried once more at once, before the
+//!   manager counts the lease let go (and, leaving, confirms the hand-over), then once per
+//!   acquire interval. So a lease implementation that hangs cannot stop acquires or hold a
+//!   graceful leave for ever, and one whose release keeps failing is not called in a loop.
 //! - The child is death-watched. A failure goes through normal supervision (the manager's
 //!   default strategy restarts it). **A child that stops itself** makes the manager release
 //!   the lease; it is **not spawned again until the next host change** (this node stops being

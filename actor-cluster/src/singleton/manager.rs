@@ -180,6 +180,7 @@ impl ClusterSingletonManager {
                 incarnation,
                 lineage: lineage.clone(),
                 leaving: false,
+                release_retried: false,
             }
         });
         Ok(system.spawn(props, name)?)
@@ -205,6 +206,8 @@ struct Manager<A: Actor> {
     lineage: Arc<Lineage>,
     /// Whether this node is leaving (Leaving or Exiting, or gone), as last seen.
     leaving: bool,
+    /// The release in flight is the one immediate retry of a release that failed.
+    release_retried: bool,
 }
 
 impl<A: Actor> Manager<A> {
@@ -320,8 +323,8 @@ impl<A: Actor> Manager<A> {
     }
 
     /// Releases a holding of the lease object that the machine does not know of, once
-    /// nothing is in flight: left by a release that failed (tried again after the acquire
-    /// interval), by an acquire given up on, or by an earlier incarnation.
+    /// nothing is in flight: left by a release that failed twice (tried again after the
+    /// acquire interval), by an acquire given up on, or by an earlier incarnation.
     fn release_untracked_holding(&mut self, ctx: &mut Context<Self>) {
         if let Some(lease) = self.lease()
             && self.machine.is_quiet()
@@ -624,6 +627,19 @@ impl<A: Actor> Actor for Manager<A> {
                 // every release in flight counts, whichever incarnation issued it: this
                 // machine started counting those of earlier incarnations
                 self.lineage.release_answered();
+                if failed
+                    && !self.release_retried
+                    && self.machine.only_releasing()
+                    && self.lease().is_some_and(|l| l.check_lease())
+                {
+                    // the lease object still holds what this release was to let go: try
+                    // once more at once, before the machine counts it let go (a leaving
+                    // node would otherwise tell its successor while still holding)
+                    self.release_retried = true;
+                    self.perform(Action::Release, ctx);
+                    return Ok(());
+                }
+                self.release_retried = false;
                 self.step(Event::Released, ctx);
                 if failed {
                     // the lease object may still hold: try again after the acquire

@@ -48,8 +48,8 @@ pub const DEFAULT_REMOVAL_MARGIN: Duration = Duration::from_secs(5);
 /// after a hung acquire, and a graceful leave held for the whole exit blocker timeout). A
 /// call given up on is dropped (cancelled) and handled as failed: a refused acquire (retried
 /// after the acquire interval) or a failed release (a holding the lease object still reports
-/// is then released again after the acquire interval). Larger tolerates slower backends;
-/// smaller frees a stuck manager sooner.
+/// is then released again: once at once, then once per acquire interval). Larger tolerates
+/// slower backends; smaller frees a stuck manager sooner.
 pub const LEASE_CALL_TIMEOUT_FACTOR: u32 = 2;
 
 /// Default pause between two attempts of the proxy to learn where the singleton runs: 1 s.

@@ -334,6 +334,13 @@ impl Machine {
         self.holding.is_some()
     }
 
+    /// Whether one release is in flight and is all this machine waits for about the lease
+    /// (nothing held, no acquire and no other release in flight): a holding the lease object
+    /// still reports when that release failed is the one it was meant to let go.
+    pub fn only_releasing(&self) -> bool {
+        self.releasing == 1 && self.in_flight.is_none() && self.holding.is_none()
+    }
+
     /// Whether a singleton not yet running may start here now: it may run, and no removal
     /// margin is being waited out (a margin never stops one that runs).
     fn may_start(&self) -> bool {
@@ -1473,5 +1480,26 @@ mod tests {
         assert_eq!(m.on_event(Event::LeaseHeldAtStart), vec![Action::Release]);
         assert_eq!(m.on_event(Event::Released), vec![]);
         assert_eq!(m.phase(), &Phase::SelfStopped);
+    }
+
+    // only a release in flight, nothing held and nothing acquiring: what the manager checks
+    // before trying a failed release once more at once
+    #[test]
+    fn only_releasing_is_one_release_with_nothing_else_in_flight() {
+        let mut m = Machine::new(true, 3);
+        assert!(!m.only_releasing());
+        let attempt = acquire_of(&m.on_event(Event::Duty(Duty::Host)));
+        assert!(!m.only_releasing(), "an acquire in flight");
+        m.on_event(Event::Acquired {
+            attempt,
+            token: token(1),
+        });
+        assert!(!m.only_releasing(), "held");
+        assert_eq!(m.on_event(Event::ChildTerminated), vec![Action::Release]);
+        assert!(m.only_releasing());
+        m.on_event(Event::Released);
+        assert!(!m.only_releasing());
+        let two = Machine::new(true, 3).with_releases_in_flight(2);
+        assert!(!two.only_releasing(), "another release in flight");
     }
 }

@@ -384,6 +384,58 @@ async fn a_stop_report_after_an_aborted_hand_off_is_ignored(backend: Backend) {
     system.terminate().await;
 }
 
+/// A hand-off that times out after the old home was told to hand off (its entities were
+/// slow to stop) leaves the shard there: the coordinator tells the home to host it again,
+/// with its remembered entities, so they run again there once the old actor stopped.
+/// (Before the fix the region had dropped its set at the hand-off and restarted the shard
+/// empty: remembered entities stayed down until the shard's next move.)
+async fn an_aborted_hand_off_restarts_the_remembered_entities_at_the_old_home(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let TwoRegions {
+        system,
+        coordinator,
+        home,
+        other,
+        home_key,
+    } = two_regions_with_shard_0(settings(&storage).with_hand_off_timeout(Duration::from_secs(1)))
+        .await;
+    let (home, other) = (&home, &other);
+    while home.receive_one(Duration::from_millis(100)).await.is_some() {}
+    coordinator.tell(CoordinatorMsg::EntitiesChanged {
+        shard: 0,
+        region: home_key.clone(),
+        started: vec!["kept".into()],
+        stopped: Vec::new(),
+    });
+    coordinator.tell(CoordinatorMsg::GracefulShutdown {
+        region: home.actor_ref().clone(),
+    });
+    for probe in [home, other] {
+        coordinator.tell(CoordinatorMsg::BeginHandOffAck {
+            shard: 0,
+            region: probe.actor_ref().path().to_string(),
+        });
+    }
+    // The home is told to hand off, never answers, and the hand-off times out.
+    let mut told_to_hand_off = false;
+    loop {
+        match home.receive_one(WAIT).await {
+            Some(RegionCtl::HandOff { shard: 0 }) => told_to_hand_off = true,
+            Some(RegionCtl::HostShard { shard: 0, entities }) => {
+                assert!(told_to_hand_off, "hosted again before the hand-off");
+                assert_eq!(entities, vec!["kept".to_owned()]);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the home was not told to host shard 0 again"),
+        }
+    }
+    let d = await_distribution(&coordinator, WAIT, |_| Ok(())).await;
+    assert_eq!(d.home_of(0), Some(home_key.as_str()), "{d:?}");
+    assert!(d.handing_off.is_empty(), "{d:?}");
+    system.terminate().await;
+}
+
 /// H5: refusal reports are answered from one lock-table read at a time, however many come
 /// (after a crash every shard of the dead node is refused until its lock expires): six
 /// refused shards held by a registered region cost at most two reads, and each reporter is
@@ -640,6 +692,7 @@ on_both_backends!(
     a_passivating_entity_buffers_at_most_its_bound,
     a_region_restarted_at_the_same_address_replaces_the_old_incarnation,
     a_stop_report_after_an_aborted_hand_off_is_ignored,
+    an_aborted_hand_off_restarts_the_remembered_entities_at_the_old_home,
     refused_shards_are_resolved_one_lock_table_read_at_a_time,
     a_shard_found_at_a_leaving_region_is_handed_off_too,
     a_long_remembered_list_travels_in_bounded_chunks,

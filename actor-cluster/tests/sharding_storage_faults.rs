@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actor_cluster::sharding::{RegionCtl, default_shard_id};
+use actor_cluster::sharding::{CoordinatorMsg, RegionCtl, default_shard_id};
 use actor_testkit::await_assert;
 use sharding_support::{
-    Backend, FlakyStorage, LOCAL_POLL, LOCAL_WAIT as WAIT, LOCK_TTL, Local, Storage, add,
-    await_count, await_event, get, get_eventually, is_stopped, on_both_backends, settings_through,
-    start_flaky_local, start_local, start_probe_region, starts, stops_of,
+    Backend, Cmd, Event, FlakyStorage, LOCAL_POLL, LOCAL_WAIT as WAIT, LOCK_TTL, Local, Storage,
+    TYPE, add, await_count, await_event, get, get_eventually, is_stopped, is_stopping,
+    on_both_backends, settings_through, start_flaky_local, start_local, start_probe_region, starts,
+    stops_of,
 };
 use tokio::sync::Notify;
 
@@ -215,7 +216,101 @@ async fn a_refresh_answer_for_a_replaced_shard_actor_leaves_the_new_one_alone(ba
     probe.system.terminate().await;
 }
 
+/// A shard that fences while one of its entities passivates gives the messages waiting for
+/// that entity back to its region, which sends them to the shard's next instance. (Before
+/// the fix they were dropped with the fenced shard, silently: not even a dead letter.)
+async fn a_fence_during_a_passivation_keeps_the_waiting_messages(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let (local, _flaky) = start_flaky_local(&storage, |s| {
+        s.with_lock_refresh_interval(Duration::from_millis(200))
+    });
+    local.region.tell(add("p", 1));
+    assert_eq!(get_eventually(&local.region, "p", WAIT).await.value, 1);
+    // p passivates (its stop message takes 1 s); a message for it waits in the shard.
+    local.region.tell(Cmd::Passivate { id: "p".into() });
+    await_event(&local.log, "stop message of p", |e| is_stopping(e, "p")).await;
+    local.region.tell(add("p", 5));
+    // The shard's lock disappears from the storage: the next refresh (within 200 ms, while
+    // p still stops) fences the shard at once.
+    let shard = default_shard_id("p", 12);
+    let lock = storage
+        .storage
+        .list_locks()
+        .await
+        .expect("locks")
+        .into_iter()
+        .find(|l| l.shard.group() == TYPE && l.shard.number() == shard)
+        .expect("p's shard is locked");
+    storage
+        .storage
+        .release(&lock.holder, &lock.shard)
+        .await
+        .expect("release");
+    // The waiting message reaches p's next instance.
+    await_event(
+        &local.log,
+        "p got 5",
+        |e| matches!(e, Event::Got { id, n: 5, .. } if id == "p"),
+    )
+    .await;
+    assert_eq!(
+        get(&local.region, "p").await.value,
+        5,
+        "a fresh instance got 5"
+    );
+    local.system.terminate().await;
+}
+
+/// A region told to host a shard it already runs (the coordinator re-homes a shard to the
+/// region holding its lock, after having pointed it elsewhere) reports the shard's
+/// remembered entities again: the coordinator ignored its reports while it believed the
+/// shard lived elsewhere, so without this its set would lack them, and they would not
+/// restart after a crash of this node.
+async fn a_shard_hosted_again_reports_its_remembered_entities(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let probe =
+        start_probe_region(settings_through(&storage, &flaky).with_remember_entities(true)).await;
+    let shard = default_shard_id("k", 12);
+    probe.host(shard);
+    probe.region.tell(add("k", 1));
+    assert_eq!(get_eventually(&probe.region, "k", WAIT).await.value, 1);
+    let reported = |msg: Option<CoordinatorMsg>| match msg {
+        Some(CoordinatorMsg::EntitiesChanged {
+            shard: s, started, ..
+        }) => s == shard && started.contains(&"k".to_owned()),
+        _ => false,
+    };
+    let mut first = false;
+    while let Some(msg) = probe
+        .coordinator
+        .receive_one(Duration::from_millis(500))
+        .await
+    {
+        first |= reported(Some(msg));
+    }
+    assert!(first, "k's start was not reported");
+    // The coordinator re-homes the shard here.
+    probe.host(shard);
+    let mut again = false;
+    while let Some(msg) = probe
+        .coordinator
+        .receive_one(Duration::from_millis(500))
+        .await
+    {
+        again |= reported(Some(msg));
+    }
+    assert!(
+        again,
+        "k not reported again when the shard was hosted again"
+    );
+    assert_eq!(starts(&probe.log, "k").len(), 1, "k restarted");
+    probe.system.terminate().await;
+}
+
 on_both_backends!(
+    a_fence_during_a_passivation_keeps_the_waiting_messages,
+    a_shard_hosted_again_reports_its_remembered_entities,
     a_hung_refresh_fences_the_shard_and_refreshing_resumes,
     a_hung_acquire_is_given_up_and_retried,
     a_hung_release_does_not_hold_up_the_hand_off,

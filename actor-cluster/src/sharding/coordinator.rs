@@ -405,6 +405,15 @@ impl ShardCoordinator {
                 HandOffAction::Complete | HandOffAction::Abort => {
                     self.hand_offs.remove(&shard);
                     ctx.cancel_timer(format!("hand-off-{shard}"));
+                    if action == HandOffAction::Abort
+                        && self.shards.get(&shard) == Some(&from)
+                        && let Some(region) = self.regions.get(&from)
+                    {
+                        // It stays at its old home, which may have stopped it already (told
+                        // to hand off, its entities slow to stop) and dropped its remembered
+                        // entities: host it there again, with them.
+                        self.host(&region.ctl, shard);
+                    }
                     if action == HandOffAction::Complete {
                         if self.shards.get(&shard) == Some(&from) {
                             self.shards.remove(&shard);

@@ -233,18 +233,27 @@ where
     /// Reports the remembered entities of the local shards to the (maybe new) coordinator,
     /// in chunks of at most [`REMEMBER_CHUNK_BYTES`] of ids.
     fn report_remembered(&self) {
-        for (&shard, ids) in &self.remembered {
-            if !self.shards.contains_key(&shard) {
-                continue;
-            }
-            for chunk in chunk_ids(ids, REMEMBER_CHUNK_BYTES) {
-                self.coordinator.tell(CoordinatorMsg::EntitiesChanged {
-                    shard,
-                    region: self.key.clone(),
-                    started: chunk,
-                    stopped: Vec::new(),
-                });
-            }
+        for &shard in self.remembered.keys() {
+            self.report_remembered_of(shard);
+        }
+    }
+
+    /// Reports the remembered entities of local shard `shard` to the coordinator, in chunks
+    /// of at most [`REMEMBER_CHUNK_BYTES`] of ids.
+    fn report_remembered_of(&self, shard: u32) {
+        if !self.shards.contains_key(&shard) {
+            return;
+        }
+        let Some(ids) = self.remembered.get(&shard) else {
+            return;
+        };
+        for chunk in chunk_ids(ids, REMEMBER_CHUNK_BYTES) {
+            self.coordinator.tell(CoordinatorMsg::EntitiesChanged {
+                shard,
+                region: self.key.clone(),
+                started: chunk,
+                stopped: Vec::new(),
+            });
         }
     }
 
@@ -461,8 +470,14 @@ where
             }
             RegionCtl::HostShard { shard, entities } => {
                 if self.factory.is_some() {
+                    let running = self.shards.contains_key(&shard);
                     self.homes.insert(shard, Home::Local);
                     self.start_shard(shard, entities, ctx);
+                    if running {
+                        // Re-homed here while it ran here (the coordinator had it elsewhere
+                        // and ignored this region's reports meanwhile): report the set again.
+                        self.report_remembered_of(shard);
+                    }
                     self.flush(shard, ctx);
                 }
             }

@@ -246,6 +246,13 @@ impl<E: Actor> Shard<E> {
                     for (_, msg) in std::mem::take(&mut self.buffer) {
                         self.setup.region.tell(RegionMsg::Deliver(msg));
                     }
+                    // So do the messages waiting for a passivating entity: stopping this
+                    // actor stops its entities without their `Terminated` reaching it.
+                    for entry in self.entities.values_mut() {
+                        for msg in entry.passivating.take().unwrap_or_default() {
+                            self.setup.region.tell(RegionMsg::Deliver(msg));
+                        }
+                    }
                     ctx.stop();
                 }
             }

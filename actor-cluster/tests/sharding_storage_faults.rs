@@ -216,6 +216,36 @@ async fn a_refresh_answer_for_a_replaced_shard_actor_leaves_the_new_one_alone(ba
     probe.system.terminate().await;
 }
 
+/// One refresh call that hangs (the storage answers again right after) does not fence the
+/// shards: once it has been in flight for a refresh interval the next refresh goes out
+/// anyway and extends their locks. (Before the fix no refresh went out until the hung one
+/// was given up, one lock validity later, so every local shard fenced meanwhile, also
+/// those acquired after the hang.)
+async fn one_hung_refresh_does_not_fence_the_shards(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let (local, flaky) = start_flaky_local(&storage, |s| s);
+    local.region.tell(add("f", 1));
+    assert_eq!(get_eventually(&local.region, "f", WAIT).await.value, 1);
+    flaky.hang_refresh.store(true, Ordering::SeqCst);
+    await_count(&flaky.hung, 1, "hung refreshes").await;
+    flaky.hang_refresh.store(false, Ordering::SeqCst);
+    // An entity of another shard starts just after the hang.
+    assert_ne!(default_shard_id("f", 12), default_shard_id("w", 12));
+    local.region.tell(add("w", 1));
+    assert_eq!(get_eventually(&local.region, "w", WAIT).await.value, 1);
+    // Two lock ttls later both still run, never stopped.
+    let until = tokio::time::Instant::now() + LOCK_TTL * 2;
+    while tokio::time::Instant::now() < until {
+        assert_eq!(get(&local.region, "f").await.value, 1);
+        assert_eq!(get(&local.region, "w").await.value, 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(stops_of(&local.log, "f"), 0, "f fenced");
+    assert_eq!(stops_of(&local.log, "w"), 0, "w fenced");
+    assert_eq!(flaky.hung.load(Ordering::SeqCst), 1, "more refreshes hung");
+    local.system.terminate().await;
+}
+
 /// A shard that fences while one of its entities passivates gives the messages waiting for
 /// that entity back to its region, which sends them to the shard's next instance. (Before
 /// the fix they were dropped with the fenced shard, silently: not even a dead letter.)
@@ -309,6 +339,7 @@ async fn a_shard_hosted_again_reports_its_remembered_entities(backend: Backend) 
 }
 
 on_both_backends!(
+    one_hung_refresh_does_not_fence_the_shards,
     a_fence_during_a_passivation_keeps_the_waiting_messages,
     a_shard_hosted_again_reports_its_remembered_entities,
     a_hung_refresh_fences_the_shard_and_refreshing_resumes,

@@ -151,7 +151,8 @@ where
     incarnations: BTreeMap<u32, u64>,
     /// The next shard actor's incarnation.
     next_incarnation: u64,
-    refreshing: bool,
+    /// When the latest refresh call started, while it is in flight.
+    refresh_since: Option<Instant>,
     shutting_down: bool,
     /// Remote regions watched because they are the home of some shard.
     watched: BTreeSet<String>,
@@ -209,7 +210,7 @@ where
             incarnations: BTreeMap::new(),
             next_incarnation: 0,
             locked: BTreeSet::new(),
-            refreshing: false,
+            refresh_since: None,
             shutting_down: false,
             watched: BTreeSet::new(),
         })
@@ -546,7 +547,18 @@ where
     }
 
     fn refresh(&mut self, ctx: &mut Context<Self>) {
-        if self.refreshing || self.locked.is_empty() {
+        if self.locked.is_empty() {
+            return;
+        }
+        // One call at a time, unless the one in flight has taken a whole interval (a hung or
+        // slow storage): the next goes out then, rather than once the hung one is given up
+        // (a lock validity later, by which time every local shard has fenced). Calls in
+        // flight are bounded (at most validity / interval); an older answer never shortens
+        // a deadline.
+        if self
+            .refresh_since
+            .is_some_and(|since| since.elapsed() < self.settings.lock_refresh_interval)
+        {
             return;
         }
         let asked: Vec<(u32, u64)> = self
@@ -558,10 +570,10 @@ where
             .iter()
             .filter_map(|(n, _)| ShardId::new(self.type_name.clone(), *n).ok())
             .collect();
-        self.refreshing = true;
         let storage = self.settings.storage.clone();
         let runner = self.runner.clone();
         let started = Instant::now();
+        self.refresh_since = Some(started);
         let bound = self.settings.local_lock_validity();
         ctx.pipe_to_self(
             async move {
@@ -746,7 +758,9 @@ where
                 asked,
                 held,
             } => {
-                self.refreshing = false;
+                if self.refresh_since == Some(started) {
+                    self.refresh_since = None;
+                }
                 if let Some(held) = held {
                     for (shard, incarnation) in asked {
                         if self.incarnations.get(&shard) != Some(&incarnation) {

@@ -502,6 +502,71 @@ async fn refused_shards_are_resolved_one_lock_table_read_at_a_time(backend: Back
     system.terminate().await;
 }
 
+/// Two regions that report the same shard refused while a lock-table read is under way are
+/// both told where it lives once the next read answers. (Before the fix only the latest
+/// reporter was kept: the other waited for its next report, REFUSALS_BEFORE_REPORT more
+/// refused acquires later.)
+async fn every_region_reporting_a_refused_shard_is_answered(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(TYPE, &settings_through(&storage, &flaky))
+        .expect("coordinator");
+    let holder = TestProbe::<RegionCtl>::new(&system);
+    let first = TestProbe::<RegionCtl>::new(&system);
+    let second = TestProbe::<RegionCtl>::new(&system);
+    let third = TestProbe::<RegionCtl>::new(&system);
+    let holder_id = RunnerId::new(RunnerAddress::new("holder", 1).expect("address"), 1);
+    register_probe(&coordinator, &holder, &holder_id.to_string()).await;
+    for (i, probe) in [&first, &second, &third].into_iter().enumerate() {
+        register_probe(&coordinator, probe, &format!("asker:{}#1", i + 1)).await;
+    }
+    let id = ShardId::new(TYPE, 0).expect("shard id");
+    let got = storage
+        .storage
+        .acquire(&holder_id, std::slice::from_ref(&id))
+        .await
+        .expect("acquire");
+    assert_eq!(got, vec![id.clone()]);
+    // The holder keeps its lock (as its region would) while the test waits for reads.
+    let keeper = {
+        let (storage, holder_id) = (storage.storage.clone(), holder_id.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = storage.refresh(&holder_id, std::slice::from_ref(&id)).await;
+                tokio::time::sleep(LOCK_TTL / 4).await;
+            }
+        })
+    };
+    // The first report's read hangs (given up after one lock ttl); two more reports of the
+    // same shard come meanwhile and wait for the next read.
+    flaky.hang_list_locks.store(true, Ordering::SeqCst);
+    coordinator.tell(CoordinatorMsg::ShardLockRefused {
+        shard: 0,
+        region: first.actor_ref().clone(),
+    });
+    sharding_support::await_count(&flaky.hung, 1, "hung reads").await;
+    flaky.hang_list_locks.store(false, Ordering::SeqCst);
+    for probe in [&second, &third] {
+        coordinator.tell(CoordinatorMsg::ShardLockRefused {
+            shard: 0,
+            region: probe.actor_ref().clone(),
+        });
+    }
+    let holder_key = holder.actor_ref().path().to_string();
+    for (name, probe) in [("second", &second), ("third", &third)] {
+        match probe.receive_one(WAIT).await {
+            Some(RegionCtl::ShardHome { shard: 0, home }) => {
+                assert_eq!(home.path().to_string(), holder_key, "{name}");
+            }
+            other => panic!("{name}: expected ShardHome, got {other:?}"),
+        }
+    }
+    keeper.abort();
+    system.terminate().await;
+}
+
 /// A shard re-homed to a region that is leaving (its lock is held there, but the coordinator
 /// had it elsewhere when the graceful shutdown began) is handed off as well, so the region's
 /// shutdown can finish. (Without it the shard stayed at the leaving region, which never got
@@ -694,6 +759,7 @@ on_both_backends!(
     a_stop_report_after_an_aborted_hand_off_is_ignored,
     an_aborted_hand_off_restarts_the_remembered_entities_at_the_old_home,
     refused_shards_are_resolved_one_lock_table_read_at_a_time,
+    every_region_reporting_a_refused_shard_is_answered,
     a_shard_found_at_a_leaving_region_is_handed_off_too,
     a_long_remembered_list_travels_in_bounded_chunks,
     remembered_entities_sent_after_host_shard_start_too,

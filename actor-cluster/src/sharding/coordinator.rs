@@ -97,10 +97,11 @@ pub struct ShardCoordinator {
     remembered: BTreeMap<u32, BTreeSet<String>>,
     /// Whether `min_regions` was reached once (later departures do not stop allocation).
     started_allocating: bool,
-    /// Shards reported refused (with the latest reporter), waiting for a lock-table read.
-    refused: BTreeMap<u32, ActorRef<RegionCtl>>,
+    /// Shards reported refused (with every region that reported them, once each), waiting
+    /// for a lock-table read.
+    refused: BTreeMap<u32, Vec<ActorRef<RegionCtl>>>,
     /// The refused shards the lock-table read under way answers.
-    reading_holders: Option<BTreeMap<u32, ActorRef<RegionCtl>>>,
+    reading_holders: Option<BTreeMap<u32, Vec<ActorRef<RegionCtl>>>>,
 }
 
 impl ShardCoordinator {
@@ -165,12 +166,12 @@ impl ShardCoordinator {
         });
     }
 
-    /// Re-homes `shard` to the region whose runner holds its lock (read after `reporter`'s
-    /// acquire was refused), and tells `reporter` where it lives.
+    /// Re-homes `shard` to the region whose runner holds its lock (read after the
+    /// `reporters`' acquires were refused), and tells the reporters where it lives.
     fn rehome_to_holder(
         &mut self,
         shard: u32,
-        reporter: ActorRef<RegionCtl>,
+        reporters: Vec<ActorRef<RegionCtl>>,
         holder: &str,
         ctx: &mut Context<Self>,
     ) {
@@ -207,11 +208,13 @@ impl ShardCoordinator {
             self.publish(ctx);
             self.move_off_if_leaving(shard, &key, ctx);
         }
-        if reporter.path() != home.path() {
-            reporter.tell(RegionCtl::ShardHome {
-                shard,
-                home: home.clone(),
-            });
+        for reporter in reporters {
+            if reporter.path() != home.path() {
+                reporter.tell(RegionCtl::ShardHome {
+                    shard,
+                    home: home.clone(),
+                });
+            }
         }
         self.answer_deferred(shard, ctx);
     }
@@ -338,6 +341,12 @@ impl ShardCoordinator {
         self.host(&home, shard);
         self.publish(ctx);
         Some(home)
+    }
+
+    /// Keeps `region`'s question for `shard` until its home is known (once per region: a
+    /// region asks again every retry interval while it waits).
+    fn defer(&mut self, shard: u32, region: ActorRef<RegionCtl>) {
+        add_once(self.deferred.entry(shard).or_default(), region);
     }
 
     fn answer_deferred(&mut self, shard: u32, ctx: &Context<Self>) {
@@ -582,12 +591,12 @@ impl ShardCoordinator {
             }
             CoordinatorMsg::GetShardHome { shard, region } => {
                 if self.hand_offs.contains_key(&shard) || self.orphans.contains_key(&shard) {
-                    self.deferred.entry(shard).or_default().push(region);
+                    self.defer(shard, region);
                     return;
                 }
                 match self.allocate(shard, ctx) {
                     Some(home) => region.tell(RegionCtl::ShardHome { shard, home }),
-                    None => self.deferred.entry(shard).or_default().push(region),
+                    None => self.defer(shard, region),
                 }
             }
             CoordinatorMsg::BeginHandOffAck { shard, region } => {
@@ -663,7 +672,7 @@ impl ShardCoordinator {
             }
             CoordinatorMsg::ShardLockRefused { shard, region } => {
                 if !self.hand_offs.contains_key(&shard) {
-                    self.refused.insert(shard, region);
+                    add_once(self.refused.entry(shard).or_default(), region);
                     self.read_holders(ctx);
                 }
             }
@@ -672,10 +681,10 @@ impl ShardCoordinator {
                 match locks {
                     Ok(locks) => {
                         let holders: BTreeMap<u32, String> = locks.into_iter().collect();
-                        for (shard, reporter) in asked {
-                            // A free lock: the refused region takes it on its next try.
+                        for (shard, reporters) in asked {
+                            // A free lock: the refused regions take it on their next try.
                             if let Some(holder) = holders.get(&shard) {
-                                self.rehome_to_holder(shard, reporter, holder, ctx);
+                                self.rehome_to_holder(shard, reporters, holder, ctx);
                             }
                         }
                     }
@@ -688,6 +697,13 @@ impl ShardCoordinator {
             }
             CoordinatorMsg::LocksListed { .. } => {}
         }
+    }
+}
+
+/// Adds `region` to `regions` unless a region with its path is there already.
+fn add_once(regions: &mut Vec<ActorRef<RegionCtl>>, region: ActorRef<RegionCtl>) {
+    if !regions.iter().any(|r| r.path() == region.path()) {
+        regions.push(region);
     }
 }
 

@@ -246,6 +246,52 @@ async fn one_hung_refresh_does_not_fence_the_shards(backend: Backend) {
     local.system.terminate().await;
 }
 
+/// A region told to hand off a shard whose actor is already stopping after a fence reports
+/// the shard stopped once that actor is gone. (Before the fix it never did: the fenced actor
+/// sends no hand-off report, so the coordinator's hand-off hung until its timeout, aborted,
+/// and the shard could not move.)
+async fn a_hand_off_of_a_fenced_shard_still_stopping_is_reported(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let flaky = FlakyStorage::new(storage.storage.clone());
+    let probe = start_probe_region(
+        settings_through(&storage, &flaky).with_lock_refresh_interval(Duration::from_millis(200)),
+    )
+    .await;
+    let (region, ctl, log) = (&probe.region, &probe.ctl, &probe.log);
+    let shard = default_shard_id("p", 12);
+    let other = (0..)
+        .map(|i| format!("q{i}"))
+        .find(|id| default_shard_id(id, 12) == shard)
+        .expect("an id of the same shard");
+    probe.host(shard);
+    for id in ["p", other.as_str()] {
+        region.tell(add(id, 1));
+        assert_eq!(get_eventually(region, id, WAIT).await.value, 1);
+    }
+    // p passivates (its stop message takes 1 s), so the shard actor outlives its fence.
+    region.tell(Cmd::Passivate { id: "p".into() });
+    await_event(log, "stop message of p", |e| is_stopping(e, "p")).await;
+    let lock = storage
+        .storage
+        .list_locks()
+        .await
+        .expect("locks")
+        .into_iter()
+        .find(|l| l.shard.group() == TYPE && l.shard.number() == shard)
+        .expect("the shard is locked");
+    storage
+        .storage
+        .release(&lock.holder, &lock.shard)
+        .await
+        .expect("release");
+    // The fence stops the other entity at once; p still stops.
+    await_event(log, "fence", |e| is_stopped(e, &other)).await;
+    assert_eq!(stops_of(log, "p"), 0, "p stopped already: no window");
+    ctl.tell(RegionCtl::HandOff { shard });
+    probe.expect_shard_stopped(shard).await;
+    probe.system.terminate().await;
+}
+
 /// A shard that fences while one of its entities passivates gives the messages waiting for
 /// that entity back to its region, which sends them to the shard's next instance. (Before
 /// the fix they were dropped with the fenced shard, silently: not even a dead letter.)
@@ -339,6 +385,7 @@ async fn a_shard_hosted_again_reports_its_remembered_entities(backend: Backend) 
 }
 
 on_both_backends!(
+    a_hand_off_of_a_fenced_shard_still_stopping_is_reported,
     one_hung_refresh_does_not_fence_the_shards,
     a_fence_during_a_passivation_keeps_the_waiting_messages,
     a_shard_hosted_again_reports_its_remembered_entities,

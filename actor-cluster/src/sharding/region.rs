@@ -141,9 +141,11 @@ where
     /// waiting for its stopping actor or restarting after a fence; reported to the
     /// coordinator as they change and again after every registration.
     remembered: BTreeMap<u32, BTreeSet<String>>,
-    /// Shards given up because the coordinator named another home (their lock is held
-    /// there): stopping without a hand-off, so their stop is not reported.
-    relinquished: BTreeSet<u32>,
+    /// Shards the coordinator told to hand off whose stop it has not been told of yet: told
+    /// when their actor reports the hand-off done, fences, or (whatever stopped it: a fence
+    /// before the hand-off came, a failure) terminates. A shard given up because the
+    /// coordinator named another home stops without a hand-off and is not in here.
+    stop_owed: BTreeSet<u32>,
     /// Shards whose lock is held (refreshed every interval).
     locked: BTreeSet<u32>,
     /// The incarnation of each shard's current (or stopping) actor: a refresh answer is
@@ -206,7 +208,7 @@ where
             shards: BTreeMap::new(),
             stopping: BTreeMap::new(),
             remembered: BTreeMap::new(),
-            relinquished: BTreeSet::new(),
+            stop_owed: BTreeSet::new(),
             incarnations: BTreeMap::new(),
             next_incarnation: 0,
             locked: BTreeSet::new(),
@@ -456,7 +458,6 @@ where
                         // buffered comes back and goes there).
                         tracing::info!(shard, home = %key, "shard lives elsewhere: giving it up");
                         self.locked.remove(&shard);
-                        self.relinquished.insert(shard);
                         actor.tell(ShardMsg::HandOff);
                         self.stopping.insert(shard, actor);
                     }
@@ -508,10 +509,16 @@ where
                         // the shard's next home (this region included, once it stopped).
                         // Its remembered entities travel with the hand-off.
                         self.remembered.remove(&shard);
+                        self.stop_owed.insert(shard);
                         actor.tell(ShardMsg::HandOff);
                         self.stopping.insert(shard, actor);
                     }
-                    None if self.stopping.contains_key(&shard) => {}
+                    // Stopping already (handing off, given up, or fenced): reported once it
+                    // is done.
+                    None if self.stopping.contains_key(&shard) => {
+                        self.remembered.remove(&shard);
+                        self.stop_owed.insert(shard);
+                    }
                     None => self
                         .coordinator
                         .tell(CoordinatorMsg::ShardStopped { shard }),
@@ -523,6 +530,14 @@ where
                     ctx.stop();
                 }
             }
+        }
+    }
+
+    /// Tells the coordinator that `shard` stopped here, if it asked for that (a hand-off).
+    fn report_stop(&mut self, shard: u32) {
+        if self.stop_owed.remove(&shard) {
+            self.coordinator
+                .tell(CoordinatorMsg::ShardStopped { shard });
         }
     }
 
@@ -662,10 +677,7 @@ where
                     // Fenced while handing off: it will not report; its lock is gone, so the
                     // coordinator may move it now.
                     self.locked.remove(&shard);
-                    if !self.relinquished.remove(&shard) {
-                        self.coordinator
-                            .tell(CoordinatorMsg::ShardStopped { shard });
-                    }
+                    self.report_stop(shard);
                 } else if let Some(actor) = self.shards.remove(&shard) {
                     self.locked.remove(&shard);
                     self.stopping.insert(shard, actor);
@@ -677,10 +689,7 @@ where
             }
             RegionMsg::HandedOff { shard } => {
                 self.locked.remove(&shard);
-                if !self.relinquished.remove(&shard) {
-                    self.coordinator
-                        .tell(CoordinatorMsg::ShardStopped { shard });
-                }
+                self.report_stop(shard);
             }
             RegionMsg::RememberChanged {
                 shard,
@@ -879,7 +888,7 @@ where
         {
             self.stopping.remove(&shard);
             self.locked.remove(&shard);
-            self.relinquished.remove(&shard);
+            self.report_stop(shard);
             self.incarnations.remove(&shard);
             if matches!(self.homes.get(&shard), Some(Home::Local)) {
                 // Given back to this region while the old actor stopped: start afresh.

@@ -14,6 +14,13 @@
 //! dropped future may still complete in the backend (a lock may be taken or extended late);
 //! that is safe because nothing is served on a lock whose grant was not seen in time, and a
 //! late-taken lock simply expires or is returned by the next acquire.
+//!
+//! A late *release* is the exception: if this runner acquired the same shard again before
+//! the timed-out release ran in the backend (SQLite and Postgres run a dropped call anyway),
+//! the release deletes the new lock, and the new shard actor serves unlocked until its next
+//! refresh (within one refresh interval) no longer returns the lock and fences it. Closing
+//! that window needs a release tied to the acquire it ends (a lock token) in the runner
+//! storage.
 
 use std::future::Future;
 use std::time::Duration;

@@ -456,6 +456,7 @@ impl ClusterSharding {
             retry_interval: settings.retry_interval,
             lock_ttl: settings.lock_ttl,
             min_regions: settings.min_regions,
+            number_of_shards: settings.number_of_shards,
         }
     }
 

@@ -10,12 +10,13 @@ mod cluster_support;
 mod sharding_support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actor_cluster::sharding::{
-    ClusterSharding, CoordinatorMsg, REMEMBER_CHUNK_BYTES, RegionCtl, ShardingError,
-    ShardingSettings, TTL_PROBE_GROUP, default_shard_id,
+    ClusterSharding, CoordinatorMsg, MessageExtractor, REMEMBER_CHUNK_BYTES, RegionCtl,
+    ShardingError, ShardingSettings, TTL_PROBE_GROUP, default_shard_id,
 };
 use actor_coordination::runner_storage::{RunnerAddress, RunnerId, ShardId};
 use actor_core::{ActorRef, ActorSystem};
@@ -567,6 +568,118 @@ async fn every_region_reporting_a_refused_shard_is_answered(backend: Backend) {
     system.terminate().await;
 }
 
+/// Shard numbers at or above `number_of_shards` from a peer (a buggy region, or a custom
+/// extractor breaking its contract) are refused: they neither enter the distribution nor get
+/// a home, and the coordinator keeps serving the valid ones. (Before the fix any `u32` was
+/// taken: a reported or asked-for shard 5000 became a phantom shard with a home.)
+async fn shard_numbers_out_of_range_are_refused(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let coordinator = ClusterSharding::get(&system)
+        .spawn_coordinator(TYPE, &settings(&storage))
+        .expect("coordinator");
+    let region = TestProbe::<RegionCtl>::new(&system);
+    coordinator.tell(CoordinatorMsg::Register {
+        region: region.actor_ref().clone(),
+        runner: "r:1#1".into(),
+        proxy: false,
+        hosted: vec![3, 5000, u32::MAX],
+    });
+    match region.receive_one(ASK).await {
+        Some(RegionCtl::Registered { .. }) => {}
+        other => panic!("expected Registered, got {other:?}"),
+    }
+    for shard in [12, 5000] {
+        coordinator.tell(CoordinatorMsg::GetShardHome {
+            shard,
+            region: region.actor_ref().clone(),
+        });
+    }
+    coordinator.tell(CoordinatorMsg::GetShardHome {
+        shard: 11,
+        region: region.actor_ref().clone(),
+    });
+    loop {
+        match region.receive_one(WAIT).await {
+            Some(RegionCtl::ShardHome { shard, .. }) => {
+                assert_eq!(shard, 11, "a home for an out-of-range shard");
+                break;
+            }
+            Some(RegionCtl::HostShard { shard, .. }) => {
+                assert!(shard < 12, "asked to host shard {shard}");
+            }
+            Some(_) => {}
+            None => panic!("shard 11 got no home"),
+        }
+    }
+    let d = await_distribution(&coordinator, WAIT, |_| Ok(())).await;
+    let key = region.actor_ref().path().to_string();
+    assert_eq!(
+        d.regions.get(&key).cloned().unwrap_or_default(),
+        BTreeSet::from([3, 11]),
+        "{d:?}"
+    );
+    system.terminate().await;
+}
+
+/// Routes entity "bad" to shard 12, past the test settings' 12 shards (a broken extractor).
+struct OutOfRange;
+
+impl MessageExtractor<Cmd> for OutOfRange {
+    fn entity_id(&self, msg: &Cmd) -> String {
+        sharding_support::entity_of(msg)
+    }
+
+    fn shard_id(&self, entity_id: &str, number_of_shards: u32) -> u32 {
+        if entity_id == "bad" {
+            number_of_shards
+        } else {
+            default_shard_id(entity_id, number_of_shards)
+        }
+    }
+}
+
+/// A region whose extractor returns a shard out of range dead-letters the message instead of
+/// asking the coordinator for that shard's home.
+async fn a_region_drops_messages_its_extractor_puts_out_of_range(backend: Backend) {
+    let storage = Storage::open(backend).await;
+    let system = ActorSystem::new("local").expect("system");
+    let log = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let coordinator = TestProbe::<CoordinatorMsg>::new(&system);
+    let region = ClusterSharding::get(&system)
+        .start_with_coordinator(
+            TYPE,
+            sharding_support::Counter::factory("local", &log),
+            settings(&storage).build().expect("settings"),
+            OutOfRange,
+            coordinator.actor_ref().clone(),
+        )
+        .expect("region");
+    let ctl = match coordinator.receive_one(ASK).await {
+        Some(CoordinatorMsg::Register { region, .. }) => region,
+        other => panic!("expected Register, got {other:?}"),
+    };
+    ctl.tell(RegionCtl::Registered {
+        coordinator: coordinator.actor_ref().clone(),
+    });
+    region.tell(add("bad", 1));
+    region.tell(add("good", 1));
+    // Every home question over two seconds (unanswered, they are asked again every retry
+    // interval): good's shard only.
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut asked = BTreeSet::new();
+    while let Some(msg) = coordinator
+        .receive_one(until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        if let CoordinatorMsg::GetShardHome { shard, .. } = msg {
+            asked.insert(shard);
+        }
+    }
+    assert_eq!(asked, BTreeSet::from([default_shard_id("good", 12)]));
+    system.terminate().await;
+}
+
 /// A shard re-homed to a region that is leaving (its lock is held there, but the coordinator
 /// had it elsewhere when the graceful shutdown began) is handed off as well, so the region's
 /// shutdown can finish. (Without it the shard stayed at the leaving region, which never got
@@ -760,6 +873,8 @@ on_both_backends!(
     an_aborted_hand_off_restarts_the_remembered_entities_at_the_old_home,
     refused_shards_are_resolved_one_lock_table_read_at_a_time,
     every_region_reporting_a_refused_shard_is_answered,
+    shard_numbers_out_of_range_are_refused,
+    a_region_drops_messages_its_extractor_puts_out_of_range,
     a_shard_found_at_a_leaving_region_is_handed_off_too,
     a_long_remembered_list_travels_in_bounded_chunks,
     remembered_entities_sent_after_host_shard_start_too,

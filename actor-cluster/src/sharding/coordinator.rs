@@ -62,6 +62,8 @@ pub struct CoordinatorSettings {
     pub lock_ttl: Duration,
     /// Regions that must be registered before the first allocation.
     pub min_regions: usize,
+    /// The number of shards: shard numbers from peers at or above it are refused.
+    pub number_of_shards: u32,
 }
 
 impl std::fmt::Debug for CoordinatorSettings {
@@ -505,7 +507,34 @@ impl ShardCoordinator {
         }
     }
 
-    fn on_msg(&mut self, msg: CoordinatorMsg, ctx: &mut Context<Self>) {
+    /// The shard a message from a peer names, if it names one outside `0..number_of_shards`
+    /// (a buggy region, or a custom extractor breaking its contract).
+    fn out_of_range(&self, msg: &CoordinatorMsg) -> Option<u32> {
+        let shard = match msg {
+            CoordinatorMsg::GetShardHome { shard, .. }
+            | CoordinatorMsg::BeginHandOffAck { shard, .. }
+            | CoordinatorMsg::ShardStopped { shard }
+            | CoordinatorMsg::ShardLockRefused { shard, .. }
+            | CoordinatorMsg::EntitiesChanged { shard, .. } => *shard,
+            _ => return None,
+        };
+        (shard >= self.settings.number_of_shards).then_some(shard)
+    }
+
+    fn on_msg(&mut self, mut msg: CoordinatorMsg, ctx: &mut Context<Self>) {
+        if let Some(shard) = self.out_of_range(&msg) {
+            tracing::warn!(
+                shard,
+                number_of_shards = self.settings.number_of_shards,
+                type_name = %self.settings.type_name,
+                "message for a shard out of range ignored"
+            );
+            return;
+        }
+        if let CoordinatorMsg::Register { hosted, .. } = &mut msg {
+            let n = self.settings.number_of_shards;
+            hosted.retain(|shard| *shard < n);
+        }
         match msg {
             CoordinatorMsg::Register {
                 region,

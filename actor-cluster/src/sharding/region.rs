@@ -305,6 +305,17 @@ where
         let shard = self
             .extractor
             .shard_id(&entity_id, self.settings.number_of_shards);
+        if shard >= self.settings.number_of_shards {
+            // The extractor broke its contract: the coordinator would refuse the shard.
+            tracing::warn!(
+                type_name = %self.type_name,
+                entity_id,
+                shard,
+                number_of_shards = self.settings.number_of_shards,
+                "extractor returned a shard out of range: message dropped to dead letters"
+            );
+            return self.dead_letter(ctx, msg);
+        }
         match self.homes.get(&shard) {
             Some(Home::Local) => match self.shards.get(&shard) {
                 Some(actor) => actor.tell(ShardMsg::Deliver { entity_id, msg }),

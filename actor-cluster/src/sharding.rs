@@ -85,7 +85,9 @@
 //!
 //! The coordinator hands a shard's set to its next home ([`RegionCtl::HostShard`], the rest
 //! of a long list in [`RegionCtl::RememberEntities`]): after a hand-off, after its region's
-//! node crashed, and after a lost lock re-homed it. A shard
+//! node crashed, after a lost lock re-homed it, and back to the old home after an aborted
+//! hand-off. A region told to host a shard it already runs reports that shard's set again
+//! (the coordinator ignores reports from a region it does not see as the home). A shard
 //! restarted in the same region after a fence restarts them too. What is lost: changes
 //! still under way to the coordinator when a region crashes (an entity started just before
 //! the crash may not restart), and the sets of the crashed node's own shards when that node

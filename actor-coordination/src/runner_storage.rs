@@ -200,6 +200,12 @@ impl RunnerStorageConfig {
 /// Every method is one atomic step in the backend. Results are in a stable order: runners by
 /// address, locks by shard, acquired and refreshed shards in the order asked (duplicates
 /// removed).
+///
+/// A call whose future the caller dropped (it timed out) must never take effect after a
+/// later call of the same caller: a given-up `release` that ran after the same runner's next
+/// `acquire` of the shard would delete the new lock. The SQLite backend skips such a call
+/// unless it had already begun (then it finishes before any later call); the Postgres backend
+/// sends every call over one connection, which the server runs in order.
 pub trait RunnerStorage: Send + Sync + 'static {
     /// Registers (or re-registers) a runner and returns its machine id.
     ///

@@ -76,6 +76,57 @@ async fn sqlite_blocked_by_another_writer_times_out_then_recovers() {
     );
 }
 
+/// A call the caller gave up on never takes effect later. Here a lock release is cut short
+/// by the caller's timeout while another connection holds the write lock; once that lock is
+/// let go, the given-up release must not delete the lock (before, its blocking task went on
+/// and deleted it, so it could undo a newer acquire of the same runner).
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_a_given_up_call_does_nothing_afterwards() {
+    use actor_coordination::runner_storage::sqlite::SqliteRunnerStorage;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("runners.db");
+    // the busy wait outlasts the caller's patience by far
+    let config = RunnerStorageConfig::default().with_operation_timeout(Duration::from_secs(20));
+    let storage = SqliteRunnerStorage::open(&path, config)
+        .await
+        .expect("open")
+        .into_typed();
+    let shard = [ShardId::default_group(1)];
+    assert_eq!(
+        storage.acquire(&runner(), &shard).await.expect("acquire"),
+        shard
+    );
+
+    let blocker = rusqlite::Connection::open(&path).expect("open blocker");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take write lock");
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        storage.release(&runner(), &shard[0]),
+    )
+    .await;
+    assert!(given_up.is_err(), "the release waits for the write lock");
+    blocker
+        .execute_batch("ROLLBACK")
+        .expect("release write lock");
+
+    // The given-up release took the connection before this read, so the read sees its effect.
+    let locks = tokio::time::timeout(CASE_BOUND, storage.list_locks())
+        .await
+        .expect("bounded")
+        .expect("list locks");
+    assert_eq!(
+        locks
+            .iter()
+            .map(|l| (&l.shard, &l.holder))
+            .collect::<Vec<_>>(),
+        vec![(&shard[0], &runner())],
+        "the given-up release ran after all"
+    );
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_in_a_missing_directory_is_a_typed_error() {

@@ -15,12 +15,16 @@
 //! that is safe because nothing is served on a lock whose grant was not seen in time, and a
 //! late-taken lock simply expires or is returned by the next acquire.
 //!
-//! A late *release* is the exception: if this runner acquired the same shard again before
-//! the timed-out release ran in the backend (SQLite and Postgres run a dropped call anyway),
-//! the release deletes the new lock, and the new shard actor serves unlocked until its next
-//! refresh (within one refresh interval) no longer returns the lock and fences it. Closing
-//! that window needs a release tied to the acquire it ends (a lock token) in the runner
-//! storage.
+//! A late *release* would be the exception: run in the backend after this runner acquired
+//! the same shard again, it would delete the new lock. The built-in backends rule that out:
+//! the SQLite storage skips a call whose caller stopped waiting before it began (checked
+//! under its connection mutex once its transaction has begun, so a call that passed the
+//! check finishes before any later call of the process), and the Postgres storage sends
+//! every call over one connection, where the server runs them in the order sent, so a
+//! given-up release either ran before the next acquire or never runs. A custom
+//! [`RunnerStorage`](actor_coordination::runner_storage::RunnerStorage) must keep the same
+//! promise: a call that was given up on never takes effect after a later call of the same
+//! caller.
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,6 +7,11 @@
 //! statement that loses a deadlock or serialization race is retried; every operation (and
 //! connecting) is bounded by [`RunnerStorageConfig::operation_timeout`]. A test-only offset
 //! ([`PostgresRunnerStorage::advance_clock`]) shifts this handle's view of the server clock.
+//!
+//! Every call goes over the one connection of this handle, and the server runs a
+//! connection's statements in the order they were sent: a call the caller gave up on (its
+//! future dropped) either reached the server before any later call of this handle, and ran
+//! first, or never runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

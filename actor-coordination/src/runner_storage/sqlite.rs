@@ -6,13 +6,18 @@
 //! ([`RunnerStorageConfig::operation_timeout`], SQLite's busy timeout). The journal runs in WAL mode so
 //! readers do not block the writer. Blocking calls run on tokio's blocking pool.
 //!
+//! A call whose future is dropped before its work began (the caller timed out, for instance
+//! while the database was busy) does nothing afterwards: it cannot run after a later call of
+//! the same process and undo it, such as a given-up lock release deleting the lock a newer
+//! acquire of the same runner took.
+//!
 //! Lock expiry uses the database's clock: SQLite's `julianday('now')`, which is the host's
 //! wall clock, the same for every process on the host. A test-only offset
 //! ([`SqliteRunnerStorage::advance_clock`]) shifts it so expiry can be tested without waiting.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -40,6 +45,16 @@ CREATE INDEX IF NOT EXISTS actor_shard_locks_holder ON actor_shard_locks (holder
 
 /// The database clock in Unix milliseconds.
 const NOW_MS: &str = "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+
+/// Marks a call abandoned when its future is dropped (set after completion too, when nobody
+/// reads it any more).
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
 
 /// SQLite-backed [`EncodedRunnerStorage`]; wrap it with [`SqliteRunnerStorage::into_typed`].
 ///
@@ -130,6 +145,14 @@ impl SqliteRunnerStorage {
             + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        // Set if the caller stops waiting (drops this future) before the work ran. The
+        // blocking task then does nothing: without this, a call the caller gave up on (a
+        // lock release cut short by the caller's timeout) could run later, after a newer call
+        // of the same caller (its acquire of the same shard), and undo it. The flag is read
+        // under the connection mutex with the transaction begun, so a call that passed it
+        // holds the mutex until it commits and every later call of this process runs after it.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = AbandonOnDrop(Arc::clone(&abandoned));
         let done = tokio::task::spawn_blocking(move || -> Result<T, rusqlite::Error> {
             let mut connection = inner.connection.lock();
             let behavior = if write {
@@ -138,6 +161,10 @@ impl SqliteRunnerStorage {
                 TransactionBehavior::Deferred
             };
             let tx = connection.transaction_with_behavior(behavior)?;
+            if abandoned.load(Ordering::SeqCst) {
+                // dropping `tx` rolls it back; nobody waits for the result
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            }
             let now: i64 = tx.query_row(NOW_MS, [], |row| row.get(0))?;
             let now = now.saturating_add(inner.clock_offset_ms.load(Ordering::SeqCst));
             let value = work(&tx, now, inner.lock_ttl_ms)?;

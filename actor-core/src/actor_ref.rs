@@ -165,15 +165,19 @@ impl<M: Send + 'static> ActorRef<M> {
                 },
             });
         }
-        // Give the recipient one turn before arming the timeout: on a current-thread runtime
-        // (and often on a multi-thread one) the answer is then already there, and the timer
-        // wheel is never touched.
-        tokio::task::yield_now().await;
+        // On a multi-thread runtime, give the recipient one turn before arming the timeout:
+        // the answer is often there by then, and arming a timer earlier than the one the
+        // time driver sleeps on would wake the thread parked on the driver. On a
+        // current-thread runtime the yield would cost a poll of the I/O driver (a system
+        // call), and arming the timer wakes nobody, so the ask waits on the timeout at once.
         let mut rx = rx;
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(oneshot::error::TryRecvError::Closed) => return Err(self.reply_dropped()),
-            Err(oneshot::error::TryRecvError::Empty) => {}
+        if self.yields_before_waiting() {
+            tokio::task::yield_now().await;
+            match rx.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(oneshot::error::TryRecvError::Closed) => return Err(self.reply_dropped()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
@@ -182,6 +186,15 @@ impl<M: Send + 'static> ActorRef<M> {
                 recipient: self.path().clone(),
                 after: timeout,
             }),
+        }
+    }
+
+    /// Whether an ask yields once before it arms its timeout: not for a local actor on a
+    /// current-thread runtime (see [`ActorRef::ask`]).
+    fn yields_before_waiting(&self) -> bool {
+        match &self.inner {
+            RefInner::Local(c) => c.core.system.multi_thread,
+            RefInner::Backend(_) => true,
         }
     }
 

@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use futures_util::task::{ArcWake, waker_ref};
 use parking_lot::Mutex;
 
+use crate::dispatcher::{RunOutcome, Task};
 use crate::error::TellError;
 use crate::event_stream::DeadLetterReason;
 use crate::mailbox::{Envelope, Mailbox, MailboxConfig, Pushed, Refused};
@@ -247,12 +249,21 @@ pub(crate) trait CellHandle: Send + Sync + 'static {
             self.wake();
         }
     }
+
+    /// Polls the actor's run loop once (a dispatcher worker took the cell from the ready
+    /// queue). Cells without a run loop (the root) do nothing.
+    fn run_task(self: Arc<Self>) {}
+
+    /// Drops the actor's run loop without running it further (the runtime is going away).
+    fn discard_task(&self) {}
 }
 
-/// A cell that takes messages of type `M`.
+/// A cell that takes messages of type `M`. It is also the actor's task: it holds the run
+/// loop and is the waker the run loop registers (see [`crate::dispatcher`]).
 pub(crate) struct LocalCell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M>,
+    pub(crate) task: Task,
 }
 
 impl<M: Send + 'static> LocalCell<M> {
@@ -260,6 +271,7 @@ impl<M: Send + 'static> LocalCell<M> {
         Arc::new(LocalCell {
             core,
             mailbox: Mailbox::new(mailbox),
+            task: Task::new(),
         })
     }
 
@@ -309,5 +321,25 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn run_task(self: Arc<Self>) {
+        let waker = waker_ref(&self);
+        if self.task.run(&waker) == RunOutcome::Requeue {
+            self.core.system.dispatcher.schedule(self.clone());
+        }
+    }
+
+    fn discard_task(&self) {
+        self.task.discard();
+    }
+}
+
+/// The run loop's waker: a wake puts the cell on the system's ready queue once.
+impl<M: Send + 'static> ArcWake for LocalCell<M> {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if arc_self.task.notify() {
+            arc_self.core.system.dispatcher.schedule(arc_self.clone());
+        }
     }
 }

@@ -43,8 +43,34 @@ enum State {
     Stopping,
 }
 
+/// How many messages an actor handles in a row before it lets other actors run (Akka's
+/// dispatcher *throughput*): an actor that always has mail (one that tells itself, say) would
+/// otherwise keep its worker for good.
+pub(crate) const THROUGHPUT: u32 = 64;
+
+/// Lets the actors queued behind this one run: wakes itself and is ready on the next poll.
+struct YieldTurn(bool);
+
+impl Future for YieldTurn {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 pub(crate) struct Runner<A: Actor> {
     ctx: Context<A>,
+    /// Messages handled since this actor last gave up its turn.
+    in_a_row: u32,
     /// Envelopes taken from the mailbox in one swap, processed before the next swap.
     batch: VecDeque<Envelope<A::Msg>>,
     actor: Option<A>,
@@ -63,7 +89,7 @@ struct Cold {
     stop_pending: bool,
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -82,6 +108,7 @@ impl<A: Actor> Runner<A> {
     pub(crate) fn new(ctx: Context<A>) -> Self {
         Runner {
             ctx,
+            in_a_row: 0,
             batch: VecDeque::new(),
             actor: None,
             cold: None,
@@ -355,6 +382,12 @@ impl<A: Actor> Runner<A> {
             }
             if let Err(c) = self.handle(msg).await {
                 return State::Suspended(self.failure(c, FailurePhase::Message));
+            }
+            crate::dispatcher::note_handled();
+            self.in_a_row += 1;
+            if self.in_a_row >= THROUGHPUT {
+                self.in_a_row = 0;
+                YieldTurn(false).await;
             }
         }
     }

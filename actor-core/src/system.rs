@@ -15,6 +15,7 @@ use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
 use crate::cell::{CellCore, CellHandle, ChildKey, LocalCell, SystemMsg};
 use crate::context::Context;
+use crate::dispatcher::Dispatcher;
 use crate::error::{ActorResult, LookupError, SpawnError, SystemError};
 use crate::event_stream::{DeadLetterReason, EventStream};
 #[cfg(test)]
@@ -72,6 +73,9 @@ pub(crate) struct SystemInner {
     terminated: watch::Sender<bool>,
     extensions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     runtime: tokio::runtime::Handle,
+    pub(crate) dispatcher: Dispatcher,
+    /// The runtime has several worker threads (tunes `ask`).
+    pub(crate) multi_thread: bool,
 }
 
 fn splitmix64(x: u64) -> u64 {
@@ -100,11 +104,18 @@ impl SystemInner {
     pub(crate) fn random_f64(&self) -> f64 {
         (self.random_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// The guardians still in the tree (none once the system has terminated).
+    pub(crate) fn root_children(&self) -> Vec<Arc<dyn CellHandle>> {
+        let root = self.root.lock().clone();
+        root.map(|r| r.core.child_list()).unwrap_or_default()
+    }
 }
 
 /// A running actor system: the root of an actor tree. Cheap to clone.
 ///
-/// Create it inside a tokio runtime; actors run as tokio tasks. Call
+/// Create it inside a tokio runtime; its actors run on that runtime, as tasks of the system's
+/// dispatcher (one tokio task per runtime worker thread runs them all). Call
 /// [`ActorSystem::terminate`] to stop every actor (children before parents) and run their
 /// `stopped` hooks.
 ///
@@ -187,9 +198,12 @@ impl ActorSystem {
             system: Mutex::new(None),
             terminated,
             extensions: Mutex::new(HashMap::new()),
-            runtime,
+            runtime: runtime.clone(),
             settings,
+            dispatcher: Dispatcher::new(Dispatcher::workers_for(&runtime)),
+            multi_thread: runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread,
         });
+        Dispatcher::start(&inner, &runtime);
         let root = Arc::new(RootCell {
             core: CellCore::new(
                 ActorId::new(ActorPath::root(address), 0),
@@ -516,6 +530,7 @@ impl CellHandle for RootCell {
                         // the system's extensions
                         let extensions = std::mem::take(&mut *system.extensions.lock());
                         drop(extensions);
+                        system.dispatcher.terminate();
                         let _ = system.terminated.send_replace(true);
                     }
                 }
@@ -580,8 +595,8 @@ fn spawn_cell<A: Actor>(
         ActorSystem::from_inner(system.clone()),
         props.recipe,
     );
-    let runner = Runner::new(ctx);
-    system.runtime.spawn(runner.run());
+    cell.task.install(Box::pin(Runner::new(ctx).run()));
+    system.dispatcher.schedule(cell.clone());
     Ok(cell)
 }
 
@@ -597,11 +612,9 @@ mod tests {
         }
     }
 
-    /// Memory per idle actor is a benchmark target; the task's future is its largest part.
-    /// tokio rounds a task to a multiple of 128 bytes (header and trailer take about 100), so
-    /// the future must stay under about 400 bytes for the task to fit in 512 (280 bytes at the
-    /// time of writing, in debug and release builds; it was 432 while `run` and `guarded`
-    /// were `async fn`s, which keep their by-value arguments twice).
+    /// Memory per idle actor is a benchmark target, and the boxed run loop is its largest part
+    /// (280 bytes at the time of writing, in debug and release builds; it was 432 while `run`
+    /// and `guarded` were `async fn`s, which keep their by-value arguments twice).
     #[tokio::test]
     async fn an_idle_actor_task_stays_small() {
         let system = ActorSystem::new("size").unwrap();

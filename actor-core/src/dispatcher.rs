@@ -44,6 +44,27 @@ pub(crate) const MESSAGES_PER_POLL: u32 = 256;
 thread_local! {
     /// Messages handled on this thread since the running worker's poll began.
     static HANDLED: Cell<u32> = const { Cell::new(0) };
+    /// The address of the dispatcher whose worker this thread is polling (0: none).
+    static POLLING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as polling a worker of `dispatcher` until dropped.
+struct PollingGuard {
+    before: usize,
+}
+
+impl PollingGuard {
+    fn enter(dispatcher: &Dispatcher) -> Self {
+        PollingGuard {
+            before: POLLING.with(|p| p.replace(dispatcher.addr())),
+        }
+    }
+}
+
+impl Drop for PollingGuard {
+    fn drop(&mut self) {
+        POLLING.with(|p| p.set(self.before));
+    }
 }
 
 /// Counts one handled message against the running worker's poll (called by the run loop).
@@ -250,9 +271,24 @@ impl Dispatcher {
         }
     }
 
+    /// This dispatcher's address, which [`POLLING`] holds while one of its workers runs.
+    fn addr(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// Runs a woken (SCHEDULED) cell soon: hands it to a parked worker, or queues it.
     #[inline]
     pub(crate) fn schedule(&self, cell: Arc<dyn CellHandle>) {
+        if POLLING.with(Cell::get) == self.addr() {
+            // Woken by an actor that a worker of ours runs on this thread: queue it, and let
+            // that worker wake a parked one when its poll ends (`Worker::poll`). Woken from
+            // here, the parked worker's tokio task would go to this thread's LIFO slot, which
+            // no other thread may steal from: were the handler to block the thread next, the
+            // worker (and every actor handed to it, since it no longer counts as parked)
+            // would wait for the blocked thread while another thread idles.
+            self.enqueue(cell);
+            return;
+        }
         let Err(cell) = self.hand_over(cell) else {
             return;
         };
@@ -321,6 +357,20 @@ impl Dispatcher {
         }
         if let Some(w) = &seat.waker {
             w.wake_by_ref();
+        }
+    }
+
+    /// Wakes parked workers for the queued cells (one per [`TAKE_AT_MOST`]): called by a
+    /// worker whose poll ends while cells it queued are waiting.
+    fn unpark_for_queued(&self) {
+        let mut wanted = self.queued.load(Ordering::SeqCst).div_ceil(TAKE_AT_MOST);
+        while wanted > 0 {
+            let parked = self.parked.load(Ordering::SeqCst);
+            let Some(index) = (parked != 0).then(|| self.claim(parked)).flatten() else {
+                return;
+            };
+            self.wake_seat(index, None);
+            wanted -= 1;
         }
     }
 
@@ -460,6 +510,7 @@ impl Future for Worker {
         }
         let mut runs = 0;
         HANDLED.with(|h| h.set(0));
+        let polling = PollingGuard::enter(dispatcher);
         loop {
             let cell = match next.take() {
                 Some(cell) => cell,
@@ -495,6 +546,11 @@ impl Future for Worker {
                 if let Some(cell) = dispatcher.take_handed(index) {
                     this.local.push_back(cell);
                 }
+                // Cells woken during this poll were queued (see `schedule`); a parked worker
+                // woken now lands in this thread's LIFO slot and runs next here, while this
+                // worker, yielding, goes to the run queue that idle threads steal from.
+                drop(polling);
+                dispatcher.unpark_for_queued();
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }

@@ -79,7 +79,8 @@ pub(crate) const TAKE_AT_MOST: usize = 8;
 /// An actor's run loop, boxed.
 pub(crate) type RunLoop = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-// Task states. Only a worker moves a task out of SCHEDULED (to RUNNING) and out of RUNNING.
+// Task states. Only a worker moves a task out of SCHEDULED (to RUNNING) and out of RUNNING,
+// except `discard`, which moves any state to DONE (the runtime is going away).
 /// Waiting for a wake.
 const IDLE: u8 = 0;
 /// On the ready queue (or about to be queued by the spawner); further wakes are no-ops.
@@ -144,7 +145,14 @@ impl Task {
 
     /// Polls the run loop once with `waker`. Called only by a worker, for a queued task.
     pub(crate) fn run(&self, waker: &Waker) -> RunOutcome {
-        self.state.store(RUNNING, Ordering::Release);
+        if self
+            .state
+            .compare_exchange(SCHEDULED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // discarded while it was queued (the runtime is going away)
+            return RunOutcome::Done;
+        }
         let mut slot = self.run_loop.lock();
         let Some(run_loop) = slot.as_mut() else {
             self.state.store(DONE, Ordering::Release);
@@ -164,9 +172,23 @@ impl Task {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => RunOutcome::Idle,
-                    Err(_) => {
-                        self.state.store(SCHEDULED, Ordering::Release);
+                    Err(NOTIFIED)
+                        if self
+                            .state
+                            .compare_exchange(
+                                NOTIFIED,
+                                SCHEDULED,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
+                            .is_ok() =>
+                    {
                         RunOutcome::Requeue
+                    }
+                    Err(_) => {
+                        // discarded while it ran: `discard` left the run loop to us
+                        drop_quietly(self.run_loop.lock().take());
+                        RunOutcome::Done
                     }
                 }
             }
@@ -191,11 +213,16 @@ impl Task {
         }
     }
 
-    /// Drops the run loop without running it further (the runtime is going away).
+    /// Drops the run loop without running it further (the runtime is going away). A run
+    /// loop being polled is dropped by its worker when the poll returns: waiting for the poll
+    /// could wait for good (a handler blocking its thread until another actor is dropped).
     pub(crate) fn discard(&self) {
-        let run_loop = self.run_loop.lock().take();
-        self.state.store(DONE, Ordering::Release);
-        drop_quietly(run_loop);
+        match self.state.swap(DONE, Ordering::AcqRel) {
+            RUNNING | NOTIFIED => {}
+            // nobody holds the lock for longer than a take (`run` holds it only while
+            // RUNNING or NOTIFIED, or storing DONE)
+            _ => drop_quietly(self.run_loop.lock().take()),
+        }
     }
 }
 
@@ -286,13 +313,18 @@ impl Dispatcher {
             // no other thread may steal from: were the handler to block the thread next, the
             // worker (and every actor handed to it, since it no longer counts as parked)
             // would wait for the blocked thread while another thread idles.
-            self.enqueue(cell);
+            if let Some(cell) = self.enqueue(cell) {
+                cell.discard_task();
+            }
             return;
         }
         let Err(cell) = self.hand_over(cell) else {
             return;
         };
-        self.enqueue(cell);
+        if let Some(cell) = self.enqueue(cell) {
+            cell.discard_task();
+            return;
+        }
         // pairs with `park`: a worker sets its bit, then reads `queued`
         let parked = self.parked.load(Ordering::SeqCst);
         if parked != 0
@@ -302,14 +334,18 @@ impl Dispatcher {
         }
     }
 
-    /// Puts `cell` at the back of the ready queue.
-    fn enqueue(&self, cell: Arc<dyn CellHandle>) {
+    /// Puts `cell` at the back of the ready queue; gives it back once the runtime is gone
+    /// (the caller then discards its run loop, outside any lock of ours: a run loop kept
+    /// would keep its cell, and the cell the run loop, alive for good).
+    #[must_use]
+    fn enqueue(&self, cell: Arc<dyn CellHandle>) -> Option<Arc<dyn CellHandle>> {
         let mut ready = self.ready.lock();
         if self.shut.load(Ordering::Acquire) {
-            return;
+            return Some(cell);
         }
         ready.push_back(cell);
         self.queued.store(ready.len(), Ordering::SeqCst);
+        None
     }
 
     /// Gives `cell` to a parked worker and wakes it; gives the cell back if none is parked.
@@ -344,19 +380,25 @@ impl Dispatcher {
     /// Wakes the worker at `index`, handing it `cell` if given.
     fn wake_seat(&self, index: usize, cell: Option<Arc<dyn CellHandle>>) {
         let mut seat = self.seats[index].lock();
+        let mut gone = None;
         if let Some(cell) = cell {
-            if seat.handed.is_none() {
-                if !self.shut.load(Ordering::Acquire) {
-                    seat.handed = Some(cell);
-                }
+            if self.shut.load(Ordering::Acquire) {
+                gone = Some(cell);
+            } else if seat.handed.is_none() {
+                seat.handed = Some(cell);
             } else {
                 // the worker was unparked, polled before the first hand-over arrived, and
                 // parked again: the seat is still taken, so this cell goes to the queue
-                self.enqueue(cell);
+                // (before the wake below, which makes the worker look at the queue)
+                gone = self.enqueue(cell);
             }
         }
         if let Some(w) = &seat.waker {
             w.wake_by_ref();
+        }
+        drop(seat);
+        if let Some(cell) = gone {
+            cell.discard_task();
         }
     }
 
@@ -449,7 +491,10 @@ impl Dispatcher {
         for seat in self.seats.iter() {
             dropped.extend(seat.lock().handed.take());
         }
-        drop(dropped);
+        // queued cells are in the tree below too, unless spawned while this walks it
+        for cell in dropped {
+            cell.discard_task();
+        }
         let mut cells: Vec<Arc<dyn CellHandle>> = system.root_children();
         let mut i = 0;
         while i < cells.len() {

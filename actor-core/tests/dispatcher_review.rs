@@ -312,3 +312,135 @@ fn a_system_is_used_from_another_runtime() {
         );
     });
 }
+
+/// Holds the only sender of a channel another actor waits on; dropping it ends that wait.
+struct Holder {
+    _sender: std::sync::mpsc::Sender<()>,
+    started: std::sync::mpsc::Sender<()>,
+}
+
+impl Actor for Holder {
+    type Msg = ();
+    async fn started(&mut self, _: &mut Context<Self>) -> ActorResult {
+        let _ = self.started.send(());
+        Ok(())
+    }
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+}
+
+/// Blocks its thread on a channel until every sender is gone, and reports how the wait ended.
+struct WaitsForHolder {
+    receiver: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+    entered: std::sync::mpsc::Sender<()>,
+    outcome: std::sync::mpsc::Sender<Result<(), std::sync::mpsc::RecvTimeoutError>>,
+}
+
+impl Actor for WaitsForHolder {
+    type Msg = ();
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        let _ = self.entered.send(());
+        let got = match self.receiver.lock() {
+            Ok(r) => r.recv_timeout(SHUTDOWN_WAIT),
+            Err(_) => Ok(()),
+        };
+        let _ = self.outcome.send(got);
+        Ok(())
+    }
+}
+
+/// How long the blocked handler waits for the holder's drop before giving up (the failure
+/// case of the shutdown test takes this long).
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(1_500);
+
+/// Dropping the runtime while a handler blocks its thread until another actor is dropped
+/// drops that other actor: the clean-up does not wait for the running actor's poll (it used to
+/// lock every run loop in tree order, and waited for the blocked one before reaching the
+/// holder, so the handler waited for good, here until its time-out).
+#[test]
+fn dropping_the_runtime_does_not_wait_for_a_blocked_handler() {
+    let rt = two_threads();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let receiver = Arc::new(std::sync::Mutex::new(receiver));
+    let (entered, has_entered) = std::sync::mpsc::channel();
+    let (outcome, outcome_rx) = std::sync::mpsc::channel();
+    let (started, has_started) = std::sync::mpsc::channel();
+    rt.block_on(async {
+        let system = ActorSystem::new("blocked-shutdown").unwrap();
+        let sender = std::sync::Mutex::new(Some(sender));
+        // named so that the tree walk meets the blocked actor first
+        system
+            .spawn(
+                Props::new(move || Holder {
+                    _sender: sender
+                        .lock()
+                        .ok()
+                        .and_then(|mut s| s.take())
+                        .unwrap_or_else(|| std::sync::mpsc::channel().0),
+                    started: started.clone(),
+                }),
+                "b-holder",
+            )
+            .unwrap();
+        let waiter = system
+            .spawn(
+                Props::new(move || WaitsForHolder {
+                    receiver: receiver.clone(),
+                    entered: entered.clone(),
+                    outcome: outcome.clone(),
+                }),
+                "a-waiter",
+            )
+            .unwrap();
+        tokio::task::spawn_blocking(move || has_started.recv_timeout(DEADLINE))
+            .await
+            .unwrap()
+            .unwrap();
+        waiter.tell(());
+        tokio::task::spawn_blocking(move || has_entered.recv_timeout(DEADLINE))
+            .await
+            .unwrap()
+            .unwrap();
+    });
+    drop(rt);
+    assert_eq!(
+        outcome_rx.recv_timeout(DEADLINE),
+        Ok(Err(std::sync::mpsc::RecvTimeoutError::Disconnected)),
+        "the holder was dropped while the handler still waited"
+    );
+}
+
+/// Counts its instances' drops; its props keep `token` alive.
+struct Tokened {
+    _token: Arc<()>,
+}
+
+impl Actor for Tokened {
+    type Msg = ();
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+}
+
+/// A spawn into a system whose runtime is gone drops the new actor's run loop at once (as
+/// tokio drops a task spawned onto a shut-down runtime) instead of keeping it, and its cell,
+/// alive for good through the cell's own reference.
+#[test]
+fn a_spawn_after_the_runtime_is_gone_keeps_nothing_alive() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let system = rt.block_on(async { ActorSystem::new("gone").unwrap() });
+    drop(rt);
+    let token = Arc::new(());
+    let t = token.clone();
+    let spawned = system.spawn_anonymous(Props::new(move || Tokened { _token: t.clone() }));
+    drop(spawned);
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "the props (in the run loop) were dropped"
+    );
+}

@@ -444,3 +444,97 @@ fn a_spawn_after_the_runtime_is_gone_keeps_nothing_alive() {
         "the props (in the run loop) were dropped"
     );
 }
+
+/// Answers each request on the std channel it carries.
+struct SyncAnswer;
+
+impl Actor for SyncAnswer {
+    type Msg = std::sync::mpsc::Sender<u32>;
+    async fn handle(
+        &mut self,
+        to: std::sync::mpsc::Sender<u32>,
+        _: &mut Context<Self>,
+    ) -> ActorResult {
+        let _ = to.send(9);
+        Ok(())
+    }
+}
+
+/// Asks `helper` through a std channel and blocks its thread for the answer (in
+/// `block_in_place` when `in_place`), then reports what it got.
+struct WaitsForHelper {
+    helper: ActorRef<std::sync::mpsc::Sender<u32>>,
+    in_place: bool,
+    outcome: std::sync::mpsc::Sender<Result<u32, std::sync::mpsc::RecvTimeoutError>>,
+}
+
+impl Actor for WaitsForHelper {
+    type Msg = ();
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        let (to, answer) = std::sync::mpsc::channel();
+        self.helper.tell(to);
+        let wait = move || answer.recv_timeout(FREE_THREAD_ANSWER);
+        let got = if self.in_place {
+            tokio::task::block_in_place(wait)
+        } else {
+            wait()
+        };
+        let _ = self.outcome.send(got);
+        Ok(())
+    }
+}
+
+/// A handler that wakes an actor and then blocks its thread waiting for that actor's answer
+/// gets it from the other thread, with nothing else happening in the system: in
+/// `block_in_place` (the sanctioned way to block) and also blocking plainly. The woken actor
+/// must reach a worker that an idle thread can run: a parked worker woken from a worker
+/// thread sits in that thread's LIFO slot, which only `block_in_place` hands on.
+#[test]
+fn a_handler_blocking_on_an_actor_it_woke_gets_the_answer() {
+    let rt = two_threads();
+    for in_place in [true, false] {
+        for round in 0..3 {
+            let got = rt.block_on(async {
+                let system = ActorSystem::new("delegate").unwrap();
+                let helper = system.spawn(Props::new(|| SyncAnswer), "helper").unwrap();
+                let (outcome, outcome_rx) = std::sync::mpsc::channel();
+                let waiter = system
+                    .spawn(
+                        Props::new(move || WaitsForHelper {
+                            helper: helper.clone(),
+                            in_place,
+                            outcome: outcome.clone(),
+                        }),
+                        "waiter",
+                    )
+                    .unwrap();
+                // both actors started and idle, both workers parked (most of the time)
+                let (to, answer) = std::sync::mpsc::channel();
+                system
+                    .lookup::<std::sync::mpsc::Sender<u32>>(
+                        &actor_core::ActorPath::parse("actor://delegate/user/helper").unwrap(),
+                    )
+                    .unwrap()
+                    .tell(to);
+                let got = tokio::task::spawn_blocking(move || {
+                    answer.recv_timeout(DEADLINE).ok()?;
+                    waiter.tell(());
+                    outcome_rx.recv_timeout(DEADLINE).ok()
+                })
+                .await
+                .unwrap();
+                assert!(
+                    tokio::time::timeout(DEADLINE, system.terminate())
+                        .await
+                        .is_ok()
+                );
+                got
+            });
+            assert_eq!(
+                got,
+                Some(Ok(9)),
+                "round {round}, in_place: {in_place}: the woken actor answered"
+            );
+        }
+    }
+}

@@ -649,6 +649,10 @@ impl Future for Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        // the waker is a reference to this tokio task, and through it to the runtime's
+        // handle: a system kept after its runtime is gone would keep both
+        let waker = self.system.dispatcher.seats[self.index].lock().waker.take();
+        drop(waker);
         if !self.ended {
             // the runtime dropped the worker before the system terminated
             self.system.dispatcher.clean_up(&self.system);

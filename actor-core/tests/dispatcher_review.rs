@@ -538,3 +538,75 @@ fn a_handler_blocking_on_an_actor_it_woke_gets_the_answer() {
         }
     }
 }
+
+/// Bounces a ball with its partner for good; counts its drops.
+struct Bouncer {
+    partner: Option<ActorRef<Ball>>,
+    drops: Arc<std::sync::atomic::AtomicUsize>,
+    bounced: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl Actor for Bouncer {
+    type Msg = Ball;
+    async fn handle(&mut self, msg: Ball, _: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Ball::Partner(p) => self.partner = Some(p),
+            Ball::Bounce(n) => {
+                if n == 1_000 {
+                    let _ = self.bounced.send(());
+                }
+                if let Some(p) = &self.partner {
+                    p.tell(Ball::Bounce(n.wrapping_add(1)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Dropping a two-thread runtime while every actor is busy (rallies that never end, so run
+/// loops are being polled, queued and woken on both threads as the workers go) drops every
+/// actor exactly once.
+#[test]
+fn dropping_the_runtime_mid_rally_drops_every_actor_once() {
+    const PAIRS: usize = 100;
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rt = two_threads();
+    rt.block_on(async {
+        let system = ActorSystem::new("mid-rally").unwrap();
+        let (bounced, mut has_bounced) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..PAIRS {
+            let bouncer = || {
+                let (drops, bounced) = (drops.clone(), bounced.clone());
+                system
+                    .spawn_anonymous(Props::new(move || Bouncer {
+                        partner: None,
+                        drops: drops.clone(),
+                        bounced: bounced.clone(),
+                    }))
+                    .unwrap()
+            };
+            let (a, b) = (bouncer(), bouncer());
+            a.tell(Ball::Partner(b.clone()));
+            b.tell(Ball::Partner(a.clone()));
+            a.tell(Ball::Bounce(0));
+        }
+        // every rally is well under way
+        for n in 0..PAIRS {
+            let got = tokio::time::timeout(DEADLINE, has_bounced.recv()).await;
+            assert!(matches!(got, Ok(Some(()))), "only {n} rallies got going");
+        }
+    });
+    drop(rt);
+    assert_eq!(
+        drops.load(std::sync::atomic::Ordering::SeqCst),
+        2 * PAIRS,
+        "every actor dropped once with the runtime"
+    );
+}

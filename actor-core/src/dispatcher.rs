@@ -323,7 +323,8 @@ impl Dispatcher {
     /// Runs a woken (SCHEDULED) cell soon: hands it to a parked worker, or queues it.
     #[inline]
     pub(crate) fn schedule(&self, cell: Arc<dyn CellHandle>) {
-        if POLLING.with(Cell::get) == self.addr() {
+        let polling = POLLING.with(Cell::get);
+        if polling == self.addr() {
             // Woken by an actor that a worker of ours runs on this thread: queue it (this
             // worker runs it next unless another takes it first), and have one parked worker
             // join in (see `unpark_from_worker`).
@@ -336,7 +337,13 @@ impl Dispatcher {
             }
             return;
         }
+        // woken by an actor of another system that a worker runs on this thread: the worker
+        // woken here must not stay in this thread's LIFO slot either
+        let from_worker = polling != 0;
         let Err(cell) = self.hand_over(cell) else {
+            if from_worker {
+                self.push_out_of_lifo();
+            }
             return;
         };
         if let Some(cell) = self.enqueue(cell) {
@@ -349,6 +356,9 @@ impl Dispatcher {
             && let Some(index) = self.claim(parked)
         {
             self.wake_seat(index, None);
+            if from_worker {
+                self.push_out_of_lifo();
+            }
         }
     }
 
@@ -441,6 +451,16 @@ impl Dispatcher {
         };
         UNPARKED.with(|u| u.set(true));
         self.wake_seat(index, None);
+        self.push_out_of_lifo();
+    }
+
+    /// Spawns a no-op task right after a worker was woken from a tokio worker thread, so
+    /// that it takes the thread's LIFO slot and pushes the woken worker to the run queue,
+    /// where an idle thread steals it (see [`Dispatcher::unpark_from_worker`]).
+    fn push_out_of_lifo(&self) {
+        if self.seats.len() < 2 {
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             drop(runtime.spawn(std::future::ready(())));
         }

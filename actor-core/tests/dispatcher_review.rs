@@ -610,3 +610,41 @@ fn dropping_the_runtime_mid_rally_drops_every_actor_once() {
         "every actor dropped once with the runtime"
     );
 }
+
+/// The same across two systems on one runtime: a handler of one system tells an actor of the
+/// other and blocks its thread for the answer. The other system's parked worker, woken from
+/// this worker thread, must not stay in the thread's LIFO slot.
+#[test]
+fn a_handler_blocking_on_an_actor_of_another_system_gets_the_answer() {
+    let rt = two_threads();
+    for round in 0..3 {
+        let got = rt.block_on(async {
+            let asking = ActorSystem::new("asking").unwrap();
+            let answering = ActorSystem::new("answering").unwrap();
+            let helper = answering
+                .spawn(Props::new(|| SyncAnswer), "helper")
+                .unwrap();
+            let (outcome, outcome_rx) = std::sync::mpsc::channel();
+            let waiter = asking
+                .spawn(
+                    Props::new(move || WaitsForHelper {
+                        helper: helper.clone(),
+                        in_place: false,
+                        outcome: outcome.clone(),
+                    }),
+                    "waiter",
+                )
+                .unwrap();
+            let got = tokio::task::spawn_blocking(move || {
+                waiter.tell(());
+                outcome_rx.recv_timeout(DEADLINE).ok()
+            })
+            .await
+            .unwrap();
+            let both = async { tokio::join!(asking.terminate(), answering.terminate()) };
+            assert!(tokio::time::timeout(DEADLINE, both).await.is_ok());
+            got
+        });
+        assert_eq!(got, Some(Ok(9)), "round {round}: the other system answered");
+    }
+}

@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod common;
+
+use common::{one_thread, two_threads};
+
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
 
 /// A failure deadline for waits on real time (the waits end as soon as the event happens).
@@ -48,11 +52,7 @@ impl Actor for Player {
 /// hanging; this is how a hand-over race in the dispatcher was found.
 #[test]
 fn wakes_across_two_workers_are_never_lost() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     rt.block_on(async {
         let system = ActorSystem::new("rallies").unwrap();
         let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
@@ -129,10 +129,7 @@ fn an_actor_that_always_has_mail_does_not_starve_the_others() {
     let spins = Arc::new(AtomicUsize::new(0));
     let spins_seen = spins.clone();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = one_thread();
         rt.block_on(async move {
             let system = ActorSystem::new("busy").unwrap();
             let spinner = system
@@ -182,11 +179,7 @@ impl Actor for Blocker {
 /// other actors while another thread is free.
 #[test]
 fn a_blocked_actor_does_not_hold_up_the_others() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     rt.block_on(async {
         let system = ActorSystem::new("blocked").unwrap();
         let (release, released) = std::sync::mpsc::channel();
@@ -260,16 +253,10 @@ fn dropping_the_runtime_drops_every_actor() {
     for multi_thread in [false, true] {
         let drops = Arc::new(AtomicUsize::new(0));
         let rt = if multi_thread {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
+            two_threads()
         } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
-        .unwrap();
+            one_thread()
+        };
         rt.block_on(async {
             let system = ActorSystem::new("dropped").unwrap();
             let (started, mut has_started) = tokio::sync::mpsc::unbounded_channel();
@@ -315,11 +302,7 @@ impl Actor for Idle {
 /// (a second cell handed to a seat that was still taken) hung this at 1M actors.
 #[test]
 fn terminating_many_actors_on_two_workers_completes() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     rt.block_on(async {
         for round in 0..3 {
             let system = ActorSystem::new("many").unwrap();

@@ -5,6 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::{one_thread, two_threads};
+
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
 
 /// A failure deadline for waits on real time (the waits end as soon as the event happens).
@@ -75,14 +79,6 @@ impl Actor for WakeThenBlock {
         }
         Ok(())
     }
-}
-
-fn two_threads() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// While one handler blocks its thread, the other thread keeps answering, and the actor the
@@ -293,10 +289,7 @@ fn a_system_is_used_from_another_runtime() {
     let home = two_threads();
     let system = home.block_on(async { ActorSystem::new("home").unwrap() });
     let echo = home.block_on(async { system.spawn(Props::new(|| Echo), "echo").unwrap() });
-    let away = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let away = one_thread();
     away.block_on(async {
         for _ in 0..50 {
             assert_eq!(echo.ask(|r| r, DEADLINE).await.ok(), Some(7));
@@ -428,10 +421,7 @@ impl Actor for Tokened {
 /// alive for good through the cell's own reference.
 #[test]
 fn a_spawn_after_the_runtime_is_gone_keeps_nothing_alive() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = one_thread();
     let system = rt.block_on(async { ActorSystem::new("gone").unwrap() });
     drop(rt);
     let token = Arc::new(());

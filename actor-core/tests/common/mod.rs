@@ -258,3 +258,20 @@ pub async fn lookup<M: Send + 'static>(kit: &TestKit, path: &str) -> ActorRef<M>
     )
     .await
 }
+
+/// A multi-thread runtime with two worker threads (the benchmark machine's shape).
+pub fn two_threads() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A current-thread runtime with time and I/O enabled.
+pub fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}

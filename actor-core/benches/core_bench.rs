@@ -53,6 +53,23 @@ impl Actor for Idle {
     }
 }
 
+/// Spawns the asked number of idle children from its handler and answers with the time it
+/// took: spawning as an application's parent actor does.
+struct Parent;
+
+impl Actor for Parent {
+    type Msg = (usize, ReplyTo<Duration>);
+    async fn handle(&mut self, (n, reply): Self::Msg, ctx: &mut Context<Self>) -> ActorResult {
+        let props = Props::new(|| Idle);
+        let start = Instant::now();
+        for _ in 0..n {
+            ctx.spawn_anonymous(props.clone())?;
+        }
+        reply.reply(start.elapsed());
+        Ok(())
+    }
+}
+
 fn multi_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -245,6 +262,26 @@ fn main() {
         let t = Instant::now();
         system.terminate().await;
         println!("    terminate {SPAWNS} actors: {:.2} s", t.elapsed().as_secs_f64());
+    });
+
+    // (d'') spawn rate from an actor: one parent spawns its children from a handler, on the
+    // multi-thread runtime (the actor runs on the dispatcher's worker, whose wakes of other
+    // workers are batched per poll, unlike a plain task's).
+    let rt = multi_thread();
+    rt.block_on(async {
+        let system = ActorSystem::new("bench-spawn-actor").expect("system");
+        let parent = system
+            .spawn_anonymous(Props::new(|| Parent))
+            .expect("spawn");
+        let spawn_time = parent
+            .ask(|r| (SPAWNS, r), Duration::from_secs(600))
+            .await
+            .expect("parent spawned its children");
+        println!(
+            "(d'') spawn {SPAWNS} actors from an actor (children of one parent): {:.0} k spawns/s",
+            SPAWNS as f64 / spawn_time.as_secs_f64() / 1e3
+        );
+        system.terminate().await;
     });
 
     // (d') spawn rate on a current-thread runtime: the framework's own cost, without the

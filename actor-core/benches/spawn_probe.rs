@@ -1,7 +1,8 @@
 //! Profiling aid (not part of the suite): spawns 1M idle actors, on a current-thread runtime
-//! by default or from a task on a two-worker multi-thread runtime with `SPAWN_MT=1`.
+//! by default or on a two-worker multi-thread runtime with `SPAWN_MT=1`; from a task by
+//! default, or from an actor's handler (as children of one parent) with `SPAWN_FROM_ACTOR=1`.
 use actor_core::*;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 struct Idle;
 impl Actor for Idle {
     type Msg = ();
@@ -9,8 +10,23 @@ impl Actor for Idle {
         Ok(())
     }
 }
+/// Spawns `n` children when asked and answers with the time it took.
+struct Parent;
+impl Actor for Parent {
+    type Msg = (usize, ReplyTo<Duration>);
+    async fn handle(&mut self, (n, r): Self::Msg, ctx: &mut Context<Self>) -> ActorResult {
+        let props = Props::new(|| Idle);
+        let t = Instant::now();
+        for _ in 0..n {
+            ctx.spawn_anonymous(props.clone())?;
+        }
+        r.reply(t.elapsed());
+        Ok(())
+    }
+}
 fn main() {
     let multi_thread = std::env::var_os("SPAWN_MT").is_some();
+    let from_actor = std::env::var_os("SPAWN_FROM_ACTOR").is_some();
     let rt = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -24,16 +40,28 @@ fn main() {
     .expect("rt");
     rt.block_on(async {
         let system = ActorSystem::new("p").expect("system");
-        let spawner = tokio::spawn(async move {
-            let props = Props::new(|| Idle);
-            let t = Instant::now();
-            let n = 1_000_000;
-            for _ in 0..n {
-                system.spawn_anonymous(props.clone()).expect("spawn");
-            }
-            println!("{:.0} k/s", n as f64 / t.elapsed().as_secs_f64() / 1e3);
-        });
-        let _ = spawner.await;
+        let n = 1_000_000;
+        let elapsed = if from_actor {
+            let parent = system
+                .spawn_anonymous(Props::new(|| Parent))
+                .expect("spawn");
+            parent
+                .ask(|r| (n, r), Duration::from_secs(600))
+                .await
+                .expect("parent")
+        } else {
+            tokio::spawn(async move {
+                let props = Props::new(|| Idle);
+                let t = Instant::now();
+                for _ in 0..n {
+                    system.spawn_anonymous(props.clone()).expect("spawn");
+                }
+                t.elapsed()
+            })
+            .await
+            .expect("spawner")
+        };
+        println!("{:.0} k/s", n as f64 / elapsed.as_secs_f64() / 1e3);
         std::process::exit(0);
     });
 }

@@ -638,16 +638,27 @@ impl<A: Actor> Runner<A> {
 
         let watchers = core.mark_dead();
         let cell = self.ctx.cell.clone();
+        // a message's `Drop` is user code: a panic in one must neither keep the other messages
+        // from dead letters nor the watchers and the parent from hearing of this stop (the
+        // parent would wait for it for good)
+        let dead_letter = |env: Envelope<A::Msg>| {
+            let published = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                cell.dead_letter(env, DeadLetterReason::RecipientDead)
+            }));
+            if let Err(p) = published {
+                tracing::error!(actor = %cell.core.id, panic = %panic_message(p), "dropping a message left in the mailbox panicked");
+            }
+        };
         if let Some(mut r) = self.ctx.rare.take() {
             for m in r.front.drain(..).chain(r.stash.drain(..)) {
-                cell.dead_letter(Envelope::User(m), DeadLetterReason::RecipientDead);
+                dead_letter(Envelope::User(m));
             }
         }
         for env in std::mem::take(&mut self.batch)
             .into_iter()
             .chain(cell.mailbox.close())
         {
-            cell.dead_letter(env, DeadLetterReason::RecipientDead);
+            dead_letter(env);
         }
         core.system.event_stream.unsubscribe_all(&id);
         tracing::debug!(actor = %id, "stopped");

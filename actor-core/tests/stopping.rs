@@ -235,3 +235,54 @@ async fn a_stop_does_not_wait_behind_queued_user_messages() {
     assert_eq!(kit.system().dead_letter_count() - before, QUEUED);
     kit.shutdown().await;
 }
+
+/// Panics when dropped unhandled.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a queued message's Drop panicked");
+    }
+}
+
+enum Leftover {
+    StopNow,
+    Payload(PanicsOnDrop),
+}
+
+struct StopsFirst;
+
+impl Actor for StopsFirst {
+    type Msg = Leftover;
+    async fn handle(&mut self, msg: Leftover, ctx: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Leftover::StopNow => ctx.stop(),
+            Leftover::Payload(p) => std::mem::forget(p),
+        }
+        Ok(())
+    }
+}
+
+/// A message left in the mailbox whose `Drop` panics, dropped as the actor stops: the watchers
+/// still get `Terminated` and the system still terminates (before: the panic unwound out of
+/// the run loop's last step, so the parent never heard of the stop and termination hung).
+#[tokio::test]
+async fn a_panicking_drop_of_a_leftover_message_does_not_hide_the_stop() {
+    let kit = TestKit::new("leftover");
+    let actor = kit
+        .system()
+        .spawn(Props::new(|| StopsFirst), "stops-first")
+        .unwrap();
+    let watcher = kit.probe::<()>();
+    watcher.watch(&actor).await;
+    actor.tell(Leftover::StopNow);
+    actor.tell(Leftover::Payload(PanicsOnDrop));
+    watcher.expect_terminated(&actor).await;
+    let system = kit.system().clone();
+    assert!(
+        tokio::time::timeout(secs(30), system.terminate())
+            .await
+            .is_ok(),
+        "termination hung after the panicking drop"
+    );
+}

@@ -8,44 +8,12 @@ use std::time::Duration;
 
 mod common;
 
-use common::{one_thread, two_threads};
+use common::{Echo, Idle, one_thread, rally, two_threads};
 
-use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
+use actor_core::{Actor, ActorResult, ActorSystem, Context, Props};
 
 /// A failure deadline for waits on real time (the waits end as soon as the event happens).
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Bounces a ball back and forth with a partner; reports to `done` after its last return.
-struct Player {
-    partner: Option<ActorRef<Rally>>,
-    left: u32,
-    done: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-enum Rally {
-    Partner(ActorRef<Rally>),
-    Ball,
-}
-
-impl Actor for Player {
-    type Msg = Rally;
-    async fn handle(&mut self, msg: Rally, _: &mut Context<Self>) -> ActorResult {
-        match msg {
-            Rally::Partner(p) => self.partner = Some(p),
-            Rally::Ball => {
-                if self.left == 0 {
-                    let _ = self.done.send(());
-                } else {
-                    self.left -= 1;
-                    if let Some(p) = &self.partner {
-                        p.tell(Rally::Ball);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Thousands of actors wake each other across two worker threads, then all stop: every rally
 /// ends and termination completes. A lost wake would leave a rally (or the termination)
@@ -55,35 +23,8 @@ fn wakes_across_two_workers_are_never_lost() {
     let rt = two_threads();
     rt.block_on(async {
         let system = ActorSystem::new("rallies").unwrap();
-        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
         const PAIRS: usize = 2_000;
-        const BOUNCES: u32 = 50;
-        let mut servers = Vec::new();
-        for _ in 0..PAIRS {
-            let player = |left| {
-                let done = done.clone();
-                Props::new(move || Player {
-                    partner: None,
-                    left,
-                    done: done.clone(),
-                })
-            };
-            let a = system.spawn_anonymous(player(BOUNCES)).unwrap();
-            let b = system.spawn_anonymous(player(BOUNCES)).unwrap();
-            a.tell(Rally::Partner(b.clone()));
-            b.tell(Rally::Partner(a.clone()));
-            servers.push(a);
-        }
-        for a in &servers {
-            a.tell(Rally::Ball);
-        }
-        for n in 0..PAIRS {
-            let got = tokio::time::timeout(DEADLINE, finished.recv()).await;
-            assert!(
-                matches!(got, Ok(Some(()))),
-                "only {n} of {PAIRS} rallies ended"
-            );
-        }
+        rally(&system, &system, PAIRS, 101, DEADLINE).await;
         assert!(
             tokio::time::timeout(DEADLINE, system.terminate())
                 .await
@@ -104,16 +45,6 @@ impl Actor for Spinner {
     async fn handle(&mut self, (): (), ctx: &mut Context<Self>) -> ActorResult {
         self.spins.fetch_add(1, Ordering::Relaxed);
         ctx.myself().tell(());
-        Ok(())
-    }
-}
-
-struct Echo;
-
-impl Actor for Echo {
-    type Msg = ReplyTo<u32>;
-    async fn handle(&mut self, r: ReplyTo<u32>, _: &mut Context<Self>) -> ActorResult {
-        r.reply(7);
         Ok(())
     }
 }
@@ -285,15 +216,6 @@ fn dropping_the_runtime_drops_every_actor() {
             100,
             "every actor dropped with the runtime (multi-thread: {multi_thread})"
         );
-    }
-}
-
-struct Idle;
-
-impl Actor for Idle {
-    type Msg = ();
-    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
-        Ok(())
     }
 }
 

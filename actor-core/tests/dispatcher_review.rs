@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{one_thread, two_threads};
+use common::{Ball, Echo, one_thread, rally, two_threads};
 
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, ReplyTo};
 
@@ -18,17 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// an answer needs, short enough to keep a failing run fast.
 const FREE_THREAD_ANSWER: Duration = Duration::from_millis(500);
 
-/// Answers 7.
-struct Echo;
-
-impl Actor for Echo {
-    type Msg = ReplyTo<u32>;
-    async fn handle(&mut self, r: ReplyTo<u32>, _: &mut Context<Self>) -> ActorResult {
-        r.reply(7);
-        Ok(())
-    }
-}
-
+/// What a [`Target`] takes.
 enum Probe {
     Hit,
     Count(ReplyTo<usize>),
@@ -212,35 +202,6 @@ async fn virtual_time_advances_while_every_actor_waits() {
     system.terminate().await;
 }
 
-/// Forwards each ball to its partner, which may live in another system.
-struct Relay {
-    partner: Option<ActorRef<Ball>>,
-    done: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-enum Ball {
-    Partner(ActorRef<Ball>),
-    Bounce(u32),
-}
-
-impl Actor for Relay {
-    type Msg = Ball;
-    async fn handle(&mut self, msg: Ball, _: &mut Context<Self>) -> ActorResult {
-        match msg {
-            Ball::Partner(p) => self.partner = Some(p),
-            Ball::Bounce(0) => {
-                let _ = self.done.send(());
-            }
-            Ball::Bounce(n) => {
-                if let Some(p) = &self.partner {
-                    p.tell(Ball::Bounce(n - 1));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Rallies between actors of two systems on one runtime: every rally ends, and both systems
 /// terminate.
 #[test]
@@ -249,34 +210,7 @@ fn rallies_between_two_systems_on_one_runtime_end() {
     rt.block_on(async {
         let left = ActorSystem::new("left").unwrap();
         let right = ActorSystem::new("right").unwrap();
-        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
-        const PAIRS: usize = 200;
-        let mut servers = Vec::new();
-        for _ in 0..PAIRS {
-            let relay = |system: &ActorSystem| {
-                let done = done.clone();
-                system
-                    .spawn_anonymous(Props::new(move || Relay {
-                        partner: None,
-                        done: done.clone(),
-                    }))
-                    .unwrap()
-            };
-            let (a, b) = (relay(&left), relay(&right));
-            a.tell(Ball::Partner(b.clone()));
-            b.tell(Ball::Partner(a.clone()));
-            servers.push(a);
-        }
-        for a in &servers {
-            a.tell(Ball::Bounce(101));
-        }
-        for n in 0..PAIRS {
-            let got = tokio::time::timeout(DEADLINE, finished.recv()).await;
-            assert!(
-                matches!(got, Ok(Some(()))),
-                "only {n} of {PAIRS} rallies ended"
-            );
-        }
+        rally(&left, &right, 200, 101, DEADLINE).await;
         let both = async { tokio::join!(left.terminate(), right.terminate()) };
         assert!(tokio::time::timeout(DEADLINE, both).await.is_ok());
     });
@@ -474,58 +408,63 @@ impl Actor for WaitsForHelper {
     }
 }
 
-/// A handler that wakes an actor and then blocks its thread waiting for that actor's answer
-/// gets it from the other thread, with nothing else happening in the system: in
-/// `block_in_place` (the sanctioned way to block) and also blocking plainly. The woken actor
-/// must reach a worker that an idle thread can run: a parked worker woken from a worker
-/// thread sits in that thread's LIFO slot, which only `block_in_place` hands on.
+/// A handler that wakes an actor and then blocks its thread in `block_in_place` (the
+/// sanctioned way to block) waiting for that actor's answer gets it from the other thread,
+/// with nothing else happening in the system. The woken actor must reach a worker that an
+/// idle thread can run: a parked worker woken from a worker thread sits in that thread's LIFO
+/// slot, which only `block_in_place` hands on.
+///
+/// Blocking plainly (`in_place: false`) works too in nearly every run, thanks to the no-op
+/// spawn that pushes the woken worker out of the LIFO slot, but it is not guaranteed: the
+/// worker then sits in the blocked thread's run queue, and tokio steals from there only if
+/// another thread is awake to look (it failed once in 20 loops of the whole file on two busy
+/// cores). So only the sanctioned way is asserted.
 #[test]
 fn a_handler_blocking_on_an_actor_it_woke_gets_the_answer() {
     let rt = two_threads();
-    for in_place in [true, false] {
-        for round in 0..3 {
-            let got = rt.block_on(async {
-                let system = ActorSystem::new("delegate").unwrap();
-                let helper = system.spawn(Props::new(|| SyncAnswer), "helper").unwrap();
-                let (outcome, outcome_rx) = std::sync::mpsc::channel();
-                let waiter = system
-                    .spawn(
-                        Props::new(move || WaitsForHelper {
-                            helper: helper.clone(),
-                            in_place,
-                            outcome: outcome.clone(),
-                        }),
-                        "waiter",
-                    )
-                    .unwrap();
-                // both actors started and idle, both workers parked (most of the time)
-                let (to, answer) = std::sync::mpsc::channel();
-                system
-                    .lookup::<std::sync::mpsc::Sender<u32>>(
-                        &actor_core::ActorPath::parse("actor://delegate/user/helper").unwrap(),
-                    )
-                    .unwrap()
-                    .tell(to);
-                let got = tokio::task::spawn_blocking(move || {
-                    answer.recv_timeout(DEADLINE).ok()?;
-                    waiter.tell(());
-                    outcome_rx.recv_timeout(DEADLINE).ok()
-                })
-                .await
+    let in_place = true;
+    for round in 0..3 {
+        let got = rt.block_on(async {
+            let system = ActorSystem::new("delegate").unwrap();
+            let helper = system.spawn(Props::new(|| SyncAnswer), "helper").unwrap();
+            let (outcome, outcome_rx) = std::sync::mpsc::channel();
+            let waiter = system
+                .spawn(
+                    Props::new(move || WaitsForHelper {
+                        helper: helper.clone(),
+                        in_place,
+                        outcome: outcome.clone(),
+                    }),
+                    "waiter",
+                )
                 .unwrap();
-                assert!(
-                    tokio::time::timeout(DEADLINE, system.terminate())
-                        .await
-                        .is_ok()
-                );
-                got
-            });
-            assert_eq!(
-                got,
-                Some(Ok(9)),
-                "round {round}, in_place: {in_place}: the woken actor answered"
+            // both actors started and idle, both workers parked (most of the time)
+            let (to, answer) = std::sync::mpsc::channel();
+            system
+                .lookup::<std::sync::mpsc::Sender<u32>>(
+                    &actor_core::ActorPath::parse("actor://delegate/user/helper").unwrap(),
+                )
+                .unwrap()
+                .tell(to);
+            let got = tokio::task::spawn_blocking(move || {
+                answer.recv_timeout(DEADLINE).ok()?;
+                waiter.tell(());
+                outcome_rx.recv_timeout(DEADLINE).ok()
+            })
+            .await
+            .unwrap();
+            assert!(
+                tokio::time::timeout(DEADLINE, system.terminate())
+                    .await
+                    .is_ok()
             );
-        }
+            got
+        });
+        assert_eq!(
+            got,
+            Some(Ok(9)),
+            "round {round}, in_place: {in_place}: the woken actor answered"
+        );
     }
 }
 

@@ -275,3 +275,95 @@ pub fn one_thread() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Answers every request with 7.
+pub struct Echo;
+
+impl Actor for Echo {
+    type Msg = ReplyTo<u32>;
+    async fn handle(&mut self, r: ReplyTo<u32>, _: &mut Context<Self>) -> ActorResult {
+        r.reply(7);
+        Ok(())
+    }
+}
+
+/// Does nothing with its messages.
+pub struct Idle;
+
+impl Actor for Idle {
+    type Msg = ();
+    async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+}
+
+/// What a [`Relay`] takes: its partner, or the ball with the hops left.
+pub enum Ball {
+    /// The actor to pass the ball to.
+    Partner(ActorRef<Ball>),
+    /// The ball, with this many hops left (or, for an endless rally, made so far).
+    Bounce(u32),
+}
+
+/// Passes the ball to its partner until no hops are left, then reports to `done`.
+pub struct Relay {
+    pub partner: Option<ActorRef<Ball>>,
+    pub done: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl Actor for Relay {
+    type Msg = Ball;
+    async fn handle(&mut self, msg: Ball, _: &mut Context<Self>) -> ActorResult {
+        match msg {
+            Ball::Partner(p) => self.partner = Some(p),
+            Ball::Bounce(0) => {
+                let _ = self.done.send(());
+            }
+            Ball::Bounce(n) => {
+                if let Some(p) = &self.partner {
+                    p.tell(Ball::Bounce(n - 1));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Plays `pairs` rallies of `hops` hops, each between an actor of `left` and one of `right`
+/// (the same system or two), and waits until every rally has ended; fails naming how many
+/// ended when one has not within `deadline`.
+pub async fn rally(
+    left: &actor_core::ActorSystem,
+    right: &actor_core::ActorSystem,
+    pairs: usize,
+    hops: u32,
+    deadline: Duration,
+) {
+    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    let relay = |system: &actor_core::ActorSystem| {
+        let done = done.clone();
+        system
+            .spawn_anonymous(Props::new(move || Relay {
+                partner: None,
+                done: done.clone(),
+            }))
+            .unwrap()
+    };
+    let mut servers = Vec::new();
+    for _ in 0..pairs {
+        let (a, b) = (relay(left), relay(right));
+        a.tell(Ball::Partner(b.clone()));
+        b.tell(Ball::Partner(a.clone()));
+        servers.push(a);
+    }
+    for a in &servers {
+        a.tell(Ball::Bounce(hops));
+    }
+    for n in 0..pairs {
+        let got = tokio::time::timeout(deadline, finished.recv()).await;
+        assert!(
+            matches!(got, Ok(Some(()))),
+            "only {n} of {pairs} rallies ended"
+        );
+    }
+}

@@ -17,7 +17,10 @@
 //! its worker threads in that thread's LIFO slot, which no other thread may steal from, so a
 //! no-op task is spawned behind the woken worker to push it out where an idle thread can
 //! steal it (see `Dispatcher::unpark_from_worker`): a handler that wakes an actor and then
-//! blocks its thread does not hold up that actor, nor the rest of the system.
+//! blocks its thread does not hold up the rest of the system, nor that actor when it blocks
+//! in `block_in_place`. Blocking plainly, the woken worker sits in the blocked thread's run
+//! queue, which tokio drains only when another thread happens to look: nearly always, not
+//! guaranteed.
 //!
 //! Fairness: an actor gives up its turn after [`crate::runner::THROUGHPUT`] messages in a
 //! row (Akka's dispatcher throughput), and a worker hands control back to tokio after

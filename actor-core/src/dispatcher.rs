@@ -22,6 +22,15 @@
 //! queue, which tokio drains only when another thread happens to look: nearly always, not
 //! guaranteed.
 //!
+//! Wakes from plain tasks: a tokio task (not an actor) that wakes idle actors, by spawning
+//! or telling them, wakes one parked worker and queues the next actors behind it while that
+//! worker has not run yet, up to [`LAZY_BATCH`] of them. Woken from a runtime thread, the
+//! worker waits in that thread's LIFO slot until the task's poll ends, as any tokio task
+//! woken there does; a worker woken per actor instead would push the previous one out and
+//! wake an idle runtime thread every time, a system call that took a fifth of a spawning
+//! task's time. Past the batch, the next wake pushes the first worker out to where an idle
+//! thread steals it, so a long poll holds up at most a batch of actors.
+//!
 //! Fairness: an actor gives up its turn after [`crate::runner::THROUGHPUT`] messages in a
 //! row (Akka's dispatcher throughput), and a worker hands control back to tokio after
 //! [`YIELD_AFTER`] actor runs or [`MESSAGES_PER_POLL`] messages, or sooner when tokio's
@@ -64,6 +73,8 @@ thread_local! {
     static POLLING: Cell<usize> = const { Cell::new(0) };
     /// That worker has woken a parked one during this poll.
     static UNPARKED: Cell<bool> = const { Cell::new(false) };
+    /// The dispatcher (address) and worker this thread last woke from outside any worker.
+    static WOKEN: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 /// Marks this thread as polling a worker of `dispatcher` until dropped.
@@ -93,6 +104,10 @@ impl Drop for PollingGuard {
 pub(crate) fn note_handled() {
     HANDLED.with(|h| h.set(h.get().wrapping_add(1)));
 }
+
+/// A plain task queues at most this many ready actors behind a worker it woke that has not
+/// run yet before it wakes another (see `Dispatcher::schedule_from_task`).
+pub(crate) const LAZY_BATCH: usize = 256;
 
 /// A worker takes at most this many ready actors from the shared queue at once.
 pub(crate) const TAKE_AT_MOST: usize = 8;
@@ -264,6 +279,8 @@ pub(crate) struct Dispatcher {
     queued: AtomicUsize,
     /// One bit per parked worker.
     parked: AtomicU64,
+    /// One bit per worker woken from outside a worker and not polled since.
+    waking: AtomicU64,
     /// Each worker's seat: its waker while parked, and a cell handed to it directly.
     seats: Box<[Mutex<Seat>]>,
     /// The system has terminated: workers end once the queue is empty.
@@ -301,6 +318,7 @@ impl Dispatcher {
             ready: Mutex::new(VecDeque::new()),
             queued: AtomicUsize::new(0),
             parked: AtomicU64::new(0),
+            waking: AtomicU64::new(0),
             seats: (0..workers).map(|_| Mutex::new(Seat::default())).collect(),
             terminated: AtomicBool::new(false),
             shut: AtomicBool::new(false),
@@ -341,13 +359,14 @@ impl Dispatcher {
             }
             return;
         }
-        // woken by an actor of another system that a worker runs on this thread: the worker
-        // woken here must not stay in this thread's LIFO slot either
-        let from_worker = polling != 0;
+        if polling == 0 {
+            self.schedule_from_task(cell);
+            return;
+        }
+        // Woken by an actor of another system that a worker runs on this thread: the worker
+        // woken here must not stay in this thread's LIFO slot either.
         let Err(cell) = self.hand_over(cell) else {
-            if from_worker {
-                self.push_out_of_lifo();
-            }
+            self.push_out_of_lifo();
             return;
         };
         if let Some(cell) = self.enqueue(cell) {
@@ -360,10 +379,69 @@ impl Dispatcher {
             && let Some(index) = self.claim(parked)
         {
             self.wake_seat(index, None);
-            if from_worker {
-                self.push_out_of_lifo();
+            self.push_out_of_lifo();
+        }
+    }
+
+    /// [`Dispatcher::schedule`] outside any worker's poll (a plain task or thread).
+    ///
+    /// A worker this thread woke that has not run yet takes the cell along, until
+    /// [`LAZY_BATCH`] cells are queued. On a tokio worker thread that worker waits in the
+    /// thread's LIFO slot until the current task's poll ends (tokio's own order for a task
+    /// woken there); waking a second one for every further actor would push the first out
+    /// and wake an idle runtime thread each time, a system call that cost a spawning task
+    /// a fifth of its time. The batch bound keeps a long poll from holding up more than that.
+    fn schedule_from_task(&self, cell: Arc<dyn CellHandle>) {
+        let (addr, last) = WOKEN.with(Cell::get);
+        let mut cell = Some(cell);
+        if addr == self.addr()
+            && self.is_waking(last)
+            && self.queued.load(Ordering::Relaxed) < LAZY_BATCH
+        {
+            if let Some(gone) = cell.take().and_then(|c| self.enqueue(c)) {
+                gone.discard_task();
+                return;
+            }
+            // read after the store of `queued`: a worker that cleared its bit before this
+            // read parks only after reading `queued`, so it sees the cell
+            if self.is_waking(last) {
+                return;
             }
         }
+        if let Some(c) = cell.take() {
+            let parked = self.parked.load(Ordering::SeqCst);
+            if parked != 0
+                && let Some(index) = self.claim(parked)
+            {
+                self.wake_from_task(index, Some(c));
+                return;
+            }
+            if let Some(gone) = self.enqueue(c) {
+                gone.discard_task();
+                return;
+            }
+        }
+        // pairs with `park`: a worker sets its bit, then reads `queued`
+        let parked = self.parked.load(Ordering::SeqCst);
+        if parked != 0
+            && let Some(index) = self.claim(parked)
+        {
+            self.wake_from_task(index, None);
+        }
+    }
+
+    /// Wakes worker `index` (claimed) from outside any worker, handing it `cell`, and
+    /// remembers it as this thread's worker in flight.
+    fn wake_from_task(&self, index: usize, cell: Option<Arc<dyn CellHandle>>) {
+        // set before the wake, so the worker's first poll clears it
+        self.waking.fetch_or(1 << index, Ordering::SeqCst);
+        WOKEN.with(|w| w.set((self.addr(), index)));
+        self.wake_seat(index, cell);
+    }
+
+    /// Whether worker `index` was woken from outside a worker and has not been polled since.
+    fn is_waking(&self, index: usize) -> bool {
+        self.waking.load(Ordering::SeqCst) & (1 << index) != 0
     }
 
     /// Puts `cell` at the back of the ready queue; gives it back once the runtime is gone
@@ -608,6 +686,9 @@ impl Future for Worker {
         let this = self.get_mut();
         let dispatcher = &this.system.dispatcher;
         let index = this.index;
+        if dispatcher.waking.load(Ordering::Relaxed) & (1 << index) != 0 {
+            dispatcher.waking.fetch_and(!(1 << index), Ordering::SeqCst);
+        }
         let mut next = None;
         if this.parked {
             next = dispatcher.take_handed(index);

@@ -77,6 +77,15 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// The local cell behind this ref, if it is local.
+    #[inline]
+    pub(crate) fn local_cell(&self) -> Option<&Arc<LocalCell<M>>> {
+        match &self.inner {
+            RefInner::Local(c) => Some(c),
+            RefInner::Backend(_) => None,
+        }
+    }
+
     /// A ref backed by something other than a local cell (a remote actor, an adapter).
     pub fn from_backend(backend: Arc<dyn RefBackend<M>>) -> Self {
         ActorRef {

@@ -53,7 +53,7 @@ impl<M> Default for Rare<M> {
 
 /// The actor's view of itself and the runtime, passed to every hook.
 pub struct Context<A: Actor> {
-    pub(crate) cell: Arc<LocalCell<A::Msg>>,
+    /// A local ref: it holds the actor's cell (see [`Context::cell`]).
     myself: ActorRef<A::Msg>,
     system: ActorSystem,
     pub(crate) props: Recipe<A>,
@@ -63,17 +63,25 @@ pub struct Context<A: Actor> {
 impl<A: Actor> Context<A> {
     pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: Recipe<A>) -> Self {
         Context {
-            myself: ActorRef::local(cell.clone()),
-            cell,
+            myself: ActorRef::local(cell),
             system,
             props,
             rare: None,
         }
     }
 
+    /// This actor's cell (a context keeps it once, in its own local ref).
+    #[inline]
+    pub(crate) fn cell(&self) -> &Arc<LocalCell<A::Msg>> {
+        match self.myself.local_cell() {
+            Some(cell) => cell,
+            None => unreachable!("a context's own ref is made from its cell"),
+        }
+    }
+
     /// This cell without its message type.
     fn handle(&self) -> Arc<dyn CellHandle> {
-        self.cell.clone()
+        self.cell().clone()
     }
 
     pub(crate) fn rare(&mut self) -> &mut Rare<A::Msg> {
@@ -92,12 +100,12 @@ impl<A: Actor> Context<A> {
 
     /// This actor's path.
     pub fn path(&self) -> &ActorPath {
-        self.cell.core.id.path()
+        self.cell().core.id.path()
     }
 
     /// This incarnation's identity.
     pub fn id(&self) -> &ActorId {
-        &self.cell.core.id
+        &self.cell().core.id
     }
 
     /// Spawns a child named `name`.
@@ -127,7 +135,7 @@ impl<A: Actor> Context<A> {
     /// A typed ref to the child named `name`, if it exists and takes `M`.
     pub fn child<M: Send + 'static>(&self, name: &str) -> Option<ActorRef<M>> {
         let child = self
-            .cell
+            .cell()
             .core
             .children
             .lock()
@@ -143,7 +151,7 @@ impl<A: Actor> Context<A> {
 
     /// The paths of the current children (including ones still stopping).
     pub fn children(&self) -> Vec<ActorPath> {
-        self.cell
+        self.cell()
             .core
             .child_list()
             .iter()
@@ -153,13 +161,16 @@ impl<A: Actor> Context<A> {
 
     /// Stops this actor after the current hook returns.
     pub fn stop(&mut self) {
-        self.cell.core.stop_requested.store(true, Ordering::Relaxed);
+        self.cell()
+            .core
+            .stop_requested
+            .store(true, Ordering::Relaxed);
     }
 
     /// Stops a child; false if `child` is not a child of this actor.
     pub fn stop_child<M: Send + 'static>(&mut self, child: &ActorRef<M>) -> bool {
         let found = self
-            .cell
+            .cell()
             .core
             .children
             .lock()
@@ -218,7 +229,7 @@ impl<A: Actor> Context<A> {
 
     /// Sends `msg` to self once after `delay`, replacing any timer with the same key.
     pub fn start_single_timer(&mut self, key: impl Into<TimerKey>, delay: Duration, msg: A::Msg) {
-        let cell = self.cell.clone();
+        let cell = self.cell().clone();
         self.rare()
             .timers
             .start_single(&cell, key.into(), delay, msg);
@@ -233,7 +244,7 @@ impl<A: Actor> Context<A> {
     ) where
         A::Msg: Clone,
     {
-        let cell = self.cell.clone();
+        let cell = self.cell().clone();
         self.rare()
             .timers
             .start_periodic(&cell, key.into(), interval, false, msg);
@@ -248,7 +259,7 @@ impl<A: Actor> Context<A> {
     ) where
         A::Msg: Clone,
     {
-        let cell = self.cell.clone();
+        let cell = self.cell().clone();
         self.rare()
             .timers
             .start_periodic(&cell, key.into(), interval, true, msg);

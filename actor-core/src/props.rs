@@ -18,8 +18,12 @@ pub struct Props<A: Actor> {
     pub(crate) mailbox: MailboxConfig,
 }
 
-/// The part of [`Props`] a running actor keeps (the mailbox is built once, at spawn).
-pub(crate) struct Recipe<A: Actor> {
+/// The part of [`Props`] a running actor keeps (the mailbox is built once, at spawn). Shared
+/// by every actor spawned from the same props: one pointer in each actor's run loop.
+pub(crate) struct Recipe<A: Actor>(Arc<RecipeParts<A>>);
+
+/// What a [`Recipe`] holds.
+pub(crate) struct RecipeParts<A: Actor> {
     factory: Arc<dyn Fn() -> A + Send + Sync>,
     pub(crate) supervisor: SupervisorStrategy,
     pub(crate) stash_capacity: usize,
@@ -27,13 +31,32 @@ pub(crate) struct Recipe<A: Actor> {
 
 impl<A: Actor> Recipe<A> {
     pub(crate) fn create(&self) -> A {
-        (self.factory)()
+        (self.0.factory)()
+    }
+
+    /// The parts, copied first if other props share them.
+    fn parts_mut(&mut self) -> &mut RecipeParts<A> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<A: Actor> std::ops::Deref for Recipe<A> {
+    type Target = RecipeParts<A>;
+
+    fn deref(&self) -> &RecipeParts<A> {
+        &self.0
     }
 }
 
 impl<A: Actor> Clone for Recipe<A> {
     fn clone(&self) -> Self {
-        Recipe {
+        Recipe(self.0.clone())
+    }
+}
+
+impl<A: Actor> Clone for RecipeParts<A> {
+    fn clone(&self) -> Self {
+        RecipeParts {
             factory: self.factory.clone(),
             supervisor: self.supervisor.clone(),
             stash_capacity: self.stash_capacity,
@@ -45,11 +68,11 @@ impl<A: Actor> Props<A> {
     /// Props that build each instance with `factory`.
     pub fn new(factory: impl Fn() -> A + Send + Sync + 'static) -> Self {
         Props {
-            recipe: Recipe {
+            recipe: Recipe(Arc::new(RecipeParts {
                 factory: Arc::new(factory),
                 supervisor: SupervisorStrategy::default(),
                 stash_capacity: DEFAULT_STASH_CAPACITY,
-            },
+            })),
             mailbox: MailboxConfig::default(),
         }
     }
@@ -70,13 +93,13 @@ impl<A: Actor> Props<A> {
 
     /// How this actor supervises its children (the default restarts them).
     pub fn supervisor(mut self, strategy: SupervisorStrategy) -> Self {
-        self.recipe.supervisor = strategy;
+        self.recipe.parts_mut().supervisor = strategy;
         self
     }
 
     /// How many messages [`Context::stash`](crate::Context::stash) keeps.
     pub fn with_stash_capacity(mut self, capacity: usize) -> Self {
-        self.recipe.stash_capacity = capacity;
+        self.recipe.parts_mut().stash_capacity = capacity;
         self
     }
 }
@@ -98,5 +121,39 @@ impl<A: Actor> fmt::Debug for Props<A> {
             .field("supervisor", &self.recipe.supervisor)
             .field("stash_capacity", &self.recipe.stash_capacity)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActorResult, Context};
+
+    struct Quiet;
+    impl Actor for Quiet {
+        type Msg = ();
+        async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+            Ok(())
+        }
+    }
+
+    /// Clones share their recipe until one is changed.
+    #[test]
+    fn changing_a_clone_of_props_leaves_the_original_alone() {
+        let original = Props::new(|| Quiet);
+        let changed = original
+            .clone()
+            .with_stash_capacity(5)
+            .supervisor(SupervisorStrategy::stopping());
+        assert_eq!(original.recipe.stash_capacity, DEFAULT_STASH_CAPACITY);
+        assert_eq!(changed.recipe.stash_capacity, 5);
+        assert_eq!(
+            format!("{:?}", original.recipe.supervisor),
+            format!("{:?}", SupervisorStrategy::default())
+        );
+        assert_eq!(
+            format!("{:?}", changed.recipe.supervisor),
+            format!("{:?}", SupervisorStrategy::stopping())
+        );
     }
 }

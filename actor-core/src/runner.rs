@@ -248,7 +248,7 @@ impl<A: Actor> Runner<A> {
 
     /// Removes a terminated child from the children; true if it was one.
     fn child_terminated(&mut self, id: &ActorId) -> bool {
-        let mut children = self.ctx.cell.core.children.lock();
+        let mut children = self.ctx.cell().core.children.lock();
         let name = id.path().name_bytes();
         let is_child = id.path().parent() == Some(self.ctx.path())
             && children
@@ -274,7 +274,7 @@ impl<A: Actor> Runner<A> {
     fn queue_signal(&mut self, actor: ActorId) {
         let was_child = self.child_terminated(&actor);
         self.ctx
-            .cell
+            .cell()
             .mailbox
             .push_signal(Envelope::Signal { actor, was_child });
     }
@@ -286,8 +286,8 @@ impl<A: Actor> Runner<A> {
             .as_mut()
             .map(|c| std::mem::take(&mut c.deferred))
             .unwrap_or_default();
-        if self.ctx.cell.core.has_system() {
-            msgs.extend(self.ctx.cell.core.take_system());
+        if self.ctx.cell().core.has_system() {
+            msgs.extend(self.ctx.cell().core.take_system());
         }
         msgs
     }
@@ -316,13 +316,13 @@ impl<A: Actor> Runner<A> {
 
     async fn process(&mut self) -> State {
         loop {
-            if (self.ctx.cell.core.has_system()
+            if (self.ctx.cell().core.has_system()
                 || self.cold.as_ref().is_some_and(|c| !c.deferred.is_empty()))
                 && let Some(next) = self.system_while_running()
             {
                 return next;
             }
-            if self.ctx.cell.core.stop_requested.load(Ordering::Relaxed) {
+            if self.ctx.cell().core.stop_requested.load(Ordering::Relaxed) {
                 return State::Stopping;
             }
             let front = self.ctx.rare.as_mut().and_then(|r| r.front.pop_front());
@@ -395,7 +395,7 @@ impl<A: Actor> Runner<A> {
     /// Waits until the mailbox has envelopes (moved into `batch`), a system message is
     /// waiting, or the receive timeout fires (its message is then put in `batch`).
     async fn next_batch(&mut self) {
-        let cell = &self.ctx.cell;
+        let cell = &self.ctx.cell();
         let batch = &mut self.batch;
         let poll = std::future::poll_fn(|cx| {
             cell.mailbox
@@ -433,7 +433,7 @@ impl<A: Actor> Runner<A> {
     /// Decides a child's failure with this actor's strategy; `Some` when this actor must fail
     /// itself (escalation).
     fn supervise(&mut self, child_id: ActorId, failure: Failure) -> Option<State> {
-        let cell = self.ctx.cell.clone();
+        let cell = self.ctx.cell().clone();
         let core = &cell.core;
         let child = core
             .children
@@ -503,7 +503,7 @@ impl<A: Actor> Runner<A> {
         if failure.is_panic() || failure.phase() != FailurePhase::Escalated {
             tracing::error!(actor = %self.ctx.id(), %failure, "actor failed");
         }
-        let core = &self.ctx.cell.core;
+        let core = &self.ctx.cell().core;
         match &core.parent {
             Some(p) => p.send_system(SystemMsg::Failed {
                 child: core.id.clone(),
@@ -539,17 +539,17 @@ impl<A: Actor> Runner<A> {
                     return next;
                 }
             }
-            system_pending(&self.ctx.cell).await;
+            system_pending(self.ctx.cell()).await;
         }
     }
 
     /// Stops every child and waits until all have terminated. A stop requested meanwhile is
     /// remembered in `stop_pending`.
     async fn stop_children(&mut self) {
-        for c in self.ctx.cell.core.child_list() {
+        for c in self.ctx.cell().core.child_list() {
             c.send_system(SystemMsg::Stop);
         }
-        while !self.ctx.cell.core.children.lock().by_name.is_empty() {
+        while !self.ctx.cell().core.children.lock().by_name.is_empty() {
             let mut msgs = self.take_system();
             while let Some(msg) = msgs.pop_front() {
                 match msg {
@@ -557,7 +557,7 @@ impl<A: Actor> Runner<A> {
                     // other watched actors are, after the restart
                     SystemMsg::Terminated(id) => {
                         if !self.child_terminated(&id) {
-                            self.ctx.cell.mailbox.push_signal(Envelope::Signal {
+                            self.ctx.cell().mailbox.push_signal(Envelope::Signal {
                                 actor: id,
                                 was_child: false,
                             });
@@ -567,15 +567,15 @@ impl<A: Actor> Runner<A> {
                     SystemMsg::Failed { .. } | SystemMsg::Resume | SystemMsg::Restart(_) => {}
                 }
             }
-            if self.ctx.cell.core.children.lock().by_name.is_empty() {
+            if self.ctx.cell().core.children.lock().by_name.is_empty() {
                 break;
             }
-            system_pending(&self.ctx.cell).await;
+            system_pending(self.ctx.cell()).await;
         }
     }
 
     async fn restart(&mut self, failure: Failure) -> State {
-        if self.ctx.cell.core.stop_requested.load(Ordering::Relaxed) {
+        if self.ctx.cell().core.stop_requested.load(Ordering::Relaxed) {
             // `ctx.stop()` was called before the failure: stop rather than restart
             return State::Stopping;
         }
@@ -590,7 +590,7 @@ impl<A: Actor> Runner<A> {
         self.ctx.cancel_all_timers();
         self.ctx.cancel_receive_timeout();
         self.ctx
-            .cell
+            .cell()
             .core
             .stop_requested
             .store(false, Ordering::Relaxed);
@@ -613,7 +613,7 @@ impl<A: Actor> Runner<A> {
 
     /// Stops children, runs `stopped`, and tells watchers and the parent.
     async fn finish(mut self) {
-        let core = &self.ctx.cell.core;
+        let core = &self.ctx.cell().core;
         core.stopping
             .store(true, std::sync::atomic::Ordering::Release);
         core.children.lock().closed = true;
@@ -627,17 +627,16 @@ impl<A: Actor> Runner<A> {
         self.drop_actor();
         self.ctx.cancel_all_timers();
         // leave no registration behind at the actors this one watched
+        let cell = self.ctx.cell().clone();
+        let core = &cell.core;
+        let id = core.id.clone();
         if let Some(r) = self.ctx.rare.as_mut() {
-            let me = self.ctx.cell.core.id.clone();
             for (_, watch) in std::mem::take(&mut r.watching) {
-                (watch.unwatch)(&me);
+                (watch.unwatch)(&id);
             }
         }
-        let core = &self.ctx.cell.core;
-        let id = core.id.clone();
 
         let watchers = core.mark_dead();
-        let cell = self.ctx.cell.clone();
         // a message's `Drop` is user code: a panic in one must neither keep the other messages
         // from dead letters nor the watchers and the parent from hearing of this stop (the
         // parent would wait for it for good)

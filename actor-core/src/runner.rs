@@ -142,12 +142,25 @@ impl<A: Actor> Runner<A> {
     async fn states(&mut self) {
         let mut state = Box::pin(self.start()).await;
         loop {
-            state = match state {
-                State::Running => self.process().await,
-                State::Suspended(f) => Box::pin(self.suspended(f)).await,
-                State::Restarting(f) => Box::pin(self.restart(f)).await,
+            // `state` is moved whole before every await: a value kept across one, even a
+            // partly moved one, would sit in every idle actor's run loop
+            match state {
+                State::Running => {
+                    drop(state);
+                    state = self.process().await;
+                }
                 State::Stopping => break,
-            };
+                cold => state = Box::pin(self.cold_state(cold)).await,
+            }
+        }
+    }
+
+    /// A suspended or restarting actor's way back (or out), boxed by the caller.
+    async fn cold_state(&mut self, state: State) -> State {
+        match state {
+            State::Suspended(f) => self.suspended(f).await,
+            State::Restarting(f) => self.restart(f).await,
+            other => other,
         }
     }
 
@@ -315,7 +328,7 @@ impl<A: Actor> Runner<A> {
     }
 
     async fn process(&mut self) -> State {
-        loop {
+        'messages: loop {
             if (self.ctx.cell().core.has_system()
                 || self.cold.as_ref().is_some_and(|c| !c.deferred.is_empty()))
                 && let Some(next) = self.system_while_running()
@@ -326,51 +339,55 @@ impl<A: Actor> Runner<A> {
                 return State::Stopping;
             }
             let front = self.ctx.rare.as_mut().and_then(|r| r.front.pop_front());
-            let msg = if let Some(m) = front {
-                m
-            } else {
-                let env = match self.batch.pop_front() {
-                    Some(env) => env,
-                    None => {
-                        self.next_batch().await;
-                        match self.batch.pop_front() {
-                            Some(env) => env,
-                            // woken for a system message
-                            None => continue,
+            let msg = 'msg: {
+                if let Some(m) = front {
+                    break 'msg m;
+                }
+                // A termination signal is awaited after the envelope's scope ends: an await
+                // in its scope would keep the envelope in every idle actor's run loop.
+                let (actor, was_child) = {
+                    let env = match self.batch.pop_front() {
+                        Some(env) => env,
+                        None => {
+                            self.next_batch().await;
+                            match self.batch.pop_front() {
+                                Some(env) => env,
+                                // woken for a system message
+                                None => continue 'messages,
+                            }
                         }
+                    };
+                    match env {
+                        Envelope::User(m) => break 'msg m,
+                        Envelope::Timer {
+                            key,
+                            generation,
+                            msg,
+                        } => {
+                            let current = self
+                                .ctx
+                                .rare
+                                .as_mut()
+                                .is_some_and(|r| r.timers.accept(&key, generation));
+                            if !current {
+                                continue 'messages;
+                            }
+                            break 'msg msg;
+                        }
+                        Envelope::PoisonPill => return State::Stopping,
+                        Envelope::TimerDropped { key, generation } => {
+                            if let Some(r) = self.ctx.rare.as_mut() {
+                                r.timers.accept(&key, generation);
+                            }
+                            continue 'messages;
+                        }
+                        Envelope::Signal { actor, was_child } => (actor, was_child),
                     }
                 };
-                match env {
-                    Envelope::User(m) => m,
-                    Envelope::Timer {
-                        key,
-                        generation,
-                        msg,
-                    } => {
-                        let current = self
-                            .ctx
-                            .rare
-                            .as_mut()
-                            .is_some_and(|r| r.timers.accept(&key, generation));
-                        if !current {
-                            continue;
-                        }
-                        msg
-                    }
-                    Envelope::PoisonPill => return State::Stopping,
-                    Envelope::TimerDropped { key, generation } => {
-                        if let Some(r) = self.ctx.rare.as_mut() {
-                            r.timers.accept(&key, generation);
-                        }
-                        continue;
-                    }
-                    Envelope::Signal { actor, was_child } => {
-                        if let Err(f) = Box::pin(self.signal(actor, was_child)).await {
-                            return State::Suspended(f);
-                        }
-                        continue;
-                    }
+                if let Err(f) = Box::pin(self.signal(actor, was_child)).await {
+                    return State::Suspended(f);
                 }
+                continue 'messages;
             };
             if let Some(rt) = self
                 .ctx
@@ -394,31 +411,48 @@ impl<A: Actor> Runner<A> {
 
     /// Waits until the mailbox has envelopes (moved into `batch`), a system message is
     /// waiting, or the receive timeout fires (its message is then put in `batch`).
-    async fn next_batch(&mut self) {
-        let cell = &self.ctx.cell();
-        let batch = &mut self.batch;
+    ///
+    /// Not an `async fn`: without a receive timeout the wait is a bare poll of the mailbox, so
+    /// the run loop of an idle actor, which waits here, holds two pointers for it.
+    fn next_batch(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        let timed = self
+            .ctx
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.receive_timeout.is_some());
+        if timed {
+            // boxed: the timer is only in the task of an actor that uses a receive timeout
+            return Either::Right(Box::pin(self.next_batch_timed()));
+        }
+        let Runner { ctx, batch, .. } = self;
+        Either::Left(std::future::poll_fn(move |cx| {
+            let cell = ctx.cell();
+            cell.mailbox
+                .poll_batch(cx, batch, || cell.core.has_system())
+        }))
+    }
+
+    /// [`Runner::next_batch`] with a receive timeout.
+    async fn next_batch_timed(&mut self) {
+        let Runner { ctx, batch, .. } = self;
+        let Some(deadline) = ctx
+            .rare
+            .as_ref()
+            .and_then(|r| r.receive_timeout.as_ref())
+            .map(|rt| rt.deadline)
+        else {
+            return;
+        };
+        let cell = ctx.cell();
         let poll = std::future::poll_fn(|cx| {
             cell.mailbox
                 .poll_batch(cx, batch, || cell.core.has_system())
         });
-        let deadline = self
-            .ctx
-            .rare
-            .as_ref()
-            .and_then(|r| r.receive_timeout.as_ref())
-            .map(|rt| rt.deadline);
-        let Some(deadline) = deadline else {
-            return poll.await;
+        let timed_out = tokio::select! {
+            biased;
+            () = poll => false,
+            () = tokio::time::sleep_until(deadline) => true,
         };
-        // boxed: the timer is only in the task of an actor that uses a receive timeout
-        let timed_out = Box::pin(async move {
-            tokio::select! {
-                biased;
-                () = poll => false,
-                () = tokio::time::sleep_until(deadline) => true,
-            }
-        })
-        .await;
         if timed_out
             && let Some(rt) = self
                 .ctx

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::task::{ArcWake, waker_ref};
 use parking_lot::Mutex;
@@ -102,31 +102,38 @@ pub(crate) struct Children {
     pub(crate) closed: bool,
 }
 
-/// A map of children by name, allocated with the first child: most actors never spawn one,
-/// and an empty map in every cell would cost each actor 16 more bytes.
+/// A map of children by name and the count of generated names, allocated with the first
+/// child: most actors never spawn one, and keeping both in every cell would cost each actor
+/// 24 more bytes.
 #[derive(Default)]
-#[allow(clippy::box_collection)] // the point: 8 bytes per cell instead of 24
-pub(crate) struct ChildMap(Option<Box<BTreeMap<ChildKey, Arc<dyn CellHandle>>>>);
+pub(crate) struct ChildMap(Option<Box<ChildMapInner>>);
+
+#[derive(Default)]
+struct ChildMapInner {
+    by_name: BTreeMap<ChildKey, Arc<dyn CellHandle>>,
+    /// How many names have been generated (see [`CellCore::generated_child_path`]).
+    generated: u64,
+}
 
 impl ChildMap {
     /// The child named `name`.
     pub(crate) fn get(&self, name: &[u8]) -> Option<&Arc<dyn CellHandle>> {
-        self.0.as_ref()?.get(name)
+        self.0.as_ref()?.by_name.get(name)
     }
 
     /// Removes the child named `name`.
     pub(crate) fn remove(&mut self, name: &[u8]) -> Option<Arc<dyn CellHandle>> {
-        self.0.as_mut()?.remove(name)
+        self.0.as_mut()?.by_name.remove(name)
     }
 
     /// Whether there is no child.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|m| m.is_empty())
+        self.0.as_ref().is_none_or(|m| m.by_name.is_empty())
     }
 
     /// The children, by name.
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<dyn CellHandle>> {
-        self.0.iter().flat_map(|m| m.values())
+        self.0.iter().flat_map(|m| m.by_name.values())
     }
 
     /// The place of a new child's key (the map is allocated here).
@@ -134,17 +141,24 @@ impl ChildMap {
         &mut self,
         key: ChildKey,
     ) -> std::collections::btree_map::Entry<'_, ChildKey, Arc<dyn CellHandle>> {
-        self.0.get_or_insert_default().entry(key)
+        self.0.get_or_insert_default().by_name.entry(key)
+    }
+
+    /// The number of the next generated name (the map is allocated here).
+    fn next_generated(&mut self) -> u64 {
+        let inner = self.0.get_or_insert_default();
+        let n = inner.generated;
+        inner.generated += 1;
+        n
     }
 }
 
 /// System messages and watchers share one lock: a message to a dead cell and a watcher
-/// registered after death are both decided against the same `dead` flag.
+/// registered after death are both decided under it, against [`CellCore::dead`].
 #[derive(Default)]
 struct SystemState {
     /// Taken all at once, so a `Vec` keeps the order (and is smaller than a `VecDeque`).
     queue: Vec<SystemMsg>,
-    dead: bool,
     /// Allocated with the first watcher: most actors are watched by their parent only,
     /// which hears of their end by other means.
     #[allow(clippy::box_collection)] // the point: 8 bytes per cell instead of 24
@@ -158,8 +172,11 @@ pub(crate) struct CellCore {
     pub(crate) parent: Option<Arc<dyn CellHandle>>,
     sys: Mutex<SystemState>,
     sys_pending: AtomicBool,
+    /// The actor has stopped for good. Set under the `sys` lock, so a system message or a
+    /// watcher is decided against it there; it sits outside the lock's state only because
+    /// there it would cost 8 bytes of padding per actor.
+    dead: AtomicBool,
     pub(crate) children: Mutex<Children>,
-    next_child_name: AtomicU64,
     /// Set when the actor starts its final stop; it takes no more messages.
     pub(crate) stopping: AtomicBool,
     /// `Context::stop` was called: stop after the current hook (only the actor's task
@@ -179,8 +196,8 @@ impl CellCore {
             parent,
             sys: Mutex::new(SystemState::default()),
             sys_pending: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
             children: Mutex::new(Children::default()),
-            next_child_name: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
         }
@@ -202,7 +219,7 @@ impl CellCore {
     /// Queues a system message; true when the queue was empty (the actor may need waking).
     fn push_system(&self, msg: SystemMsg) -> bool {
         let mut st = self.sys.lock();
-        if st.dead {
+        if self.dead.load(Ordering::Relaxed) {
             return false;
         }
         st.queue.push(msg);
@@ -220,7 +237,7 @@ impl CellCore {
     /// `$za`, `$yyz`, ... Shorter names sort after longer ones because their length letter is
     /// greater, and names of one length sort by their digits, reversed.
     pub(crate) fn generated_child_path(&self) -> ActorPath {
-        let mut n = self.next_child_name.fetch_add(1, Ordering::Relaxed);
+        let mut n = self.children.lock().by_name.next_generated();
         // u64::MAX has 14 base-26 digits; two more bytes for `$` and the length letter
         let mut buf = [0u8; 16];
         let mut i = buf.len();
@@ -244,7 +261,7 @@ impl CellCore {
     /// Registers `watcher`; false when this actor is already dead (the caller signals at once).
     pub(crate) fn add_watcher(&self, watcher: Arc<dyn CellHandle>) -> bool {
         let mut w = self.sys.lock();
-        if w.dead {
+        if self.dead.load(Ordering::Relaxed) {
             return false;
         }
         let watchers = w.watchers.get_or_insert_default();
@@ -263,13 +280,13 @@ impl CellCore {
     /// Marks the cell dead and returns the watchers to notify. Idempotent.
     pub(crate) fn mark_dead(&self) -> Vec<Arc<dyn CellHandle>> {
         let mut st = self.sys.lock();
-        st.dead = true;
+        self.dead.store(true, Ordering::Release);
         st.queue.clear();
         st.watchers.take().map(|w| *w).unwrap_or_default()
     }
 
     pub(crate) fn is_dead(&self) -> bool {
-        self.sys.lock().dead
+        self.dead.load(Ordering::Acquire)
     }
 
     pub(crate) fn child_list(&self) -> Vec<Arc<dyn CellHandle>> {

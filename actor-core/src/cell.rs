@@ -3,7 +3,7 @@
 //! only through this cell.
 
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,57 +32,59 @@ pub(crate) enum SystemMsg {
     Terminated(ActorId),
 }
 
-/// A child's path as a map key, ordered by the child's name (the name lives in the path node,
-/// so the map holds no second copy of it). The name's first eight bytes are kept in the key,
-/// so that comparisons while spawning rarely follow the pointer to the path node.
+/// A child in its parent's ordered set of children, ordered by the child's name (the name
+/// lives in the child's path, so the set holds no second copy of it, nor of the path). The
+/// name's first eight bytes are kept in the entry, so that comparisons while spawning rarely
+/// follow the pointer to the child.
 #[derive(Clone)]
-pub(crate) struct ChildKey {
+struct ChildEntry {
     prefix: u64,
-    path: ActorPath,
+    cell: Arc<dyn CellHandle>,
 }
 
-impl ChildKey {
-    pub(crate) fn new(path: ActorPath) -> Self {
+impl ChildEntry {
+    fn new(cell: Arc<dyn CellHandle>) -> Self {
         let mut buf = [0u8; 8];
-        let bytes = path.name_bytes();
+        let bytes = cell.core().id.path().name_bytes();
         let n = bytes.len().min(8);
         buf[..n].copy_from_slice(&bytes[..n]);
         // big-endian: integer order is the order of the bytes (names hold no NUL bytes, so
         // the zero padding sorts a name before its extensions, as byte order does)
-        ChildKey {
+        ChildEntry {
             prefix: u64::from_be_bytes(buf),
-            path,
+            cell,
         }
     }
 
-    pub(crate) fn path(&self) -> &ActorPath {
-        &self.path
+    #[inline]
+    fn name(&self) -> &[u8] {
+        self.cell.core().id.path().name_bytes()
     }
 }
 
-impl std::borrow::Borrow<[u8]> for ChildKey {
+impl std::borrow::Borrow<[u8]> for ChildEntry {
     fn borrow(&self) -> &[u8] {
-        self.path.name_bytes()
+        self.name()
     }
 }
 
-impl PartialEq for ChildKey {
+impl PartialEq for ChildEntry {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.prefix == other.prefix && self.path.name_bytes() == other.path.name_bytes()
+        self.prefix == other.prefix && self.name() == other.name()
     }
 }
 
-impl Eq for ChildKey {}
+impl Eq for ChildEntry {}
 
-impl PartialOrd for ChildKey {
+impl PartialOrd for ChildEntry {
     #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for ChildKey {
+impl Ord for ChildEntry {
     // inlined into the B-tree's search loop, which compares a new generated name against
     // every key on the rightmost path
     #[inline]
@@ -90,7 +92,7 @@ impl Ord for ChildKey {
         // UTF-8 byte order is code point order, the same as `str`'s
         self.prefix
             .cmp(&other.prefix)
-            .then_with(|| self.path.name_bytes().cmp(other.path.name_bytes()))
+            .then_with(|| self.name().cmp(other.name()))
     }
 }
 
@@ -110,7 +112,7 @@ pub(crate) struct ChildMap(Option<Box<ChildMapInner>>);
 
 #[derive(Default)]
 struct ChildMapInner {
-    by_name: BTreeMap<ChildKey, Arc<dyn CellHandle>>,
+    by_name: BTreeSet<ChildEntry>,
     /// How many names have been generated (see [`CellCore::generated_child_path`]).
     generated: u64,
 }
@@ -118,12 +120,12 @@ struct ChildMapInner {
 impl ChildMap {
     /// The child named `name`.
     pub(crate) fn get(&self, name: &[u8]) -> Option<&Arc<dyn CellHandle>> {
-        self.0.as_ref()?.by_name.get(name)
+        self.0.as_ref()?.by_name.get(name).map(|e| &e.cell)
     }
 
     /// Removes the child named `name`.
     pub(crate) fn remove(&mut self, name: &[u8]) -> Option<Arc<dyn CellHandle>> {
-        self.0.as_mut()?.by_name.remove(name)
+        self.0.as_mut()?.by_name.take(name).map(|e| e.cell)
     }
 
     /// Whether there is no child.
@@ -133,15 +135,17 @@ impl ChildMap {
 
     /// The children, by name.
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<dyn CellHandle>> {
-        self.0.iter().flat_map(|m| m.by_name.values())
+        self.0
+            .iter()
+            .flat_map(|m| m.by_name.iter().map(|e| &e.cell))
     }
 
-    /// The place of a new child's key (the map is allocated here).
-    pub(crate) fn entry(
-        &mut self,
-        key: ChildKey,
-    ) -> std::collections::btree_map::Entry<'_, ChildKey, Arc<dyn CellHandle>> {
-        self.0.get_or_insert_default().by_name.entry(key)
+    /// Adds a child; false (and `cell` dropped) when its name is taken.
+    pub(crate) fn insert(&mut self, cell: Arc<dyn CellHandle>) -> bool {
+        self.0
+            .get_or_insert_default()
+            .by_name
+            .insert(ChildEntry::new(cell))
     }
 
     /// The number of the next generated name (the map is allocated here).

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
-use crate::cell::{CellCore, CellHandle, ChildKey, LocalCell, SystemMsg};
+use crate::cell::{CellCore, CellHandle, LocalCell, SystemMsg};
 use crate::context::Context;
 use crate::dispatcher::Dispatcher;
 use crate::error::{ActorResult, LookupError, SpawnError, SystemError};
@@ -565,29 +565,25 @@ fn spawn_cell<A: Actor>(
     let system = pcore.system.clone();
     let uid = system.next_uid.fetch_add(1, Ordering::Relaxed);
     let core = CellCore::new(
-        ActorId::new(path.clone(), uid),
+        ActorId::new(path, uid),
         system.clone(),
         Some(parent.clone()),
     );
     let cell = LocalCell::<A::Msg>::new(core, &props.mailbox);
     {
         let mut children = pcore.children.lock();
+        let name = || cell.core.id.path().name().to_owned();
         if children.closed {
             return Err(SpawnError::ParentStopping {
                 parent: pcore.id.path().clone(),
-                name: path.name().to_owned(),
+                name: name(),
             });
         }
-        match children.by_name.entry(ChildKey::new(path)) {
-            std::collections::btree_map::Entry::Occupied(taken) => {
-                return Err(SpawnError::DuplicateName {
-                    parent: pcore.id.path().clone(),
-                    name: taken.key().path().name().to_owned(),
-                });
-            }
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(cell.clone());
-            }
+        if !children.by_name.insert(cell.clone()) {
+            return Err(SpawnError::DuplicateName {
+                parent: pcore.id.path().clone(),
+                name: name(),
+            });
         }
     }
     let ctx = Context::new(

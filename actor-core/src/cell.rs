@@ -101,7 +101,6 @@ impl Ord for ChildEntry {
 #[derive(Default)]
 pub(crate) struct Children {
     pub(crate) by_name: ChildMap,
-    pub(crate) closed: bool,
 }
 
 /// A map of children by name and the count of generated names, allocated with the first
@@ -181,6 +180,9 @@ pub(crate) struct CellCore {
     /// there it would cost 8 bytes of padding per actor.
     dead: AtomicBool,
     pub(crate) children: Mutex<Children>,
+    /// No more children: the actor is stopping. Set and read under the `children` lock (it
+    /// sits outside the lock's state only because there it would cost 8 bytes per actor).
+    children_closed: AtomicBool,
     /// Set when the actor starts its final stop; it takes no more messages.
     pub(crate) stopping: AtomicBool,
     /// `Context::stop` was called: stop after the current hook (only the actor's task
@@ -202,6 +204,7 @@ impl CellCore {
             sys_pending: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             children: Mutex::new(Children::default()),
+            children_closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
         }
@@ -291,6 +294,16 @@ impl CellCore {
 
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
+    }
+
+    /// Refuses children from now on (the caller holds the `children` lock).
+    pub(crate) fn close_children(&self, _held: &Children) {
+        self.children_closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether children are refused (the caller holds the `children` lock).
+    pub(crate) fn children_closed(&self, _held: &Children) -> bool {
+        self.children_closed.load(Ordering::Relaxed)
     }
 
     pub(crate) fn child_list(&self) -> Vec<Arc<dyn CellHandle>> {

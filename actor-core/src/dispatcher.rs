@@ -45,7 +45,7 @@
 //! loop being polled on another thread meanwhile is dropped by its worker when the poll
 //! returns, and one woken or spawned afterwards is dropped at once.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -142,21 +142,36 @@ pub(crate) enum RunOutcome {
 /// An actor's run loop and its scheduling state, kept in the actor's cell.
 pub(crate) struct Task {
     state: AtomicU8,
-    run_loop: Mutex<Option<RunLoop>>,
+    /// The run loop. Only its current owner touches it, and the state says who that is:
+    /// the spawner until it shares the cell (see [`Task::install`]); the worker that moved
+    /// the state from SCHEDULED to RUNNING, until it moves it out of RUNNING or NOTIFIED;
+    /// and whoever moved the state from IDLE or SCHEDULED to DONE ([`Task::discard`]). Each
+    /// move is an acquire-release operation on `state`, so every owner sees what the one
+    /// before it wrote. (A mutex here cost 8 bytes per actor and a lock per run.)
+    run_loop: UnsafeCell<Option<RunLoop>>,
 }
 
+// SAFETY: `run_loop` is only touched by the owner the state designates (see the field), and
+// ownership passes only through acquire-release operations on `state`.
+unsafe impl Sync for Task {}
+
 impl Task {
-    /// A task without a run loop yet; wakes are ignored until the spawner installs it.
+    /// A task without a run loop yet; wakes are ignored until the spawner queues it.
     pub(crate) fn new() -> Self {
         Task {
             state: AtomicU8::new(SCHEDULED),
-            run_loop: Mutex::new(None),
+            run_loop: UnsafeCell::new(None),
         }
     }
 
     /// Installs the run loop; the caller then queues the cell (the task is SCHEDULED).
-    pub(crate) fn install(&self, run_loop: RunLoop) {
-        *self.run_loop.lock() = Some(run_loop);
+    ///
+    /// # Safety
+    /// No other thread may reach the cell yet: call it before the cell is put where another
+    /// thread can find it (its parent's children, a ref handed out, the ready queue).
+    pub(crate) unsafe fn install(&self, run_loop: RunLoop) {
+        // SAFETY: the caller guarantees this thread is the only one that can reach the task
+        unsafe { *self.run_loop.get() = Some(run_loop) };
     }
 
     /// Records a wake; true when the caller must put the cell on the ready queue.
@@ -179,6 +194,13 @@ impl Task {
         }
     }
 
+    /// Takes the run loop out. The caller must own it (see the `run_loop` field).
+    fn take_owned(&self) -> Option<RunLoop> {
+        // SAFETY: the callers own the run loop: a worker that moved the state to RUNNING and
+        // has not moved it on, or `discard` after moving the state from IDLE or SCHEDULED
+        unsafe { (*self.run_loop.get()).take() }
+    }
+
     /// Polls the run loop once with `waker`. Called only by a worker, for a queued task.
     pub(crate) fn run(&self, waker: &Waker) -> RunOutcome {
         if self
@@ -189,7 +211,9 @@ impl Task {
             // discarded while it was queued (the runtime is going away)
             return RunOutcome::Done;
         }
-        let mut slot = self.run_loop.lock();
+        // SAFETY: this worker moved the state to RUNNING, so it owns the run loop until it
+        // moves the state on; the borrow ends before that (each arm below)
+        let slot = unsafe { &mut *self.run_loop.get() };
         let Some(run_loop) = slot.as_mut() else {
             self.state.store(DONE, Ordering::Release);
             return RunOutcome::Done;
@@ -200,7 +224,6 @@ impl Task {
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| run_loop.as_mut().poll(&mut cx)));
         match polled {
             Ok(Poll::Pending) => {
-                drop(slot);
                 match self.state.compare_exchange(
                     RUNNING,
                     IDLE,
@@ -223,22 +246,21 @@ impl Task {
                     }
                     Err(_) => {
                         // discarded while it ran: `discard` left the run loop to us
-                        drop_quietly(self.run_loop.lock().take());
+                        drop_quietly(self.take_owned());
                         RunOutcome::Done
                     }
                 }
             }
             Ok(Poll::Ready(())) => {
+                // taken before DONE is published: `discard` leaves a DONE task alone
                 let finished = slot.take();
                 self.state.store(DONE, Ordering::Release);
-                drop(slot);
                 drop_quietly(finished);
                 RunOutcome::Done
             }
             Err(panic) => {
                 let finished = slot.take();
                 self.state.store(DONE, Ordering::Release);
-                drop(slot);
                 tracing::error!(
                     panic = %crate::runner::panic_message(panic),
                     "an actor's run loop panicked outside its hooks; it is stopped"
@@ -254,10 +276,10 @@ impl Task {
     /// could wait for good (a handler blocking its thread until another actor is dropped).
     pub(crate) fn discard(&self) {
         match self.state.swap(DONE, Ordering::AcqRel) {
-            RUNNING | NOTIFIED => {}
-            // nobody holds the lock for longer than a take (`run` holds it only while
-            // RUNNING or NOTIFIED, or storing DONE)
-            _ => drop_quietly(self.run_loop.lock().take()),
+            // no worker can take it from here: the run loop is ours
+            IDLE | SCHEDULED => drop_quietly(self.take_owned()),
+            // RUNNING or NOTIFIED: its worker drops it; DONE: already taken by whoever set it
+            _ => {}
         }
     }
 }

@@ -650,7 +650,10 @@ impl<A: Actor> Runner<A> {
         let core = &self.ctx.cell().core;
         core.stopping
             .store(true, std::sync::atomic::Ordering::Release);
-        core.children.lock().closed = true;
+        {
+            let children = core.children.lock();
+            core.close_children(&children);
+        }
         self.stop_children().await;
         if let Some(actor) = self.actor.as_mut() {
             let fut = actor.stopped(&mut self.ctx).map(|()| Ok(()));

@@ -522,7 +522,10 @@ impl CellHandle for RootCell {
                         }
                     }
                     _ => {
-                        self.core.children.lock().closed = true;
+                        {
+                            let children = self.core.children.lock();
+                            self.core.close_children(&children);
+                        }
                         system.user.lock().take();
                         system.system.lock().take();
                         system.root.lock().take();
@@ -570,28 +573,36 @@ fn spawn_cell<A: Actor>(
         Some(parent.clone()),
     );
     let cell = LocalCell::<A::Msg>::new(core, &props.mailbox);
-    {
-        let mut children = pcore.children.lock();
-        let name = || cell.core.id.path().name().to_owned();
-        if children.closed {
-            return Err(SpawnError::ParentStopping {
-                parent: pcore.id.path().clone(),
-                name: name(),
-            });
-        }
-        if !children.by_name.insert(cell.clone()) {
-            return Err(SpawnError::DuplicateName {
-                parent: pcore.id.path().clone(),
-                name: name(),
-            });
-        }
-    }
     let ctx = Context::new(
         cell.clone(),
         ActorSystem::from_inner(system.clone()),
         props.recipe,
     );
-    cell.task.install(Box::pin(Runner::new(ctx).run()));
+    // SAFETY: no other thread can reach the cell yet: it goes into the parent's children
+    // below, and refs to it are handed out only when this returns
+    unsafe { cell.task.install(Box::pin(Runner::new(ctx).run())) };
+    {
+        let mut children = pcore.children.lock();
+        let refused = if pcore.children_closed(&children) {
+            Some(SpawnError::ParentStopping {
+                parent: pcore.id.path().clone(),
+                name: cell.core.id.path().name().to_owned(),
+            })
+        } else if !children.by_name.insert(cell.clone()) {
+            Some(SpawnError::DuplicateName {
+                parent: pcore.id.path().clone(),
+                name: cell.core.id.path().name().to_owned(),
+            })
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            drop(children);
+            // the run loop holds the cell: drop it, or the two would keep each other
+            cell.task.discard();
+            return Err(error);
+        }
+    }
     system.dispatcher.schedule(cell.clone());
     Ok(cell)
 }
@@ -629,10 +640,10 @@ mod tests {
         let fut = Runner::new(ctx).run();
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 200, "an idle actor's task future is {size} bytes");
-        // the cell is the other large part: children, watchers and the count of generated
-        // names take 8 bytes until used (it was 288 bytes with them inline)
+        // the cell is the other large part (288 bytes with the children, the watchers and the
+        // count of generated names inline, and a mutex around the run loop)
         let cell_size = std::mem::size_of::<LocalCell<()>>();
-        assert!(cell_size <= 216, "an actor's cell is {cell_size} bytes");
+        assert!(cell_size <= 200, "an actor's cell is {cell_size} bytes");
         drop(fut);
         system.terminate().await;
     }

@@ -94,6 +94,37 @@ async fn a_duplicate_sibling_name_is_a_typed_error() {
     kit.shutdown().await;
 }
 
+/// A refused spawn leaves nothing behind: the refused actor's recipe (and the run loop made
+/// for it before the name was checked) is dropped, and its factory never runs.
+#[tokio::test(start_paused = true)]
+async fn a_refused_spawn_drops_everything_it_made() {
+    struct Quiet;
+    impl Actor for Quiet {
+        type Msg = ();
+        async fn handle(&mut self, (): (), _: &mut Context<Self>) -> ActorResult {
+            Ok(())
+        }
+    }
+    let kit = TestKit::new("refused");
+    kit.spawn(Props::new(|| Quiet), "taken");
+    let token = Arc::new(());
+    let held = token.clone();
+    let refused = kit.system().spawn(
+        Props::new(move || -> Quiet {
+            let _ = &held;
+            panic!("the factory of a refused actor ran")
+        }),
+        "taken",
+    );
+    assert!(matches!(refused, Err(SpawnError::DuplicateName { .. })));
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "the refused actor's recipe is still held"
+    );
+    kit.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_invalid_actor_name_is_a_typed_error() {
     let kit = TestKit::new("bad-actor-names");

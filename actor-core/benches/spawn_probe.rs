@@ -1,6 +1,7 @@
 //! Profiling aid (not part of the suite): spawns 1M idle actors, on a current-thread runtime
 //! by default or on a two-worker multi-thread runtime with `SPAWN_MT=1`; from a task by
-//! default, or from an actor's handler (as children of one parent) with `SPAWN_FROM_ACTOR=1`.
+//! default, or from an actor's handler (as children of one parent) with `SPAWN_FROM_ACTOR=1`;
+//! `SPAWN_KEEP=1` keeps every ref in a vector, as core_bench's (d) does.
 use actor_core::*;
 use std::time::{Duration, Instant};
 struct Idle;
@@ -27,6 +28,7 @@ impl Actor for Parent {
 fn main() {
     let multi_thread = std::env::var_os("SPAWN_MT").is_some();
     let from_actor = std::env::var_os("SPAWN_FROM_ACTOR").is_some();
+    let keep = std::env::var_os("SPAWN_KEEP").is_some();
     let rt = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -52,11 +54,17 @@ fn main() {
         } else {
             tokio::spawn(async move {
                 let props = Props::new(|| Idle);
+                let mut refs = Vec::with_capacity(if keep { n } else { 0 });
                 let t = Instant::now();
                 for _ in 0..n {
-                    system.spawn_anonymous(props.clone()).expect("spawn");
+                    let r = system.spawn_anonymous(props.clone()).expect("spawn");
+                    if keep {
+                        refs.push(r);
+                    }
                 }
-                t.elapsed()
+                let elapsed = t.elapsed();
+                std::mem::forget(refs);
+                elapsed
             })
             .await
             .expect("spawner")

@@ -7,9 +7,10 @@
 //! makes spawning cheap: a spawn allocates the boxed run loop (8-byte aligned, where a tokio
 //! task is 128-byte aligned), registers nowhere but in the parent's children, and wakes no
 //! runtime thread while the workers are busy. Against one tokio task per actor, measured on
-//! two cores in alternating runs: spawns 1.07-1.43 against 0.87-1.14 M/s on a current-thread
-//! runtime and 0.68-1.04 against 0.50-0.70 M/s on a multi-thread one, 750 against 933 bytes
-//! per idle actor (the README has the current figures).
+//! two cores in alternating runs when this model came in: spawns 1.07-1.43 against
+//! 0.87-1.14 M/s on a current-thread runtime and 0.68-1.04 against 0.50-0.70 M/s on a
+//! multi-thread one, 750 against 933 bytes per idle actor (the README has the current
+//! figures, which later work on the cell and the run loop improved).
 //!
 //! Wakes from inside a worker: an actor woken by an actor the worker runs goes to the ready
 //! queue, not straight to a parked worker, and at most one parked worker is woken per poll

@@ -319,3 +319,64 @@ fn a_runtime_dropped_while_an_outside_thread_spawns_keeps_no_run_loop() {
         );
     }
 }
+
+/// Spawns a guarded child for every message and tells itself again, for good.
+struct Breeder {
+    ledger: Arc<Ledger>,
+    bred: mpsc::Sender<()>,
+}
+
+impl Actor for Breeder {
+    type Msg = ();
+    async fn handle(&mut self, (): (), ctx: &mut Context<Self>) -> ActorResult {
+        let child = ctx.spawn_anonymous(guarded_idle(&self.ledger))?;
+        child.tell(());
+        // the receiver is gone once the runtime is dropped
+        let _ = self.bred.send(());
+        ctx.myself().tell(());
+        Ok(())
+    }
+}
+
+/// The runtime is dropped while actors on both threads keep spawning children from their
+/// handlers: every run loop (of the spawners and of every child) is dropped exactly once.
+#[test]
+fn a_runtime_dropped_while_actors_spawn_children_keeps_no_run_loop() {
+    const BREEDERS: usize = 4;
+    for _ in 0..10 {
+        let ledger = Arc::new(Ledger::default());
+        let rt = two_threads();
+        let (bred, rx) = mpsc::channel();
+        let system = rt.block_on(async {
+            let system = ActorSystem::new("rt-drop-breed").unwrap();
+            for _ in 0..BREEDERS {
+                let guard = Guard::new(&ledger);
+                let ledger = ledger.clone();
+                let bred = bred.clone();
+                let breeder = system
+                    .spawn_anonymous(Props::new(move || {
+                        let _keep = &guard;
+                        Breeder {
+                            ledger: ledger.clone(),
+                            bred: bred.clone(),
+                        }
+                    }))
+                    .unwrap();
+                breeder.tell(());
+            }
+            system
+        });
+        drop(bred);
+        for _ in 0..200 {
+            rx.recv_timeout(DEADLINE).unwrap();
+        }
+        drop(rt);
+        drop(system);
+        drop(rx);
+        assert_eq!(
+            ledger.made.load(Ordering::SeqCst),
+            ledger.dropped.load(Ordering::SeqCst),
+            "a run loop was kept after the runtime went away"
+        );
+    }
+}

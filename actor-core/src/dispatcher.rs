@@ -30,7 +30,9 @@
 //! woken there does; a worker woken per actor instead would push the previous one out and
 //! wake an idle runtime thread every time, a system call that took a fifth of a spawning
 //! task's time. Past the batch, the next wake pushes the first worker out to where an idle
-//! thread steals it, so a long poll holds up at most a batch of actors.
+//! thread steals it, so a long poll holds up at most a batch of actors. The first
+//! [`EAGER_WAKES`] wakes after a worker's still wake another worker each, so a task that wakes
+//! a few actors and then keeps its thread still gets them run.
 //!
 //! Fairness: an actor gives up its turn after [`crate::runner::THROUGHPUT`] messages in a
 //! row (Akka's dispatcher throughput), and a worker hands control back to tokio after
@@ -74,8 +76,9 @@ thread_local! {
     static POLLING: Cell<usize> = const { Cell::new(0) };
     /// That worker has woken a parked one during this poll.
     static UNPARKED: Cell<bool> = const { Cell::new(false) };
-    /// The dispatcher (address) and worker this thread last woke from outside any worker.
-    static WOKEN: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// The dispatcher (address) and worker this thread last woke from outside any worker,
+    /// and how many wakes this thread has made since without waking another worker.
+    static WOKEN: Cell<(usize, usize, usize)> = const { Cell::new((0, 0, 0)) };
 }
 
 /// Marks this thread as polling a worker of `dispatcher` until dropped.
@@ -109,6 +112,10 @@ pub(crate) fn note_handled() {
 /// A plain task queues at most this many ready actors behind a worker it woke that has not
 /// run yet before it wakes another (see `Dispatcher::schedule_from_task`).
 pub(crate) const LAZY_BATCH: usize = 256;
+
+/// The first this many wakes a plain task makes after waking a worker still wake a parked
+/// worker each (see `Dispatcher::schedule_from_task`).
+pub(crate) const EAGER_WAKES: usize = 8;
 
 /// A worker takes at most this many ready actors from the shared queue at once.
 pub(crate) const TAKE_AT_MOST: usize = 8;
@@ -414,10 +421,19 @@ impl Dispatcher {
     /// woken there); waking a second one for every further actor would push the first out
     /// and wake an idle runtime thread each time, a system call that cost a spawning task
     /// a fifth of its time. The batch bound keeps a long poll from holding up more than that.
+    ///
+    /// The first [`EAGER_WAKES`] wakes after that worker's still wake a parked worker: the
+    /// second one pushes the first out of the LIFO slot to where an idle thread steals it, so
+    /// a task that wakes a few actors and then keeps its thread (a mistake, but one that
+    /// worked with one tokio task per actor) still gets them run.
     fn schedule_from_task(&self, cell: Arc<dyn CellHandle>) {
-        let (addr, last) = WOKEN.with(Cell::get);
+        let (addr, last, since) = WOKEN.with(Cell::get);
         let mut cell = Some(cell);
+        if addr == self.addr() {
+            WOKEN.with(|w| w.set((addr, last, since.saturating_add(1))));
+        }
         if addr == self.addr()
+            && since >= EAGER_WAKES
             && self.is_waking(last)
             && self.queued.load(Ordering::Relaxed) < LAZY_BATCH
         {
@@ -458,7 +474,7 @@ impl Dispatcher {
     fn wake_from_task(&self, index: usize, cell: Option<Arc<dyn CellHandle>>) {
         // set before the wake, so the worker's first poll clears it
         self.waking.fetch_or(1 << index, Ordering::SeqCst);
-        WOKEN.with(|w| w.set((self.addr(), index)));
+        WOKEN.with(|w| w.set((self.addr(), index, 0)));
         self.wake_seat(index, cell);
     }
 

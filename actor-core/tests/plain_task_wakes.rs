@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Echo, two_threads};
+use common::{Ack, Echo, two_threads};
 
 use actor_core::{Actor, ActorResult, ActorSystem, Context, Props};
 
@@ -134,6 +134,46 @@ fn asks_from_plain_tasks_on_both_threads_are_all_answered() {
         }
         for task in tasks {
             task.await.unwrap();
+        }
+        system.terminate().await;
+    });
+}
+
+/// A plain task that tells two idle actors and then keeps its thread (here: waits plainly for
+/// a reply) gets an answer from the other thread: the second wake still wakes a second worker,
+/// which pushes the first out of the thread's LIFO slot to where the idle thread steals it.
+/// Only the first few wakes after a worker's do so; later ones queue behind it (see
+/// `a_long_poll_of_a_plain_task_holds_up_at_most_a_batch_of_actors`). Found by review:
+/// queueing the second actor behind the first worker held both until the task's poll ended.
+#[test]
+fn a_plain_task_that_tells_two_actors_and_keeps_its_thread_gets_an_answer() {
+    const ROUNDS: usize = 20;
+    let rt = two_threads();
+    rt.block_on(async {
+        let system = ActorSystem::new("two-tells").unwrap();
+        let a = system.spawn_anonymous(Props::new(|| Ack)).unwrap();
+        let b = system.spawn_anonymous(Props::new(|| Ack)).unwrap();
+        for round in 0..ROUNDS {
+            // both idle again: answered from outside any poll of a plain task
+            let (tx, rx) = mpsc::channel();
+            a.tell(tx.clone());
+            b.tell(tx);
+            let idle = tokio::task::spawn_blocking(move || receive(&rx, 2, "settling"));
+            idle.await.unwrap();
+            let (a, b) = (a.clone(), b.clone());
+            let answered = tokio::spawn(async move {
+                let (tx, rx) = mpsc::channel();
+                a.tell(tx.clone());
+                b.tell(tx);
+                // no await: this poll keeps the thread until an answer comes
+                rx.recv_timeout(DEADLINE).is_ok()
+            })
+            .await
+            .unwrap();
+            assert!(
+                answered,
+                "round {round}: no answer while the task kept its thread"
+            );
         }
         system.terminate().await;
     });

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Idle, one_thread, two_threads};
+use common::{Ack, Idle, one_thread, two_threads};
 
 use actor_core::{Actor, ActorRef, ActorResult, ActorSystem, Context, Props, SpawnError};
 
@@ -46,18 +46,6 @@ fn guarded_idle(ledger: &Arc<Ledger>) -> Props<Idle> {
         let _keep = &guard;
         Idle
     })
-}
-
-/// Acknowledges every message on the channel it carries.
-struct Ack;
-
-impl Actor for Ack {
-    type Msg = mpsc::Sender<()>;
-    async fn handle(&mut self, ack: mpsc::Sender<()>, _: &mut Context<Self>) -> ActorResult {
-        // the receiver may be gone once the test failed
-        let _ = ack.send(());
-        Ok(())
-    }
 }
 
 /// Tells every actor once per round and waits for all acks before the next round; a lost

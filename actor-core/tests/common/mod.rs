@@ -287,6 +287,22 @@ impl Actor for Echo {
     }
 }
 
+/// Acknowledges every message on the channel it carries.
+pub struct Ack;
+
+impl Actor for Ack {
+    type Msg = std::sync::mpsc::Sender<()>;
+    async fn handle(
+        &mut self,
+        ack: std::sync::mpsc::Sender<()>,
+        _: &mut Context<Self>,
+    ) -> ActorResult {
+        // the receiver may be gone once the test has what it waited for (or failed)
+        let _ = ack.send(());
+        Ok(())
+    }
+}
+
 /// Does nothing with its messages.
 pub struct Idle;
 

@@ -404,10 +404,7 @@ impl Dispatcher {
             return;
         }
         // pairs with `park`: a worker sets its bit, then reads `queued`
-        let parked = self.parked.load(Ordering::SeqCst);
-        if parked != 0
-            && let Some(index) = self.claim(parked)
-        {
+        if let Some(index) = self.claim_parked() {
             self.wake_seat(index, None);
             self.push_out_of_lifo();
         }
@@ -448,10 +445,7 @@ impl Dispatcher {
             }
         }
         if let Some(c) = cell.take() {
-            let parked = self.parked.load(Ordering::SeqCst);
-            if parked != 0
-                && let Some(index) = self.claim(parked)
-            {
+            if let Some(index) = self.claim_parked() {
                 self.wake_from_task(index, Some(c));
                 return;
             }
@@ -461,10 +455,7 @@ impl Dispatcher {
             }
         }
         // pairs with `park`: a worker sets its bit, then reads `queued`
-        let parked = self.parked.load(Ordering::SeqCst);
-        if parked != 0
-            && let Some(index) = self.claim(parked)
-        {
+        if let Some(index) = self.claim_parked() {
             self.wake_from_task(index, None);
         }
     }
@@ -500,17 +491,24 @@ impl Dispatcher {
     /// Gives `cell` to a parked worker and wakes it; gives the cell back if none is parked.
     #[inline]
     fn hand_over(&self, cell: Arc<dyn CellHandle>) -> Result<(), Arc<dyn CellHandle>> {
-        let parked = self.parked.load(Ordering::SeqCst);
-        if parked == 0 {
-            return Err(cell);
-        }
-        match self.claim(parked) {
+        match self.claim_parked() {
             Some(index) => {
                 self.wake_seat(index, Some(cell));
                 Ok(())
             }
             None => Err(cell),
         }
+    }
+
+    /// Claims a parked worker, if any (see [`Dispatcher::claim`]). Pairs with `park`: a
+    /// worker sets its bit and then reads `queued`; a caller stores `queued` and then reads the
+    /// bits, so one of the two sees the other.
+    fn claim_parked(&self) -> Option<usize> {
+        let parked = self.parked.load(Ordering::SeqCst);
+        if parked == 0 {
+            return None;
+        }
+        self.claim(parked)
     }
 
     /// Clears one parked worker's bit; the index of the worker whose bit this call cleared.
@@ -566,8 +564,7 @@ impl Dispatcher {
             // a current-thread runtime, or one thread: nothing to run in parallel
             return;
         }
-        let parked = self.parked.load(Ordering::SeqCst);
-        let Some(index) = (parked != 0).then(|| self.claim(parked)).flatten() else {
+        let Some(index) = self.claim_parked() else {
             return;
         };
         UNPARKED.with(|u| u.set(true));
@@ -592,8 +589,7 @@ impl Dispatcher {
     fn unpark_for_queued(&self) {
         let mut wanted = self.queued.load(Ordering::SeqCst).div_ceil(TAKE_AT_MOST);
         while wanted > 0 {
-            let parked = self.parked.load(Ordering::SeqCst);
-            let Some(index) = (parked != 0).then(|| self.claim(parked)).flatten() else {
+            let Some(index) = self.claim_parked() else {
                 return;
             };
             self.wake_seat(index, None);

@@ -96,27 +96,20 @@ impl Ord for ChildEntry {
     }
 }
 
-/// The children of a cell, by name. A name stays taken until the parent has processed the
-/// child's termination.
-#[derive(Default)]
-pub(crate) struct Children {
-    pub(crate) by_name: ChildMap,
-}
-
-/// A map of children by name and the count of generated names, allocated with the first
+/// The children of a cell by name, and the count of generated names, allocated with the first
 /// child: most actors never spawn one, and keeping both in every cell would cost each actor
-/// 24 more bytes.
+/// 24 more bytes. A name stays taken until the parent has processed the child's termination.
 #[derive(Default)]
-pub(crate) struct ChildMap(Option<Box<ChildMapInner>>);
+pub(crate) struct Children(Option<Box<ChildrenInner>>);
 
 #[derive(Default)]
-struct ChildMapInner {
+struct ChildrenInner {
     by_name: BTreeSet<ChildEntry>,
     /// How many names have been generated (see [`CellCore::generated_child_path`]).
     generated: u64,
 }
 
-impl ChildMap {
+impl Children {
     /// The child named `name`.
     pub(crate) fn get(&self, name: &[u8]) -> Option<&Arc<dyn CellHandle>> {
         self.0.as_ref()?.by_name.get(name).map(|e| &e.cell)
@@ -244,7 +237,7 @@ impl CellCore {
     /// `$za`, `$yyz`, ... Shorter names sort after longer ones because their length letter is
     /// greater, and names of one length sort by their digits, reversed.
     pub(crate) fn generated_child_path(&self) -> ActorPath {
-        let mut n = self.children.lock().by_name.next_generated();
+        let mut n = self.children.lock().next_generated();
         // u64::MAX has 14 base-26 digits; two more bytes for `$` and the length letter
         let mut buf = [0u8; 16];
         let mut i = buf.len();
@@ -307,7 +300,7 @@ impl CellCore {
     }
 
     pub(crate) fn child_list(&self) -> Vec<Arc<dyn CellHandle>> {
-        self.children.lock().by_name.values().cloned().collect()
+        self.children.lock().values().cloned().collect()
     }
 }
 

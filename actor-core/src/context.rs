@@ -139,7 +139,6 @@ impl<A: Actor> Context<A> {
             .core
             .children
             .lock()
-            .by_name
             .get(name.as_bytes())
             .cloned()?;
         child
@@ -174,7 +173,6 @@ impl<A: Actor> Context<A> {
             .core
             .children
             .lock()
-            .by_name
             .get(child.path().name_bytes())
             .filter(|c| c.core().id == *child.id())
             .cloned();

@@ -264,12 +264,9 @@ impl<A: Actor> Runner<A> {
         let mut children = self.ctx.cell().core.children.lock();
         let name = id.path().name_bytes();
         let is_child = id.path().parent() == Some(self.ctx.path())
-            && children
-                .by_name
-                .get(name)
-                .is_some_and(|c| c.core().id == *id);
+            && children.get(name).is_some_and(|c| c.core().id == *id);
         if is_child {
-            children.by_name.remove(name);
+            children.remove(name);
             drop(children);
             if let Some(r) = self.ctx.rare.as_mut() {
                 r.restart_stats.remove(id);
@@ -472,7 +469,6 @@ impl<A: Actor> Runner<A> {
         let child = core
             .children
             .lock()
-            .by_name
             .get(child_id.path().name_bytes())
             .filter(|c| c.core().id == child_id)
             .cloned()?;
@@ -583,7 +579,7 @@ impl<A: Actor> Runner<A> {
         for c in self.ctx.cell().core.child_list() {
             c.send_system(SystemMsg::Stop);
         }
-        while !self.ctx.cell().core.children.lock().by_name.is_empty() {
+        while !self.ctx.cell().core.children.lock().is_empty() {
             let mut msgs = self.take_system();
             while let Some(msg) = msgs.pop_front() {
                 match msg {
@@ -601,7 +597,7 @@ impl<A: Actor> Runner<A> {
                     SystemMsg::Failed { .. } | SystemMsg::Resume | SystemMsg::Restart(_) => {}
                 }
             }
-            if self.ctx.cell().core.children.lock().by_name.is_empty() {
+            if self.ctx.cell().core.children.lock().is_empty() {
                 break;
             }
             system_pending(self.ctx.cell()).await;

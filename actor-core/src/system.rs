@@ -337,13 +337,7 @@ impl ActorSystem {
         let root = self.inner.root.lock().clone();
         let mut cur: Arc<dyn CellHandle> = root.ok_or_else(not_found)?;
         for e in path.elements() {
-            let next = cur
-                .core()
-                .children
-                .lock()
-                .by_name
-                .get(e.as_bytes())
-                .cloned();
+            let next = cur.core().children.lock().get(e.as_bytes()).cloned();
             cur = next.ok_or_else(not_found)?;
         }
         if cur.core().is_dead() {
@@ -510,11 +504,7 @@ impl CellHandle for RootCell {
                 }
             }
             SystemMsg::Terminated(id) => {
-                self.core
-                    .children
-                    .lock()
-                    .by_name
-                    .remove(id.path().name_bytes());
+                self.core.children.lock().remove(id.path().name_bytes());
                 match id.path().name() {
                     "user" => {
                         if let Some(s) = system.system.lock().clone() {
@@ -588,7 +578,7 @@ fn spawn_cell<A: Actor>(
                 parent: pcore.id.path().clone(),
                 name: cell.core.id.path().name().to_owned(),
             })
-        } else if !children.by_name.insert(cell.clone()) {
+        } else if !children.insert(cell.clone()) {
             Some(SpawnError::DuplicateName {
                 parent: pcore.id.path().clone(),
                 name: cell.core.id.path().name().to_owned(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Ack, Echo, two_threads};
+use common::{Ack, Echo, ack_rounds, two_threads};
 
 use actor_core::{Actor, ActorResult, ActorSystem, Context, Props};
 
@@ -155,10 +155,9 @@ fn a_plain_task_that_tells_two_actors_and_keeps_its_thread_gets_an_answer() {
         let b = system.spawn_anonymous(Props::new(|| Ack)).unwrap();
         for round in 0..ROUNDS {
             // both idle again: answered from outside any poll of a plain task
-            let (tx, rx) = mpsc::channel();
-            a.tell(tx.clone());
-            b.tell(tx);
-            let idle = tokio::task::spawn_blocking(move || receive(&rx, 2, "settling"));
+            let both = vec![a.clone(), b.clone()];
+            let idle =
+                tokio::task::spawn_blocking(move || ack_rounds(&both, 1, "settling", DEADLINE));
             idle.await.unwrap();
             let (a, b) = (a.clone(), b.clone());
             let answered = tokio::spawn(async move {

@@ -48,22 +48,9 @@ fn guarded_idle(ledger: &Arc<Ledger>) -> Props<Idle> {
     })
 }
 
-/// Tells every actor once per round and waits for all acks before the next round; a lost
-/// wake leaves an ack missing until the deadline.
+/// [`common::ack_rounds`] with this file's deadline.
 fn ack_rounds(actors: &[ActorRef<mpsc::Sender<()>>], rounds: usize, who: &str) {
-    let (tx, rx) = mpsc::channel();
-    for round in 0..rounds {
-        for a in actors {
-            a.tell(tx.clone());
-        }
-        for i in 0..actors.len() {
-            assert!(
-                rx.recv_timeout(DEADLINE).is_ok(),
-                "{who}: round {round}, only {i} of {} acks",
-                actors.len()
-            );
-        }
-    }
+    common::ack_rounds(actors, rounds, who, DEADLINE);
 }
 
 /// A thread outside the runtime wakes idle actors of two systems in turn (so its last woken

@@ -303,6 +303,29 @@ impl Actor for Ack {
     }
 }
 
+/// Tells every [`Ack`] once per round and waits (blocking the thread) for all acks before the
+/// next round; a lost wake leaves an ack missing until `deadline`, and the test fails.
+pub fn ack_rounds(
+    actors: &[ActorRef<std::sync::mpsc::Sender<()>>],
+    rounds: usize,
+    who: &str,
+    deadline: Duration,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for round in 0..rounds {
+        for a in actors {
+            a.tell(tx.clone());
+        }
+        for i in 0..actors.len() {
+            assert!(
+                rx.recv_timeout(deadline).is_ok(),
+                "{who}: round {round}, only {i} of {} acks",
+                actors.len()
+            );
+        }
+    }
+}
+
 /// Does nothing with its messages.
 pub struct Idle;
 

@@ -1,13 +1,24 @@
 //! Profiling aid (not part of the suite): spawns 1M idle actors, on a current-thread runtime
 //! by default or on a two-worker multi-thread runtime with `SPAWN_MT=1`; from a task by
 //! default, or from an actor's handler (as children of one parent) with `SPAWN_FROM_ACTOR=1`;
-//! `SPAWN_KEEP=1` keeps every ref in a vector, as core_bench's (d) does.
+//! `SPAWN_KEEP=1` keeps every ref in a vector, as core_bench's (d) does. Prints the rate at
+//! which spawns returned, and the rate until every actor had started (an ask through an actor
+//! spawned after them all, which runs after them).
 use actor_core::*;
 use std::time::{Duration, Instant};
 struct Idle;
 impl Actor for Idle {
     type Msg = ();
     async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult {
+        Ok(())
+    }
+}
+/// Answers every ask.
+struct Echo;
+impl Actor for Echo {
+    type Msg = ReplyTo<()>;
+    async fn handle(&mut self, r: ReplyTo<()>, _: &mut Context<Self>) -> ActorResult {
+        r.reply(());
         Ok(())
     }
 }
@@ -43,6 +54,7 @@ fn main() {
     rt.block_on(async {
         let system = ActorSystem::new("p").expect("system");
         let n = 1_000_000;
+        let t0 = Instant::now();
         let elapsed = if from_actor {
             let parent = system
                 .spawn_anonymous(Props::new(|| Parent))
@@ -52,6 +64,7 @@ fn main() {
                 .await
                 .expect("parent")
         } else {
+            let system = system.clone();
             tokio::spawn(async move {
                 let props = Props::new(|| Idle);
                 let mut refs = Vec::with_capacity(if keep { n } else { 0 });
@@ -69,7 +82,16 @@ fn main() {
             .await
             .expect("spawner")
         };
-        println!("{:.0} k/s", n as f64 / elapsed.as_secs_f64() / 1e3);
+        let last = system.spawn_anonymous(Props::new(|| Echo)).expect("spawn");
+        last.ask(|r| r, Duration::from_secs(600))
+            .await
+            .expect("all started");
+        let started = t0.elapsed();
+        println!(
+            "{:.0} k/s; all started: {:.0} k/s",
+            n as f64 / elapsed.as_secs_f64() / 1e3,
+            n as f64 / started.as_secs_f64() / 1e3
+        );
         std::process::exit(0);
     });
 }

@@ -15,6 +15,7 @@ use crate::error::TellError;
 use crate::event_stream::DeadLetterReason;
 use crate::mailbox::{Envelope, Mailbox, MailboxConfig, Pushed, Refused};
 use crate::path::{ActorId, ActorPath};
+use crate::runner::MakeRunLoop;
 use crate::supervision::Failure;
 use crate::system::SystemInner;
 
@@ -308,16 +309,16 @@ impl CellCore {
 pub(crate) trait CellHandle: Send + Sync + 'static {
     /// The shared state.
     fn core(&self) -> &CellCore;
-    /// Rouses the run loop if it is waiting for user messages.
-    fn wake(&self);
+    /// Ends the run loop's wait for messages, if it waits: true when the caller must put
+    /// the cell on the ready queue (see [`CellHandle::send_system`]).
+    fn rouse(&self) -> bool;
     /// The concrete cell, for a typed downcast.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 
-    /// Queues a system message and wakes the actor.
-    fn send_system(&self, msg: SystemMsg) {
-        if self.core().push_system(msg) {
-            self.wake();
-        }
+    /// Queues a system message: true when the caller must put the cell on the ready queue.
+    /// Use [`CellHandle::send_system`], which does.
+    fn accept_system(&self, msg: SystemMsg) -> bool {
+        self.core().push_system(msg) && self.rouse()
     }
 
     /// Polls the actor's run loop once (a dispatcher worker took the cell from the ready
@@ -328,29 +329,73 @@ pub(crate) trait CellHandle: Send + Sync + 'static {
     fn discard_task(&self) {}
 }
 
+impl dyn CellHandle {
+    /// Queues a system message and wakes the actor.
+    pub(crate) fn send_system(self: &Arc<Self>, msg: SystemMsg) {
+        if self.accept_system(msg) {
+            self.core().system.dispatcher.schedule(self.clone());
+        }
+    }
+}
+
 /// A cell that takes messages of type `M`. It is also the actor's task: it holds the run
 /// loop and is the waker the run loop registers (see [`crate::dispatcher`]).
 pub(crate) struct LocalCell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M>,
-    pub(crate) task: Task,
+    pub(crate) task: Task<Arc<dyn MakeRunLoop<M>>>,
 }
 
 impl<M: Send + 'static> LocalCell<M> {
-    pub(crate) fn new(core: CellCore, mailbox: &MailboxConfig) -> Arc<Self> {
+    /// A cell whose run loop `start` makes on the actor's first run.
+    pub(crate) fn new(
+        core: CellCore,
+        mailbox: &MailboxConfig,
+        start: Arc<dyn MakeRunLoop<M>>,
+    ) -> Arc<Self> {
         Arc::new(LocalCell {
             core,
             mailbox: Mailbox::new(mailbox),
-            task: Task::new(),
+            task: Task::new(start),
         })
+    }
+
+    /// Puts the cell on the ready queue unless it is queued or running already.
+    #[inline]
+    pub(crate) fn schedule(self: &Arc<Self>) {
+        if self.task.notify() {
+            self.core.system.dispatcher.schedule(self.clone());
+        }
+    }
+
+    /// Queues an envelope under the mailbox's overflow policy, rousing the run loop if it
+    /// waits for it (see [`Mailbox::push`]).
+    #[inline]
+    pub(crate) fn push(self: &Arc<Self>, env: Envelope<M>) -> Result<Pushed<M>, Refused<M>> {
+        self.mailbox.push(env, || self.schedule())
+    }
+
+    /// Queues a signal whatever the bound (see [`Mailbox::push_signal`]).
+    pub(crate) fn push_signal(self: &Arc<Self>, env: Envelope<M>) {
+        self.mailbox.push_signal(env, || self.schedule());
+    }
+
+    /// Queues a system message and wakes the actor.
+    pub(crate) fn send_system(self: &Arc<Self>, msg: SystemMsg) {
+        if self.accept_system(msg) {
+            self.core.system.dispatcher.schedule(self.clone());
+        }
     }
 
     /// Enqueues an envelope following the mailbox's overflow policy. Messages the policy
     /// drops go to dead letters here (pills and signals are never dropped by a policy). The
     /// error carries an envelope that was not taken.
     #[inline]
-    pub(crate) fn enqueue(&self, env: Envelope<M>) -> Result<(), TellError<Envelope<M>>> {
-        match self.mailbox.push(env) {
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        env: Envelope<M>,
+    ) -> Result<(), TellError<Envelope<M>>> {
+        match self.push(env) {
             Ok(Pushed::Queued) => Ok(()),
             Ok(Pushed::DroppedNew(env)) | Ok(Pushed::Evicted(env)) => {
                 self.dead_letter(env, DeadLetterReason::MailboxFull);
@@ -363,11 +408,8 @@ impl<M: Send + 'static> LocalCell<M> {
 
     /// Queues an envelope if it fits; drops it (and anything the policy evicts) silently
     /// otherwise. True when it was queued.
-    pub(crate) fn offer(&self, env: Envelope<M>) -> bool {
-        matches!(
-            self.mailbox.push(env),
-            Ok(Pushed::Queued | Pushed::Evicted(_))
-        )
+    pub(crate) fn offer(self: &Arc<Self>, env: Envelope<M>) -> bool {
+        matches!(self.push(env), Ok(Pushed::Queued | Pushed::Evicted(_)))
     }
 
     /// Publishes an envelope's message (if any) as a dead letter.
@@ -385,8 +427,8 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
         &self.core
     }
 
-    fn wake(&self) {
-        self.mailbox.wake();
+    fn rouse(&self) -> bool {
+        self.mailbox.take_waiting() && self.task.notify()
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -395,7 +437,8 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
 
     fn run_task(self: Arc<Self>) {
         let waker = waker_ref(&self);
-        if self.task.run(&waker) == RunOutcome::Requeue {
+        let outcome = self.task.run(&waker, |start| start.run_loop(self.clone()));
+        if outcome == RunOutcome::Requeue {
             self.core.system.dispatcher.schedule(self.clone());
         }
     }
@@ -408,8 +451,6 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
 /// The run loop's waker: a wake puts the cell on the system's ready queue once.
 impl<M: Send + 'static> ArcWake for LocalCell<M> {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        if arc_self.task.notify() {
-            arc_self.core.system.dispatcher.schedule(arc_self.clone());
-        }
+        arc_self.schedule();
     }
 }

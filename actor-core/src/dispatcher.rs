@@ -147,39 +147,43 @@ pub(crate) enum RunOutcome {
     Done,
 }
 
-/// An actor's run loop and its scheduling state, kept in the actor's cell.
-pub(crate) struct Task {
+/// An actor's run loop and its scheduling state, kept in the actor's cell. The run loop is
+/// made on the actor's first run, by the worker that runs it, from what the spawner left
+/// (`S`, the actor's recipe): a spawn allocates no run loop and does not build one.
+pub(crate) struct Task<S> {
     state: AtomicU8,
-    /// The run loop. Only its current owner touches it, and the state says who that is:
-    /// the spawner until it shares the cell (see [`Task::install`]); the worker that moved
-    /// the state from SCHEDULED to RUNNING, until it moves it out of RUNNING or NOTIFIED;
-    /// and whoever moved the state from IDLE or SCHEDULED to DONE ([`Task::discard`]). Each
-    /// move is an acquire-release operation on `state`, so every owner sees what the one
-    /// before it wrote. (A mutex here cost 8 bytes per actor and a lock per run.)
-    run_loop: UnsafeCell<Option<RunLoop>>,
+    /// What runs. Only its current owner touches it, and the state says who that is: the
+    /// worker that moved the state from SCHEDULED to RUNNING, until it moves it out of
+    /// RUNNING or NOTIFIED; and whoever moved the state from IDLE or SCHEDULED to DONE
+    /// ([`Task::discard`]). Each move is an acquire-release operation on `state`, so every
+    /// owner sees what the one before it wrote. (A mutex here cost 8 bytes per actor and a
+    /// lock per run.)
+    body: UnsafeCell<Body<S>>,
 }
 
-// SAFETY: `run_loop` is only touched by the owner the state designates (see the field), and
-// ownership passes only through acquire-release operations on `state`.
-unsafe impl Sync for Task {}
+/// A task's body: the recipe until the first run, then the run loop.
+enum Body<S> {
+    /// Not run yet: what the run loop is made from.
+    Unstarted(S),
+    /// Made on the first run.
+    Started(RunLoop),
+    /// Finished or dropped.
+    Gone,
+}
 
-impl Task {
-    /// A task without a run loop yet; wakes are ignored until the spawner queues it.
-    pub(crate) fn new() -> Self {
+// SAFETY: `body` is only touched by the owner the state designates (see the field), and
+// ownership passes only through acquire-release operations on `state`; `S` is `Send`, so it
+// may be dropped or used on whichever thread owns the body.
+unsafe impl<S: Send> Sync for Task<S> {}
+
+impl<S: Send> Task<S> {
+    /// A task to be made from `start` on its first run; the spawner queues it (it is
+    /// SCHEDULED, so wakes before that are no-ops).
+    pub(crate) fn new(start: S) -> Self {
         Task {
             state: AtomicU8::new(SCHEDULED),
-            run_loop: UnsafeCell::new(None),
+            body: UnsafeCell::new(Body::Unstarted(start)),
         }
-    }
-
-    /// Installs the run loop; the caller then queues the cell (the task is SCHEDULED).
-    ///
-    /// # Safety
-    /// No other thread may reach the cell yet: call it before the cell is put where another
-    /// thread can find it (its parent's children, a ref handed out, the ready queue).
-    pub(crate) unsafe fn install(&self, run_loop: RunLoop) {
-        // SAFETY: the caller guarantees this thread is the only one that can reach the task
-        unsafe { *self.run_loop.get() = Some(run_loop) };
     }
 
     /// Records a wake; true when the caller must put the cell on the ready queue.
@@ -202,15 +206,16 @@ impl Task {
         }
     }
 
-    /// Takes the run loop out. The caller must own it (see the `run_loop` field).
-    fn take_owned(&self) -> Option<RunLoop> {
-        // SAFETY: the callers own the run loop: a worker that moved the state to RUNNING and
+    /// Takes the body out. The caller must own it (see the `body` field).
+    fn take_owned(&self) -> Body<S> {
+        // SAFETY: the callers own the body: a worker that moved the state to RUNNING and
         // has not moved it on, or `discard` after moving the state from IDLE or SCHEDULED
-        unsafe { (*self.run_loop.get()).take() }
+        unsafe { std::mem::replace(&mut *self.body.get(), Body::Gone) }
     }
 
-    /// Polls the run loop once with `waker`. Called only by a worker, for a queued task.
-    pub(crate) fn run(&self, waker: &Waker) -> RunOutcome {
+    /// Polls the run loop once with `waker`, making it with `start` on the first run. Called
+    /// only by a worker, for a queued task.
+    pub(crate) fn run(&self, waker: &Waker, start: impl FnOnce(S) -> RunLoop) -> RunOutcome {
         if self
             .state
             .compare_exchange(SCHEDULED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
@@ -219,17 +224,24 @@ impl Task {
             // discarded while it was queued (the runtime is going away)
             return RunOutcome::Done;
         }
-        // SAFETY: this worker moved the state to RUNNING, so it owns the run loop until it
+        // SAFETY: this worker moved the state to RUNNING, so it owns the body until it
         // moves the state on; the borrow ends before that (each arm below)
-        let slot = unsafe { &mut *self.run_loop.get() };
-        let Some(run_loop) = slot.as_mut() else {
-            self.state.store(DONE, Ordering::Release);
-            return RunOutcome::Done;
-        };
+        let body = unsafe { &mut *self.body.get() };
         let mut cx = TaskContext::from_waker(waker);
         // the run loop catches panics in hooks itself; this guards the worker against one
         // anywhere else, as tokio guards its worker threads against a panicking task
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| run_loop.as_mut().poll(&mut cx)));
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if let Body::Unstarted(_) = body {
+                let Body::Unstarted(recipe) = std::mem::replace(body, Body::Gone) else {
+                    unreachable!("matched just above")
+                };
+                *body = Body::Started(start(recipe));
+            }
+            match body {
+                Body::Started(run_loop) => run_loop.as_mut().poll(&mut cx),
+                _ => Poll::Ready(()),
+            }
+        }));
         match polled {
             Ok(Poll::Pending) => {
                 match self.state.compare_exchange(
@@ -253,7 +265,7 @@ impl Task {
                         RunOutcome::Requeue
                     }
                     Err(_) => {
-                        // discarded while it ran: `discard` left the run loop to us
+                        // discarded while it ran: `discard` left the body to us
                         drop_quietly(self.take_owned());
                         RunOutcome::Done
                     }
@@ -261,13 +273,13 @@ impl Task {
             }
             Ok(Poll::Ready(())) => {
                 // taken before DONE is published: `discard` leaves a DONE task alone
-                let finished = slot.take();
+                let finished = std::mem::replace(body, Body::Gone);
                 self.state.store(DONE, Ordering::Release);
                 drop_quietly(finished);
                 RunOutcome::Done
             }
             Err(panic) => {
-                let finished = slot.take();
+                let finished = std::mem::replace(body, Body::Gone);
                 self.state.store(DONE, Ordering::Release);
                 tracing::error!(
                     panic = %crate::runner::panic_message(panic),
@@ -279,12 +291,13 @@ impl Task {
         }
     }
 
-    /// Drops the run loop without running it further (the runtime is going away). A run
-    /// loop being polled is dropped by its worker when the poll returns: waiting for the poll
-    /// could wait for good (a handler blocking its thread until another actor is dropped).
+    /// Drops the body without running it further (the runtime is going away, or the spawn
+    /// was refused). A run loop being polled is dropped by its worker when the poll returns:
+    /// waiting for the poll could wait for good (a handler blocking its thread until another
+    /// actor is dropped).
     pub(crate) fn discard(&self) {
         match self.state.swap(DONE, Ordering::AcqRel) {
-            // no worker can take it from here: the run loop is ours
+            // no worker can take it from here: the body is ours
             IDLE | SCHEDULED => drop_quietly(self.take_owned()),
             // RUNNING or NOTIFIED: its worker drops it; DONE: already taken by whoever set it
             _ => {}
@@ -292,9 +305,9 @@ impl Task {
     }
 }
 
-/// Drops a run loop; a panic in a `Drop` on the way is logged, not propagated.
-fn drop_quietly(run_loop: Option<RunLoop>) {
-    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(run_loop))) {
+/// Drops a task's body; a panic in a `Drop` on the way is logged, not propagated.
+fn drop_quietly<S>(body: Body<S>) {
+    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(body))) {
         tracing::error!(panic = %crate::runner::panic_message(p), "dropping an actor's run loop panicked");
     }
 }

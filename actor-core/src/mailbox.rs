@@ -1,7 +1,10 @@
 //! Mailboxes: the queue of user messages in front of an actor.
 //!
-//! A mailbox is a mutex-guarded `VecDeque` inside the actor's cell plus the run loop's waker:
-//! no allocation until the first message, one short lock per `tell`, and the run loop takes
+//! A mailbox is a mutex-guarded `VecDeque` inside the actor's cell plus a flag saying the run
+//! loop waits for it: no allocation until the first message, one short lock per `tell`, and
+//! a push that finds the flag set calls the `rouse` it was given (the cell queues itself to
+//! run; the run loop is always the cell's own task, so the mailbox keeps no waker, 16 bytes
+//! less per actor). The run loop takes
 //! every queued message in one swap (batch receive), so a busy actor locks once per batch,
 //! not once per message. Closing happens under the same lock, so a message is either taken by
 //! the actor, or drained to dead letters when it stops, or refused: never silently lost.
@@ -12,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::Poll;
 
 use parking_lot::Mutex;
 
@@ -110,7 +113,8 @@ struct State<M> {
     /// queued signals would take 160 GiB.
     runtime: u32,
     closed: bool,
-    waker: Option<Waker>,
+    /// The run loop waits for a message or a system message: the next push rouses it.
+    waiting: bool,
 }
 
 /// One actor's user-message queue.
@@ -166,15 +170,20 @@ impl<M> Mailbox<M> {
                 queue: VecDeque::new(),
                 runtime: 0,
                 closed: false,
-                waker: None,
+                waiting: false,
             }),
             bound: Bound::new(config),
         }
     }
 
-    /// Queues an envelope under the overflow policy and wakes the run loop if it waits.
+    /// Queues an envelope under the overflow policy; calls `rouse` (after the lock is
+    /// released) if the run loop waited for it.
     #[inline]
-    pub(crate) fn push(&self, env: Envelope<M>) -> Result<Pushed<M>, Refused<M>> {
+    pub(crate) fn push(
+        &self,
+        env: Envelope<M>,
+        rouse: impl FnOnce(),
+    ) -> Result<Pushed<M>, Refused<M>> {
         let mut st = self.state.lock();
         if st.closed {
             return Err(Refused::Closed(env));
@@ -202,44 +211,41 @@ impl<M> Mailbox<M> {
             }
         }
         st.queue.push_back(env);
-        let waker = st.waker.take();
+        let waiting = std::mem::take(&mut st.waiting);
         drop(st);
-        if let Some(w) = waker {
-            w.wake();
+        if waiting {
+            rouse();
         }
         Ok(outcome)
     }
 
     /// Queues a termination signal whatever the bound: the runtime's own bookkeeping never
-    /// competes with user messages for capacity. Dropped if the mailbox is closed.
-    pub(crate) fn push_signal(&self, env: Envelope<M>) {
+    /// competes with user messages for capacity. Dropped if the mailbox is closed. Calls
+    /// `rouse` as [`Mailbox::push`] does.
+    pub(crate) fn push_signal(&self, env: Envelope<M>, rouse: impl FnOnce()) {
         let mut st = self.state.lock();
         if st.closed {
             return;
         }
         st.queue.push_back(env);
         st.runtime = st.runtime.saturating_add(1);
-        let waker = st.waker.take();
+        let waiting = std::mem::take(&mut st.waiting);
         drop(st);
-        if let Some(w) = waker {
-            w.wake();
+        if waiting {
+            rouse();
         }
     }
 
-    /// Wakes the run loop if it waits for messages (a system message arrived).
-    pub(crate) fn wake(&self) {
-        let waker = self.state.lock().waker.take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+    /// True, once, if the run loop waits (a system message arrived: the caller rouses it).
+    pub(crate) fn take_waiting(&self) -> bool {
+        std::mem::take(&mut self.state.lock().waiting)
     }
 
-    /// Moves every queued envelope into the empty `batch`, or registers the waker. Ready
+    /// Moves every queued envelope into the empty `batch`, or marks the run loop waiting. Ready
     /// also when `interrupted()` holds (a system message is waiting); it is checked again
     /// after registering so a wake between the two checks is not lost.
     pub(crate) fn poll_batch(
         &self,
-        cx: &mut TaskContext<'_>,
         batch: &mut VecDeque<Envelope<M>>,
         interrupted: impl Fn() -> bool,
     ) -> Poll<()> {
@@ -250,12 +256,10 @@ impl<M> Mailbox<M> {
         if !st.queue.is_empty() {
             std::mem::swap(&mut st.queue, batch);
             st.runtime = 0;
-            st.waker = None;
+            st.waiting = false;
             return Poll::Ready(());
         }
-        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            st.waker = Some(cx.waker().clone());
-        }
+        st.waiting = true;
         drop(st);
         if interrupted() {
             return Poll::Ready(());
@@ -263,22 +267,13 @@ impl<M> Mailbox<M> {
         Poll::Pending
     }
 
-    /// Registers the waker until `ready()` holds; for waits that take no user message
+    /// Marks the run loop waiting until `ready()` holds; for waits that take no user message
     /// (a suspended or stopping actor waiting for system messages).
-    pub(crate) fn poll_until(
-        &self,
-        cx: &mut TaskContext<'_>,
-        ready: impl Fn() -> bool,
-    ) -> Poll<()> {
+    pub(crate) fn poll_until(&self, ready: impl Fn() -> bool) -> Poll<()> {
         if ready() {
             return Poll::Ready(());
         }
-        {
-            let mut st = self.state.lock();
-            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.waker = Some(cx.waker().clone());
-            }
-        }
+        self.state.lock().waiting = true;
         if ready() {
             return Poll::Ready(());
         }
@@ -290,7 +285,7 @@ impl<M> Mailbox<M> {
         let mut st = self.state.lock();
         st.closed = true;
         st.runtime = 0;
-        st.waker = None;
+        st.waiting = false;
         std::mem::take(&mut st.queue)
     }
 }

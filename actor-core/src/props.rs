@@ -20,7 +20,7 @@ pub struct Props<A: Actor> {
 
 /// The part of [`Props`] a running actor keeps (the mailbox is built once, at spawn). Shared
 /// by every actor spawned from the same props: one pointer in each actor's run loop.
-pub(crate) struct Recipe<A: Actor>(Arc<RecipeParts<A>>);
+pub(crate) struct Recipe<A: Actor>(pub(crate) Arc<RecipeParts<A>>);
 
 /// What a [`Recipe`] holds.
 pub(crate) struct RecipeParts<A: Actor> {

@@ -27,13 +27,30 @@ use crate::actor::Actor;
 use crate::cell::{CellHandle, LocalCell, SystemMsg};
 use crate::context::Context;
 use crate::death_watch::{Terminated, WatchMode};
+use crate::dispatcher::RunLoop;
 use crate::error::ActorResult;
 use crate::event_stream::DeadLetterReason;
 use crate::mailbox::Envelope;
 use crate::path::ActorId;
+use crate::props::{Recipe, RecipeParts};
 use crate::supervision::{
     Directive, Failure, FailureCause, FailurePhase, RestartStats, StrategyKind,
 };
+use crate::system::ActorSystem;
+
+/// What an actor's run loop is made from on its first run (see [`crate::dispatcher::Task`]):
+/// its recipe, seen without the actor's type.
+pub(crate) trait MakeRunLoop<M>: Send + Sync + 'static {
+    /// The run loop of the actor in `cell`.
+    fn run_loop(self: Arc<Self>, cell: Arc<LocalCell<M>>) -> RunLoop;
+}
+
+impl<A: Actor> MakeRunLoop<A::Msg> for RecipeParts<A> {
+    fn run_loop(self: Arc<Self>, cell: Arc<LocalCell<A::Msg>>) -> RunLoop {
+        let system = ActorSystem::from_inner(cell.core.system.clone());
+        Box::pin(Runner::new(Context::new(cell, system, Recipe(self))).run())
+    }
+}
 
 /// Where the run loop is.
 enum State {
@@ -99,9 +116,10 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
-/// Waits until a system message is queued (the mailbox waker is shared with `next_batch`).
+/// Waits until a system message is queued (the mailbox's wait flag is shared with
+/// `next_batch`; the run loop always runs with its cell's waker).
 async fn system_pending<M: Send + 'static>(cell: &LocalCell<M>) {
-    std::future::poll_fn(|cx| cell.mailbox.poll_until(cx, || cell.core.has_system())).await
+    std::future::poll_fn(|_| cell.mailbox.poll_until(|| cell.core.has_system())).await
 }
 
 impl<A: Actor> Runner<A> {
@@ -285,7 +303,6 @@ impl<A: Actor> Runner<A> {
         let was_child = self.child_terminated(&actor);
         self.ctx
             .cell()
-            .mailbox
             .push_signal(Envelope::Signal { actor, was_child });
     }
 
@@ -422,10 +439,9 @@ impl<A: Actor> Runner<A> {
             return Either::Right(Box::pin(self.next_batch_timed()));
         }
         let Runner { ctx, batch, .. } = self;
-        Either::Left(std::future::poll_fn(move |cx| {
+        Either::Left(std::future::poll_fn(move |_| {
             let cell = ctx.cell();
-            cell.mailbox
-                .poll_batch(cx, batch, || cell.core.has_system())
+            cell.mailbox.poll_batch(batch, || cell.core.has_system())
         }))
     }
 
@@ -441,10 +457,8 @@ impl<A: Actor> Runner<A> {
             return;
         };
         let cell = ctx.cell();
-        let poll = std::future::poll_fn(|cx| {
-            cell.mailbox
-                .poll_batch(cx, batch, || cell.core.has_system())
-        });
+        let poll =
+            std::future::poll_fn(|_| cell.mailbox.poll_batch(batch, || cell.core.has_system()));
         let timed_out = tokio::select! {
             biased;
             () = poll => false,
@@ -587,7 +601,7 @@ impl<A: Actor> Runner<A> {
                     // other watched actors are, after the restart
                     SystemMsg::Terminated(id) => {
                         if !self.child_terminated(&id) {
-                            self.ctx.cell().mailbox.push_signal(Envelope::Signal {
+                            self.ctx.cell().push_signal(Envelope::Signal {
                                 actor: id,
                                 was_child: false,
                             });

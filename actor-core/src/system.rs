@@ -22,7 +22,6 @@ use crate::event_stream::{DeadLetterReason, EventStream};
 use crate::mailbox::MailboxConfig;
 use crate::path::{ActorId, ActorPath, Address, validate_actor_name, validate_system_name};
 use crate::props::Props;
-use crate::runner::Runner;
 use crate::supervision::SupervisorStrategy;
 
 /// Settings of an actor system.
@@ -488,13 +487,16 @@ impl CellHandle for RootCell {
         &self.core
     }
 
-    fn wake(&self) {}
+    fn rouse(&self) -> bool {
+        false
+    }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
 
-    fn send_system(&self, msg: SystemMsg) {
+    /// Handles the message at once: the root has no run loop.
+    fn accept_system(&self, msg: SystemMsg) -> bool {
         let system = &self.core.system;
         match msg {
             SystemMsg::Failed { child, failure } => {
@@ -530,6 +532,7 @@ impl CellHandle for RootCell {
             }
             SystemMsg::Stop | SystemMsg::Resume | SystemMsg::Restart(_) => {}
         }
+        false
     }
 }
 
@@ -562,15 +565,7 @@ fn spawn_cell<A: Actor>(
         system.clone(),
         Some(parent.clone()),
     );
-    let cell = LocalCell::<A::Msg>::new(core, &props.mailbox);
-    let ctx = Context::new(
-        cell.clone(),
-        ActorSystem::from_inner(system.clone()),
-        props.recipe,
-    );
-    // SAFETY: no other thread can reach the cell yet: it goes into the parent's children
-    // below, and refs to it are handed out only when this returns
-    unsafe { cell.task.install(Box::pin(Runner::new(ctx).run())) };
+    let cell = LocalCell::<A::Msg>::new(core, &props.mailbox, props.recipe.0);
     {
         let mut children = pcore.children.lock();
         let refused = if pcore.children_closed(&children) {
@@ -587,9 +582,7 @@ fn spawn_cell<A: Actor>(
             None
         };
         if let Some(error) = refused {
-            drop(children);
-            // the run loop holds the cell: drop it, or the two would keep each other
-            cell.task.discard();
+            // nothing else holds the cell: it goes, with the recipe it kept
             return Err(error);
         }
     }
@@ -625,15 +618,17 @@ mod tests {
             system.inner.clone(),
             Some(guardian),
         );
-        let cell = LocalCell::<()>::new(core, &MailboxConfig::default());
-        let ctx = Context::new(cell, system.clone(), Props::new(|| Idle).recipe);
-        let fut = Runner::new(ctx).run();
+        let recipe = Props::new(|| Idle).recipe;
+        let cell = LocalCell::<()>::new(core, &MailboxConfig::default(), recipe.0.clone());
+        let ctx = Context::new(cell, system.clone(), recipe);
+        let fut = crate::runner::Runner::new(ctx).run();
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 200, "an idle actor's task future is {size} bytes");
         // the cell is the other large part (288 bytes with the children, the watchers and the
-        // count of generated names inline, and a mutex around the run loop)
+        // count of generated names inline, and a mutex around the run loop; 200 with the
+        // run loop's waker kept in the mailbox and no recipe to start from)
         let cell_size = std::mem::size_of::<LocalCell<()>>();
-        assert!(cell_size <= 200, "an actor's cell is {cell_size} bytes");
+        assert!(cell_size <= 192, "an actor's cell is {cell_size} bytes");
         drop(fut);
         system.terminate().await;
     }

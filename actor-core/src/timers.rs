@@ -69,7 +69,7 @@ impl Timers {
                 generation,
                 msg,
             };
-            let dropped = match cell.mailbox.push(env) {
+            let dropped = match cell.push(env) {
                 Ok(Pushed::Queued) | Err(Refused::Closed(_)) => None,
                 Ok(Pushed::Evicted(old)) => {
                     cell.dead_letter(old, DeadLetterReason::MailboxFull);
@@ -84,7 +84,7 @@ impl Timers {
                     key, generation, ..
                 } = &env
                 {
-                    cell.mailbox.push_signal(Envelope::TimerDropped {
+                    cell.push_signal(Envelope::TimerDropped {
                         key: key.clone(),
                         generation: *generation,
                     });

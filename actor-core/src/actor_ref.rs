@@ -202,7 +202,7 @@ impl<M: Send + 'static> ActorRef<M> {
     /// current-thread runtime (see [`ActorRef::ask`]).
     fn yields_before_waiting(&self) -> bool {
         match &self.inner {
-            RefInner::Local(c) => c.core.system.multi_thread,
+            RefInner::Local(c) => c.core.system.inner.multi_thread,
             RefInner::Backend(_) => true,
         }
     }

@@ -17,7 +17,7 @@ use crate::mailbox::{Envelope, Mailbox, MailboxConfig, Pushed, Refused};
 use crate::path::{ActorId, ActorPath};
 use crate::runner::MakeRunLoop;
 use crate::supervision::Failure;
-use crate::system::SystemInner;
+use crate::system::ActorSystem;
 
 /// Messages between the runtime and an actor's cell; handled before any user message.
 pub(crate) enum SystemMsg {
@@ -165,7 +165,7 @@ struct SystemState {
 /// Identity and shared state of one actor incarnation.
 pub(crate) struct CellCore {
     pub(crate) id: ActorId,
-    pub(crate) system: Arc<SystemInner>,
+    pub(crate) system: ActorSystem,
     pub(crate) parent: Option<Arc<dyn CellHandle>>,
     sys: Mutex<SystemState>,
     sys_pending: AtomicBool,
@@ -187,7 +187,7 @@ pub(crate) struct CellCore {
 impl CellCore {
     pub(crate) fn new(
         id: ActorId,
-        system: Arc<SystemInner>,
+        system: ActorSystem,
         parent: Option<Arc<dyn CellHandle>>,
     ) -> Self {
         CellCore {
@@ -333,13 +333,14 @@ impl dyn CellHandle {
     /// Queues a system message and wakes the actor.
     pub(crate) fn send_system(self: &Arc<Self>, msg: SystemMsg) {
         if self.accept_system(msg) {
-            self.core().system.dispatcher.schedule(self.clone());
+            self.core().system.inner.dispatcher.schedule(self.clone());
         }
     }
 }
 
 /// A cell that takes messages of type `M`. It is also the actor's task: it holds the run
-/// loop and is the waker the run loop registers (see [`crate::dispatcher`]).
+/// loop (the recipe it is made from, until the first run) and is the waker the run loop
+/// runs with; its mailbox wakes it by queueing the cell (see [`crate::dispatcher`]).
 pub(crate) struct LocalCell<M> {
     pub(crate) core: CellCore,
     pub(crate) mailbox: Mailbox<M>,
@@ -364,7 +365,7 @@ impl<M: Send + 'static> LocalCell<M> {
     #[inline]
     pub(crate) fn schedule(self: &Arc<Self>) {
         if self.task.notify() {
-            self.core.system.dispatcher.schedule(self.clone());
+            self.core.system.inner.dispatcher.schedule(self.clone());
         }
     }
 
@@ -383,7 +384,7 @@ impl<M: Send + 'static> LocalCell<M> {
     /// Queues a system message and wakes the actor.
     pub(crate) fn send_system(self: &Arc<Self>, msg: SystemMsg) {
         if self.accept_system(msg) {
-            self.core.system.dispatcher.schedule(self.clone());
+            self.core.system.inner.dispatcher.schedule(self.clone());
         }
     }
 
@@ -417,6 +418,7 @@ impl<M: Send + 'static> LocalCell<M> {
         if let Some(m) = env.into_message() {
             self.core
                 .system
+                .inner
                 .dead_letter(self.core.id.path().clone(), m, reason);
         }
     }
@@ -439,7 +441,7 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
         let waker = waker_ref(&self);
         let outcome = self.task.run(&waker, |start| start.run_loop(self.clone()));
         if outcome == RunOutcome::Requeue {
-            self.core.system.dispatcher.schedule(self.clone());
+            self.core.system.inner.dispatcher.schedule(self.clone());
         }
     }
 

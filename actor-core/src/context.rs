@@ -55,16 +55,14 @@ impl<M> Default for Rare<M> {
 pub struct Context<A: Actor> {
     /// A local ref: it holds the actor's cell (see [`Context::cell`]).
     myself: ActorRef<A::Msg>,
-    system: ActorSystem,
     pub(crate) props: Recipe<A>,
     pub(crate) rare: Option<Box<Rare<A::Msg>>>,
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, system: ActorSystem, props: Recipe<A>) -> Self {
+    pub(crate) fn new(cell: Arc<LocalCell<A::Msg>>, props: Recipe<A>) -> Self {
         Context {
             myself: ActorRef::local(cell),
-            system,
             props,
             rare: None,
         }
@@ -95,7 +93,7 @@ impl<A: Actor> Context<A> {
 
     /// The actor system this actor runs in.
     pub fn system(&self) -> &ActorSystem {
-        &self.system
+        &self.cell().core.system
     }
 
     /// This actor's path.

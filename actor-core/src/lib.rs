@@ -24,13 +24,15 @@
 //! - **Actors are tasks of a dispatcher, not tokio tasks** (`dispatcher.rs`). A cell holds its
 //!   boxed run loop and is its own waker; a woken actor goes on the system's ready queue (or
 //!   straight to a parked worker), and one tokio task per runtime worker thread runs the
-//!   ready actors, as Akka's dispatchers do. A spawn then costs three small allocations (the
-//!   path, the 216-byte cell, the 200-byte run loop) and no runtime bookkeeping, and actors
-//!   that message each other hand over within a worker's loop without a round through
-//!   tokio's scheduler. A plain task that wakes many actors wakes a worker for the first few
-//!   and then one per batch. An actor gives up its turn after
-//!   64 messages in a row, a worker gives tokio a turn after 256 messages, and dropping the
-//!   runtime drops every actor, as tokio does with its tasks.
+//!   ready actors, as Akka's dispatchers do. A spawn then costs two small allocations (the
+//!   path and the 208-byte cell) and no runtime bookkeeping; the worker that first runs the
+//!   actor makes its 192-byte run loop from the recipe the cell keeps (as Akka makes the
+//!   instance on the actor's dispatcher), so a task spawning many actors shares that work
+//!   with the other worker threads. Actors that message each other hand over within a
+//!   worker's loop without a round through tokio's scheduler. A plain task that wakes many
+//!   actors wakes a worker for the first few and then one per batch. An actor gives up its
+//!   turn after 64 messages in a row, a worker gives tokio a turn after 256 messages, and
+//!   dropping the runtime drops every actor, as tokio does with its tasks.
 //! - **Signals keep mailbox order.** [`Terminated`] is queued behind the messages already in
 //!   the watcher's mailbox; children are watched implicitly.
 //! - **Extension points for remoting**: [`RefBackend`] lets an [`ActorRef`] reach something

@@ -36,7 +36,6 @@ use crate::props::{Recipe, RecipeParts};
 use crate::supervision::{
     Directive, Failure, FailureCause, FailurePhase, RestartStats, StrategyKind,
 };
-use crate::system::ActorSystem;
 
 /// What an actor's run loop is made from on its first run (see [`crate::dispatcher::Task`]):
 /// its recipe, seen without the actor's type.
@@ -47,8 +46,7 @@ pub(crate) trait MakeRunLoop<M>: Send + Sync + 'static {
 
 impl<A: Actor> MakeRunLoop<A::Msg> for RecipeParts<A> {
     fn run_loop(self: Arc<Self>, cell: Arc<LocalCell<A::Msg>>) -> RunLoop {
-        let system = ActorSystem::from_inner(cell.core.system.clone());
-        Box::pin(Runner::new(Context::new(cell, system, Recipe(self))).run())
+        Box::pin(Runner::new(Context::new(cell, Recipe(self))).run())
     }
 }
 
@@ -503,7 +501,7 @@ impl<A: Actor> Runner<A> {
                 directive = Directive::Stop;
             } else if let Some(b) = strategy.backoff() {
                 let attempt = stats.backoff_attempt(b, now);
-                delay = Some(b.delay(attempt, core.system.random_f64()));
+                delay = Some(b.delay(attempt, core.system.inner.random_f64()));
             }
         }
         tracing::debug!(child = %child_id, ?directive, %failure, "supervisor decided");
@@ -706,7 +704,7 @@ impl<A: Actor> Runner<A> {
         {
             dead_letter(env);
         }
-        core.system.event_stream.unsubscribe_all(&id);
+        core.system.inner.event_stream.unsubscribe_all(&id);
         tracing::debug!(actor = %id, "stopped");
         for w in watchers {
             w.send_system(SystemMsg::Terminated(id.clone()));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::task::{ArcWake, waker_ref};
 use parking_lot::Mutex;
 
-use crate::dispatcher::{RunOutcome, Task};
+use crate::dispatcher::{RunOutcome, Task, drop_quietly};
 use crate::error::TellError;
 use crate::event_stream::DeadLetterReason;
 use crate::mailbox::{Envelope, Mailbox, MailboxConfig, Pushed, Refused};
@@ -303,6 +303,23 @@ impl CellCore {
     pub(crate) fn child_list(&self) -> Vec<Arc<dyn CellHandle>> {
         self.children.lock().values().cloned().collect()
     }
+
+    /// The runtime went away: refuses new children and drops the children, the watchers
+    /// and the queued system messages. Each holds other cells, and every cell holds the
+    /// system, whose root holds the tree: left alone, they would keep every actor alive.
+    pub(crate) fn abandon(&self) {
+        let children = {
+            let mut children = self.children.lock();
+            self.close_children(&children);
+            std::mem::take(&mut *children)
+        };
+        let (queue, watchers) = {
+            let mut st = self.sys.lock();
+            (std::mem::take(&mut st.queue), st.watchers.take())
+        };
+        // outside the locks: the last ref to a cell drops its messages and recipe
+        drop_quietly((children, queue, watchers), "an abandoned actor's links");
+    }
 }
 
 /// A cell seen without its message type.
@@ -327,6 +344,12 @@ pub(crate) trait CellHandle: Send + Sync + 'static {
 
     /// Drops the actor's run loop without running it further (the runtime is going away).
     fn discard_task(&self) {}
+
+    /// The runtime went away and the run loop is dropped: lets go of every other actor this
+    /// cell links to (see [`CellCore::abandon`]) and of its queued messages.
+    fn abandon(&self) {
+        self.core().abandon();
+    }
 }
 
 impl dyn CellHandle {
@@ -447,6 +470,12 @@ impl<M: Send + 'static> CellHandle for LocalCell<M> {
 
     fn discard_task(&self) {
         self.task.discard();
+    }
+
+    fn abandon(&self) {
+        self.core.abandon();
+        // closed: a tell from here on is refused as to a dead actor
+        drop_quietly(self.mailbox.close(), "an abandoned actor's messages");
     }
 }
 

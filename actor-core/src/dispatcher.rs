@@ -271,7 +271,7 @@ impl<S: Send> Task<S> {
                     }
                     Err(_) => {
                         // discarded while it ran: `discard` left the body to us
-                        drop_quietly(self.take_owned());
+                        drop_quietly(self.take_owned(), "an actor's run loop");
                         RunOutcome::Done
                     }
                 }
@@ -280,7 +280,7 @@ impl<S: Send> Task<S> {
                 // taken before DONE is published: `discard` leaves a DONE task alone
                 let finished = std::mem::replace(body, Body::Gone);
                 self.state.store(DONE, Ordering::Release);
-                drop_quietly(finished);
+                drop_quietly(finished, "an actor's run loop");
                 RunOutcome::Done
             }
             Err(panic) => {
@@ -290,30 +290,30 @@ impl<S: Send> Task<S> {
                     panic = %crate::runner::panic_message(panic),
                     "an actor's run loop panicked outside its hooks; it is stopped"
                 );
-                drop_quietly(finished);
+                drop_quietly(finished, "an actor's run loop");
                 RunOutcome::Done
             }
         }
     }
 
-    /// Drops the body without running it further (the runtime is going away, or the spawn
-    /// was refused). A run loop being polled is dropped by its worker when the poll returns:
+    /// Drops the body without running it further (the runtime is going away). A run loop being polled is dropped by its worker when the poll returns:
     /// waiting for the poll could wait for good (a handler blocking its thread until another
     /// actor is dropped).
     pub(crate) fn discard(&self) {
         match self.state.swap(DONE, Ordering::AcqRel) {
             // no worker can take it from here: the body is ours
-            IDLE | SCHEDULED => drop_quietly(self.take_owned()),
+            IDLE | SCHEDULED => drop_quietly(self.take_owned(), "an actor's run loop"),
             // RUNNING or NOTIFIED: its worker drops it; DONE: already taken by whoever set it
             _ => {}
         }
     }
 }
 
-/// Drops a task's body; a panic in a `Drop` on the way is logged, not propagated.
-fn drop_quietly<S>(body: Body<S>) {
-    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(body))) {
-        tracing::error!(panic = %crate::runner::panic_message(p), "dropping an actor's run loop panicked");
+/// Drops `value` (`what` names it); a panic in a `Drop` on the way is logged, not
+/// propagated.
+pub(crate) fn drop_quietly<T>(value: T, what: &str) {
+    if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        tracing::error!(panic = %crate::runner::panic_message(p), "dropping {what} panicked");
     }
 }
 
@@ -677,7 +677,9 @@ impl Dispatcher {
         self.parked.load(Ordering::SeqCst) & (1u64 << index) != 0
     }
 
-    /// The runtime is going away: queue nothing more and drop every actor's run loop.
+    /// The runtime is going away: queue nothing more, drop every actor's run loop, then
+    /// undo the links that would keep the tree alive without the runtime (see
+    /// [`CellHandle::abandon`]), so the actors are freed with the last ref to them.
     fn clean_up(&self, system: &SystemInner) {
         if self.shut.swap(true, Ordering::SeqCst) {
             return;
@@ -704,6 +706,10 @@ impl Dispatcher {
         for cell in &cells {
             cell.discard_task();
         }
+        for cell in &cells {
+            cell.abandon();
+        }
+        system.abandon();
     }
 }
 

@@ -78,7 +78,8 @@ pub enum SpawnError {
         /// The taken name.
         name: String,
     },
-    /// The parent is stopping (or the system terminating): no new children.
+    /// The parent is stopping (or the system terminating, or its runtime was dropped): no
+    /// new children.
     #[error("cannot spawn {name:?} under {parent}: the parent is stopping")]
     ParentStopping {
         /// The parent's path.

@@ -244,6 +244,10 @@ impl<M> Mailbox<M> {
     /// Moves every queued envelope into the empty `batch`, or marks the run loop waiting. Ready
     /// also when `interrupted()` holds (a system message is waiting); it is checked again
     /// after registering so a wake between the two checks is not lost.
+    ///
+    /// Only the cell's own run loop may call this (and [`Mailbox::poll_until`]), as it runs
+    /// under the cell's waker: the wake a push makes queues the cell, not the waker of the
+    /// task polling.
     pub(crate) fn poll_batch(
         &self,
         batch: &mut VecDeque<Envelope<M>>,

@@ -109,6 +109,19 @@ impl SystemInner {
         let root = self.root.lock().clone();
         root.map(|r| r.core.child_list()).unwrap_or_default()
     }
+
+    /// The runtime went away (its actors are abandoned): lets go of the tree and of the
+    /// extensions, which may hold refs to actors, so that nothing keeps the system alive
+    /// but its handles. Spawning fails from here on, as after termination.
+    pub(crate) fn abandon(&self) {
+        let root = self.root.lock().take();
+        if let Some(root) = &root {
+            root.core.abandon();
+        }
+        let guardians = (self.user.lock().take(), self.system.lock().take());
+        let extensions = std::mem::take(&mut *self.extensions.lock());
+        crate::dispatcher::drop_quietly((root, guardians, extensions), "an abandoned system");
+    }
 }
 
 /// A running actor system: the root of an actor tree. Cheap to clone.

@@ -243,8 +243,9 @@ fn spawns_racing_termination_are_run_or_refused_and_never_kept() {
 }
 
 /// The runtime is dropped while a thread outside it keeps spawning and telling actors: the
-/// first dropped worker drops every run loop in the tree, and every spawn and wake after that
-/// drops its run loop at once. Nothing is kept and nothing is dropped twice.
+/// first dropped worker drops every run loop in the tree and lets go of the tree, so spawns
+/// after that are refused (`ParentStopping`), and a spawn or wake racing it drops its run loop
+/// at once. Nothing is kept and nothing is dropped twice.
 #[test]
 fn a_runtime_dropped_while_an_outside_thread_spawns_keeps_no_run_loop() {
     const BEFORE: usize = 200;
@@ -267,9 +268,20 @@ fn a_runtime_dropped_while_an_outside_thread_spawns_keeps_no_run_loop() {
                         // the rest are spawned once the runtime is surely gone
                         dropped_rx.recv_timeout(DEADLINE).unwrap();
                     }
-                    let r = system.spawn_anonymous(guarded_idle(&ledger)).unwrap();
-                    r.tell(());
-                    refs.push(r);
+                    match system.spawn_anonymous(guarded_idle(&ledger)) {
+                        Ok(r) => {
+                            assert!(
+                                i < BEFORE + AFTER / 2,
+                                "spawn {i} accepted after the runtime was dropped"
+                            );
+                            r.tell(());
+                            refs.push(r);
+                        }
+                        Err(SpawnError::ParentStopping { .. }) => {
+                            assert!(i >= BEFORE, "spawn {i} refused while the runtime ran");
+                        }
+                        Err(e) => panic!("spawn {i}: {e}"),
+                    }
                     for r in refs.iter().rev().take(4) {
                         r.tell(());
                     }

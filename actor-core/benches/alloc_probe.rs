@@ -5,6 +5,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[allow(dead_code)] // each bench uses some of them
+mod actors;
+use actors::Idle;
+
 struct Counting;
 static ON: AtomicBool = AtomicBool::new(false);
 static HIST: Mutex<Vec<(usize, usize, usize)>> = Mutex::new(Vec::new());
@@ -30,13 +34,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-struct Idle;
-impl Actor for Idle {
-    type Msg = ();
-    async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult {
-        Ok(())
-    }
-}
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,14 +3,10 @@
 //! Prints the mean round trip.
 use actor_core::*;
 use std::time::{Duration, Instant};
-struct Echo;
-impl Actor for Echo {
-    type Msg = ReplyTo<()>;
-    async fn handle(&mut self, r: ReplyTo<()>, _: &mut Context<Self>) -> ActorResult {
-        r.reply(());
-        Ok(())
-    }
-}
+
+#[allow(dead_code)] // each bench uses some of them
+mod actors;
+use actors::Echo;
 fn main() {
     let multi_thread = std::env::var_os("ASK_MT").is_some();
     let rt = if multi_thread {

@@ -7,8 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use actor_core::{Actor, ActorResult, ActorSystem, Context, Props, ReplyTo};
+use actor_core::{Actor, ActorResult, ActorSystem, Context, Props};
 use tokio::sync::oneshot;
+
+#[allow(dead_code)] // each bench uses some of them
+mod actors;
+use actors::{Echo, Idle, Parent};
 
 const TELL_MESSAGES: u64 = 10_000_000;
 const RUNS: usize = 5;
@@ -30,42 +34,6 @@ impl Actor for Counter {
         {
             let _ = d.send(());
         }
-        Ok(())
-    }
-}
-
-struct Echo;
-
-impl Actor for Echo {
-    type Msg = ReplyTo<u64>;
-    async fn handle(&mut self, r: ReplyTo<u64>, _: &mut Context<Self>) -> ActorResult {
-        r.reply(1);
-        Ok(())
-    }
-}
-
-struct Idle;
-
-impl Actor for Idle {
-    type Msg = ();
-    async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult {
-        Ok(())
-    }
-}
-
-/// Spawns the asked number of idle children from its handler and answers with the time it
-/// took: spawning as an application's parent actor does.
-struct Parent;
-
-impl Actor for Parent {
-    type Msg = (usize, ReplyTo<Duration>);
-    async fn handle(&mut self, (n, reply): Self::Msg, ctx: &mut Context<Self>) -> ActorResult {
-        let props = Props::new(|| Idle);
-        let start = Instant::now();
-        for _ in 0..n {
-            ctx.spawn_anonymous(props.clone())?;
-        }
-        reply.reply(start.elapsed());
         Ok(())
     }
 }

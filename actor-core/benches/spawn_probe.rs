@@ -6,36 +6,10 @@
 //! spawned after them all, which runs after them).
 use actor_core::*;
 use std::time::{Duration, Instant};
-struct Idle;
-impl Actor for Idle {
-    type Msg = ();
-    async fn handle(&mut self, _: (), _: &mut Context<Self>) -> ActorResult {
-        Ok(())
-    }
-}
-/// Answers every ask.
-struct Echo;
-impl Actor for Echo {
-    type Msg = ReplyTo<()>;
-    async fn handle(&mut self, r: ReplyTo<()>, _: &mut Context<Self>) -> ActorResult {
-        r.reply(());
-        Ok(())
-    }
-}
-/// Spawns `n` children when asked and answers with the time it took.
-struct Parent;
-impl Actor for Parent {
-    type Msg = (usize, ReplyTo<Duration>);
-    async fn handle(&mut self, (n, r): Self::Msg, ctx: &mut Context<Self>) -> ActorResult {
-        let props = Props::new(|| Idle);
-        let t = Instant::now();
-        for _ in 0..n {
-            ctx.spawn_anonymous(props.clone())?;
-        }
-        r.reply(t.elapsed());
-        Ok(())
-    }
-}
+
+#[allow(dead_code)] // each bench uses some of them
+mod actors;
+use actors::{Echo, Idle, Parent};
 fn main() {
     let multi_thread = std::env::var_os("SPAWN_MT").is_some();
     let from_actor = std::env::var_os("SPAWN_FROM_ACTOR").is_some();

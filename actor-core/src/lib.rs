@@ -26,7 +26,7 @@
 //!   straight to a parked worker), and one tokio task per runtime worker thread runs the
 //!   ready actors, as Akka's dispatchers do. A spawn then costs two small allocations (the
 //!   path and the 208-byte cell) and no runtime bookkeeping; the worker that first runs the
-//!   actor makes its 192-byte run loop from the recipe the cell keeps (as Akka makes the
+//!   actor makes its 152-byte run loop from the recipe the cell keeps (as Akka makes the
 //!   instance on the actor's dispatcher), so a task spawning many actors shares that work
 //!   with the other worker threads. Actors that message each other hand over within a
 //!   worker's loop without a round through tokio's scheduler. A plain task that wakes many

@@ -155,18 +155,23 @@ impl<A: Actor> Runner<A> {
         }
     }
 
-    async fn states(&mut self) {
-        let mut state = Box::pin(self.start()).await;
-        loop {
-            // `state` is moved whole before every await: a value kept across one, even a
-            // partly moved one, would sit in every idle actor's run loop
-            match state {
-                State::Running => {
-                    drop(state);
-                    state = self.process().await;
+    /// Moves the actor from state to state until it stops. Not an `async fn`, as `run` is
+    /// not: an `async fn` keeps two copies of `self` in its future, this block one.
+    #[allow(clippy::manual_async_fn)] // an `async fn` would keep `self` twice
+    fn states(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        async move {
+            let mut state = Box::pin(self.start()).await;
+            loop {
+                // `state` is moved whole before every await: a value kept across one, even a
+                // partly moved one, would sit in every idle actor's run loop
+                match state {
+                    State::Running => {
+                        drop(state);
+                        state = self.process().await;
+                    }
+                    State::Stopping => break,
+                    cold => state = Box::pin(self.cold_state(cold)).await,
                 }
-                State::Stopping => break,
-                cold => state = Box::pin(self.cold_state(cold)).await,
             }
         }
     }
@@ -339,84 +344,91 @@ impl<A: Actor> Runner<A> {
         None
     }
 
-    async fn process(&mut self) -> State {
-        'messages: loop {
-            if (self.ctx.cell().core.has_system()
-                || self.cold.as_ref().is_some_and(|c| !c.deferred.is_empty()))
-                && let Some(next) = self.system_while_running()
-            {
-                return next;
-            }
-            if self.ctx.cell().core.stop_requested.load(Ordering::Relaxed) {
-                return State::Stopping;
-            }
-            let front = self.ctx.rare.as_mut().and_then(|r| r.front.pop_front());
-            let msg = 'msg: {
-                if let Some(m) = front {
-                    break 'msg m;
+    /// Handles messages while the actor runs; returns the state it leaves running for. Not
+    /// an `async fn`: one copy of `self` in the future (see [`Runner::states`]).
+    #[allow(clippy::manual_async_fn)] // an `async fn` would keep `self` twice
+    fn process(&mut self) -> impl Future<Output = State> + Send + '_ {
+        async move {
+            'messages: loop {
+                if (self.ctx.cell().core.has_system()
+                    || self.cold.as_ref().is_some_and(|c| !c.deferred.is_empty()))
+                    && let Some(next) = self.system_while_running()
+                {
+                    return next;
                 }
-                // A termination signal is awaited after the envelope's scope ends: an await
-                // in its scope would keep the envelope in every idle actor's run loop.
-                let (actor, was_child) = {
-                    let env = match self.batch.pop_front() {
-                        Some(env) => env,
-                        None => {
+                if self.ctx.cell().core.stop_requested.load(Ordering::Relaxed) {
+                    return State::Stopping;
+                }
+                let front = self.ctx.rare.as_mut().and_then(|r| r.front.pop_front());
+                let msg = 'msg: {
+                    if let Some(m) = front {
+                        break 'msg m;
+                    }
+                    // A termination signal is awaited after the envelope's scope ends: an await
+                    // in its scope would keep the envelope in every idle actor's run loop.
+                    let (actor, was_child) = {
+                        // not a `match` on `pop_front()`: its scrutinee would live across the
+                        // await below, 40 bytes in every idle actor (an `if let`'s is dropped
+                        // before its `else`)
+                        let env = if let Some(env) = self.batch.pop_front() {
+                            env
+                        } else {
                             self.next_batch().await;
                             match self.batch.pop_front() {
                                 Some(env) => env,
                                 // woken for a system message
                                 None => continue 'messages,
                             }
-                        }
-                    };
-                    match env {
-                        Envelope::User(m) => break 'msg m,
-                        Envelope::Timer {
-                            key,
-                            generation,
-                            msg,
-                        } => {
-                            let current = self
-                                .ctx
-                                .rare
-                                .as_mut()
-                                .is_some_and(|r| r.timers.accept(&key, generation));
-                            if !current {
+                        };
+                        match env {
+                            Envelope::User(m) => break 'msg m,
+                            Envelope::Timer {
+                                key,
+                                generation,
+                                msg,
+                            } => {
+                                let current = self
+                                    .ctx
+                                    .rare
+                                    .as_mut()
+                                    .is_some_and(|r| r.timers.accept(&key, generation));
+                                if !current {
+                                    continue 'messages;
+                                }
+                                break 'msg msg;
+                            }
+                            Envelope::PoisonPill => return State::Stopping,
+                            Envelope::TimerDropped { key, generation } => {
+                                if let Some(r) = self.ctx.rare.as_mut() {
+                                    r.timers.accept(&key, generation);
+                                }
                                 continue 'messages;
                             }
-                            break 'msg msg;
+                            Envelope::Signal { actor, was_child } => (actor, was_child),
                         }
-                        Envelope::PoisonPill => return State::Stopping,
-                        Envelope::TimerDropped { key, generation } => {
-                            if let Some(r) = self.ctx.rare.as_mut() {
-                                r.timers.accept(&key, generation);
-                            }
-                            continue 'messages;
-                        }
-                        Envelope::Signal { actor, was_child } => (actor, was_child),
+                    };
+                    if let Err(f) = Box::pin(self.signal(actor, was_child)).await {
+                        return State::Suspended(f);
                     }
+                    continue 'messages;
                 };
-                if let Err(f) = Box::pin(self.signal(actor, was_child)).await {
-                    return State::Suspended(f);
+                if let Some(rt) = self
+                    .ctx
+                    .rare
+                    .as_mut()
+                    .and_then(|r| r.receive_timeout.as_mut())
+                {
+                    rt.deadline = Instant::now() + rt.after;
                 }
-                continue 'messages;
-            };
-            if let Some(rt) = self
-                .ctx
-                .rare
-                .as_mut()
-                .and_then(|r| r.receive_timeout.as_mut())
-            {
-                rt.deadline = Instant::now() + rt.after;
-            }
-            if let Err(c) = self.handle(msg).await {
-                return State::Suspended(self.failure(c, FailurePhase::Message));
-            }
-            crate::dispatcher::note_handled();
-            self.in_a_row += 1;
-            if self.in_a_row >= THROUGHPUT {
-                self.in_a_row = 0;
-                YieldTurn(false).await;
+                if let Err(c) = self.handle(msg).await {
+                    return State::Suspended(self.failure(c, FailurePhase::Message));
+                }
+                crate::dispatcher::note_handled();
+                self.in_a_row += 1;
+                if self.in_a_row >= THROUGHPUT {
+                    self.in_a_row = 0;
+                    YieldTurn(false).await;
+                }
             }
         }
     }

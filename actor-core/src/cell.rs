@@ -327,13 +327,13 @@ pub(crate) trait CellHandle: Send + Sync + 'static {
     /// The shared state.
     fn core(&self) -> &CellCore;
     /// Ends the run loop's wait for messages, if it waits: true when the caller must put
-    /// the cell on the ready queue (see [`CellHandle::send_system`]).
+    /// the cell on the ready queue (see `send_system` on `dyn CellHandle`).
     fn rouse(&self) -> bool;
     /// The concrete cell, for a typed downcast.
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 
     /// Queues a system message: true when the caller must put the cell on the ready queue.
-    /// Use [`CellHandle::send_system`], which does.
+    /// Use `send_system` on `dyn CellHandle`, which does.
     fn accept_system(&self, msg: SystemMsg) -> bool {
         self.core().push_system(msg) && self.rouse()
     }
